@@ -1,0 +1,157 @@
+"""The one place that imports CrypTen: a small shim that makes CrypTen 0.4.1 importable on torch 2.13.
+
+Everything in ``ppal_lab`` (and every notebook) gets CrypTen with ``from ppal_lab.secure import crypten``.
+
+Why a shim is needed
+--------------------
+CrypTen 0.4.1 (the last release) was written for torch 1.x/2.0. Its ``crypten/nn/onnx_converter.py``
+probes torch's ONNX internals at import time::
+
+    try:
+        import torch.onnx.symbolic_registry as sym_registry      # torch < 1.13
+        SYM_REGISTRY = True
+    except ImportError:
+        from torch.onnx._internal.registration import registry    # torch 1.13 .. 2.8
+        SYM_REGISTRY = False
+
+Modern torch has neither module, so ``import crypten`` dies with ``ModuleNotFoundError``. The name
+``registry`` is *only* imported; CrypTen never uses it (with ``SYM_REGISTRY = False`` it registers its
+ONNX symbolics through the public ``torch.onnx.register_custom_op_symbolic``, which still exists). So the
+smallest correct fix is: while ``import crypten`` runs, put a placeholder module under the removed name in
+``sys.modules``; take it out again right after, so that no other code (nor a later ``import torch.onnx``)
+sees a fake torch module. The placeholder's ``registry`` raises a ``RuntimeError`` on any use, so if a
+future code path did touch it, it fails loudly instead of silently doing the wrong thing. Nothing in
+``site-packages`` is edited; importing this module twice is harmless (it returns the cached ``crypten``);
+on a torch that still has the real module the shim does nothing.
+
+Two more torch-2.x incompatibilities, handled by the small helpers below rather than by patching CrypTen:
+
+* ``crypten.load`` calls ``torch.load(f)``, whose default became ``weights_only=True`` in torch 2.6, which
+  refuses CrypTen's pickled objects. :func:`load_trusted` passes ``weights_only=False`` -- which runs
+  arbitrary pickle code, so only load files you wrote yourself.
+* ``crypten.nn.from_pytorch`` exports the model with ``torch.onnx.export``, whose default is now the dynamo
+  exporter (needs ``onnxscript`` and ignores CrypTen's custom symbolics). :func:`from_pytorch` forces the
+  TorchScript exporter (``dynamo=False``) for the duration of the call.
+
+Other CrypTen facts worth knowing: the wheel also installs a top-level package called ``configs`` (it
+holds CrypTen's ``default.yaml``; never name a project package ``configs``); ``crypten.cfg`` is per
+process, so settings made in a notebook are not seen by parties started with
+:func:`ppal_lab.secure.twoparty.run_parties` (set them inside the party function); ``from_pytorch``
+replaces torch's ONNX symbolics for softmax/log_softmax/dropout for the rest of the process.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+import warnings
+
+import torch
+
+__all__ = ["crypten", "SHIM_USED", "load_trusted", "from_pytorch"]
+
+_REMOVED_MODULE = "torch.onnx._internal.registration"
+_lock = threading.RLock()
+
+
+class _RemovedTorchRegistry:
+    """Stands in for ``torch.onnx._internal.registration.registry``; any use raises."""
+
+    def _fail(self, what: str = "it"):
+        raise RuntimeError(
+            f"CrypTen tried to use {_REMOVED_MODULE}.registry ({what}), which torch {torch.__version__} "
+            "no longer has. ppal_lab.secure.crypten_compat only provides a placeholder so that "
+            "`import crypten` works; this CrypTen code path is not supported on this torch version."
+        )
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):  # let copy/pickle/inspect probes behave normally
+            raise AttributeError(name)
+        self._fail(f"attribute {name!r}")
+
+    def __call__(self, *args, **kwargs):
+        self._fail("call")
+
+    def __getitem__(self, key):
+        self._fail("item access")
+
+    def __iter__(self):
+        self._fail("iteration")
+
+    def __len__(self):
+        self._fail("len()")
+
+    def __contains__(self, item):
+        self._fail("membership test")
+
+    def __bool__(self):
+        self._fail("truth test")
+
+    def __repr__(self):
+        return f"<placeholder for the removed {_REMOVED_MODULE}.registry>"
+
+
+def _import_crypten() -> tuple[types.ModuleType, bool]:
+    """Import CrypTen, with the placeholder module in place only while the import runs."""
+    with _lock:
+        if "crypten" in sys.modules:  # already imported (by us or anyone): nothing to do
+            return sys.modules["crypten"], False
+        try:
+            needs_stub = importlib.util.find_spec(_REMOVED_MODULE) is None
+        except ModuleNotFoundError:  # a parent package is missing too: same situation
+            needs_stub = True
+        if not needs_stub:  # an older torch that still has the module: import CrypTen untouched
+            return importlib.import_module("crypten"), False
+        stub = types.ModuleType(_REMOVED_MODULE, "ppal_lab placeholder for a module torch removed")
+        stub.registry = _RemovedTorchRegistry()
+        sys.modules[_REMOVED_MODULE] = stub
+        try:
+            module = importlib.import_module("crypten")
+        finally:
+            # CrypTen keeps its own reference to `registry`; nobody else should find the fake module.
+            if sys.modules.get(_REMOVED_MODULE) is stub:
+                del sys.modules[_REMOVED_MODULE]
+        return module, True
+
+
+crypten, SHIM_USED = _import_crypten()
+"""The CrypTen module. ``SHIM_USED`` says whether the placeholder was needed for this import."""
+
+
+def load_trusted(f, **kwargs):
+    """``crypten.load(f)`` that works on torch >= 2.6 (``torch.load(..., weights_only=False)``).
+
+    ``weights_only=False`` unpickles arbitrary objects and can run code: only load files that you (or
+    your own parties) wrote with ``crypten.save``. Extra ``kwargs`` go to ``torch.load``.
+    """
+    closure = functools.partial(torch.load, weights_only=False)
+    return crypten.load(f, load_closure=closure, **kwargs)
+
+
+def from_pytorch(pytorch_model: torch.nn.Module, dummy_input):
+    """``crypten.nn.from_pytorch`` with torch's TorchScript ONNX exporter (``dynamo=False``).
+
+    CrypTen looks up ``torch.onnx.export`` at call time, so the default is switched only for the
+    duration of this call (under a lock). Side effect of CrypTen itself: its ONNX symbolics for
+    softmax, log_softmax and dropout stay registered with torch for the rest of the process.
+    """
+    with _lock:
+        original = torch.onnx.export
+
+        @functools.wraps(original)
+        def export_torchscript(*args, **kwargs):
+            kwargs.setdefault("dynamo", False)
+            return original(*args, **kwargs)
+
+        torch.onnx.export = export_torchscript
+        try:
+            with warnings.catch_warnings():  # the legacy exporter is chosen on purpose: say so once here
+                warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export",
+                                        DeprecationWarning)
+                warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+                return crypten.nn.from_pytorch(pytorch_model, dummy_input)
+        finally:
+            torch.onnx.export = original

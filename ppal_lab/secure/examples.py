@@ -1,0 +1,66 @@
+"""Example party functions for :func:`ppal_lab.secure.twoparty.run_parties`.
+
+They live in a module (not in a notebook or a test) because spawned parties must be able to import
+them. Each takes ``rank`` first; private inputs arrive through ``party_args``, so a party only ever
+holds its own data.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .crypten_compat import crypten, load_trusted
+
+
+def _share(own: dict, name: str, src: int, rank: int, shape):
+    """Secret-share ``own[name]`` held by party ``src``; the others only know its (public) shape."""
+    plain = own[name] if rank == src else torch.empty(shape)
+    return crypten.cryptensor(plain, src=src)
+
+
+def private_arithmetic(rank: int, x_shape, w_shape, own: dict, save_dir: str | None = None) -> dict:
+    """Party 0 holds ``x``; party 1 holds ``y`` (same shape as x) and ``W``. Reveal a few results.
+
+    Returns the revealed plaintext of ``x*y + x``, ``x @ W``, ``relu(x - y)`` and ``x > y``, and
+    ``"my share of x"``: the random-looking int64 ring elements this party actually holds. With
+    ``save_dir`` each party also saves its share of ``x*y`` with ``crypten.save`` and loads it back with
+    :func:`~ppal_lab.secure.crypten_compat.load_trusted` (returned as ``"x*y reloaded"``).
+    """
+    x = _share(own, "x", 0, rank, x_shape)
+    y = _share(own, "y", 1, rank, x_shape)
+    w = _share(own, "W", 1, rank, w_shape)
+    xy = x * y
+    out = {
+        "x*y+x": (xy + x).get_plain_text(),
+        "x@W": x.matmul(w).get_plain_text(),
+        "relu(x-y)": (x - y).relu().get_plain_text(),
+        "x>y": (x > y).get_plain_text(),
+        "my share of x": x.share.clone(),
+    }
+    if save_dir is not None:
+        path = os.path.join(save_dir, f"share-{rank}.pt")
+        crypten.save(xy, path)  # each party writes its own share (crypten.save ends with a barrier)
+        out["x*y reloaded"] = load_trusted(path).get_plain_text()
+    return out
+
+
+def failing_party(rank: int, bad_rank: int) -> None:
+    """Party ``bad_rank`` raises at once; the others wait for a reveal that can never complete."""
+    if rank == bad_rank:
+        raise ValueError(f"party {rank} refuses to take part")
+    crypten.cryptensor(torch.ones(3), src=0).get_plain_text()
+
+
+def deserting_party(rank: int) -> str:
+    """Rank 1 returns without sending anything; rank 0 waits forever for a tensor from rank 1."""
+    if rank == 0:
+        crypten.comm.get().recv(torch.zeros(1), src=1)
+    return "done"
+
+
+def crashing_party(rank: int, exit_code: int) -> None:
+    """Rank 1 dies abruptly (``os._exit``) without reporting; rank 0 waits for a reveal."""
+    if rank == 1:
+        os._exit(exit_code)
+    crypten.cryptensor(torch.ones(3), src=0).get_plain_text()
