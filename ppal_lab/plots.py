@@ -18,8 +18,9 @@ def use_style() -> None:
                          "axes.titleweight": "bold", "figure.autolayout": False})
 
 
-def save(fig: plt.Figure, name: str, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """Save ``fig`` as ``figures/<name>.<fmt>`` (or into the run's output folder)."""
+def save(fig: plt.Figure, name: str, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Save ``fig`` as ``figures/<name>.<fmt>`` (or into the run's output folder); PNG by default,
+    add ``"svg"`` for slides and papers (large for dense scatter plots)."""
     paths = []
     for fmt in formats:
         path = figures_dir() / f"{name}.{fmt}"
