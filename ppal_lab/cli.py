@@ -64,6 +64,9 @@ def _book(args) -> int:
             runner.refresh(spec, progress=not args.quiet)
         else:
             print(f"up to date: {spec.filename}")
+    from . import ledger
+
+    print(f"claims ledger: {ledger.write()}")
     if not args.no_build:
         runner.build_book()
     return 0

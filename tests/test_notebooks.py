@@ -47,3 +47,18 @@ def test_committed_record_is_valid(name):
     assert record["parameters"] == SPECS[name].defaults()
     for metric in SPECS[name].headline:
         assert metric in record["metrics"]
+
+
+def test_claims_ledger_matches_the_committed_records():
+    from ppal_lab import ledger
+
+    committed = (repo_root() / ledger.LEDGER).read_text()
+    assert committed == ledger.render(ledger.chapter_records()), "run `ppal-lab book` to regenerate it"
+
+
+def test_every_claim_has_a_verdict_and_both_figures():
+    from ppal_lab import ledger
+
+    for record in ledger.chapter_records():
+        for claim in record["claims"]:
+            assert claim["seed_value"].strip() and claim["measured"].strip() and claim["verdict"]
