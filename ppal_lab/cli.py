@@ -58,7 +58,8 @@ def _sweep(args) -> int:
 def _book(args) -> int:
     from . import runner
 
-    for spec in SPECS.values():
+    specs = [resolve(name) for name in args.notebooks] or list(SPECS.values())
+    for spec in specs:
         if args.force or runner.is_stale(spec):
             print(f"executing {spec.filename} ...", flush=True)
             runner.refresh(spec, progress=not args.quiet)
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=_sweep)
 
     book = sub.add_parser("book", help="execute stale notebooks in place, then build the book")
+    book.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     book.add_argument("--force", action="store_true", help="execute every notebook")
     book.add_argument("--no-build", action="store_true", help="execute only; do not build the book")
     book.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -7,6 +7,7 @@ notebooks whose hash no longer matches (or whose result record is missing).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -137,15 +138,22 @@ class _kernel_environment:
 
 def execute(spec: NotebookSpec, output_nb: Path, parameters: Mapping[str, Any] | None = None,
             output_dir: Path | None = None, progress: bool = True, stamp: bool = False) -> Path:
-    """Execute ``spec``'s committed notebook into ``output_nb`` atomically: a failed run leaves no
-    file behind. Records and figures go to ``output_dir`` (``None``: the committed locations). With
-    ``stamp`` the notebook's metadata records its input hash (see :func:`is_stale`)."""
+    """Execute ``spec``'s committed notebook into ``output_nb`` atomically: the run goes to a temporary
+    file in a hidden folder beside the target and replaces it only on success, so a failed run leaves
+    nothing behind. Records and figures go to ``output_dir`` (``None``: the committed locations). With
+    ``stamp`` the notebook's metadata records its input hash (see :func:`is_stale`).
+
+    If the committed notebook is edited while it runs, the result is discarded with an error rather
+    than written over the newer source.
+    """
     import papermill as pm
 
     src = notebooks_dir() / spec.filename
+    source_before = src.read_bytes()
     output_nb = Path(output_nb)
-    output_nb.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output_nb.parent, prefix=f".{output_nb.stem}.", suffix=".ipynb")
+    scratch = output_nb.parent / ".executing"
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f"{output_nb.stem}.", suffix=".ipynb")
     os.close(fd)
     try:
         digest = input_hash(spec) if stamp else None
@@ -156,10 +164,14 @@ def execute(spec: NotebookSpec, output_nb: Path, parameters: Mapping[str, Any] |
             nb = nbformat.read(tmp, as_version=4)
             nb.metadata["ppal"] = {"input_hash": digest}
             nbformat.write(nb, tmp)
+        if src.read_bytes() != source_before:
+            raise RuntimeError(f"{src} changed while it was executing; its outputs were discarded: run again")
         os.replace(tmp, output_nb)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            scratch.rmdir()  # only when empty: another execution may be using it
     return output_nb
 
 

@@ -37,6 +37,209 @@ register(NotebookSpec(
 ))
 
 
+register(NotebookSpec(
+    name="06_secret_sharing",
+    title="Secret sharing and secure computation",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "repeats (seed, seed + 1, ...) for the confidence intervals", low=2, high=50),
+        Param("t", int, 2, "Shamir threshold: polynomials of degree t, any t + 1 shares reconstruct",
+              low=1, high=10),
+        Param("n_parties", int, 5, "Shamir parties n (multiplication needs n >= 2t + 1)", low=2, high=21),
+        Param("modulus", int, 2**61 - 1, "prime field modulus of the Shamir arithmetic", low=3,
+              high=2**127 - 1),
+        Param("small_modulus", int, 13, "small prime field for the plots and the uniformity test",
+              low=3, high=101),
+        Param("n_sharings", int, 20_000, "sharings per uniformity test (>= 5 small_modulus^t)",
+              low=100, high=2_000_000),
+        Param("n_circuits", int, 50, "random arithmetic circuits evaluated on shares per seed",
+              low=1, high=10_000),
+        Param("precision_bits", int, 16, "CrypTen fixed-point fractional bits (crypten.cfg.encoder)",
+              low=8, high=24),
+        Param("n_inputs", int, 1000, "random inputs per CrypTen operation and seed", low=10, high=100_000),
+    ),
+    headline=("shamir_reconstruction_rate", "shamir_circuit_exact_rate", "shamir_uniformity_pvalue",
+              "fp_max_abs_error_mul", "fp_max_rel_error_exp", "fp_median_ulp32_sigmoid", "fp_rounds_div"),
+    budget_s=120.0,
+))
+
+
+register(NotebookSpec(
+    name="03_sparsity",
+    title="Extreme sparsity: sparsity-aware DP, density-aware acquisition and cold start",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent repeats (data set, initial labels, noise) behind each 95% CI",
+              low=1, high=30),
+        Param("n_pool", int, 10_000, "unlabelled hard drives in the pool (one month of intake)",
+              low=100, high=200_000),
+        Param("n_test", int, 5000, "held-out drives for accuracy", low=100, high=100_000),
+        Param("n_labels", int, 200, "label budget of each acquisition run (initial labels included), "
+              "<= n_pool", low=1, high=200_000),
+        Param("n_initial", int, 20, "labels chosen by the cold start (<= 50: the seed's cold start "
+              "picks one per feature cluster)", low=2, high=50),
+        Param("batch_size", int, 20, "labels acquired per round", low=1, high=10_000),
+        Param("strategy", str, "density", "acquisition strategy whose labels the DP section trains on",
+              choices=("random", "entropy", "density")),
+        Param("model", str, "logreg", "classifier: imputation pipeline + logistic regression, or "
+              "NaN-native gradient boosting", choices=("logreg", "hgb")),
+        Param("bandwidth", float, 0.5, "KDE bandwidth of the density ratio, standardised units "
+              "(the seed uses 0.5)", low=0.0, high=100.0, low_open=True),
+        Param("missing_rate", float, 0.8, "fraction of feature values missing (MCAR)",
+              low=0.0, high=1.0, high_open=True),
+        Param("epsilon", float, 0.5, "declared privacy budget epsilon (the seed's pipeline uses 0.5)",
+              low=0.0, high=100.0, low_open=True),
+        Param("delta", float, 1e-5, "declared delta", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("dp_batch_size", int, 50, "expected pool items per DP step (Poisson rate = "
+              "dp_batch_size / n_pool), <= n_pool", low=1, high=200_000),
+        Param("dp_steps", int, 1000, "DP training steps", low=1, high=100_000),
+        Param("n_trials", int, 10_000, "audit trials per world (without and with the canary)",
+              low=100, high=1_000_000),
+    ),
+    headline=("accuracy_density_kmeans", "accuracy_entropy_random", "accuracy_random_random",
+              "balanced_accuracy_density_kmeans", "noise_energy_seed_over_dpsgd",
+              "audit_epsilon_seed_empty_batch", "audit_epsilon_opacus_dpsgd"),
+    budget_s=180.0,
+))
+
+
+register(NotebookSpec(
+    name="07_supply_chain_maddpg",
+    title="Two-player supply chain: MADDPG with and without data sharing",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent training runs per mode (seeds seed, seed+1, ...)", low=2, high=50),
+        Param("episodes", int, 100, "measured 40-step episodes after pre-training (the seed's 100 epochs)",
+              low=1, high=5000),
+        Param("pretrain_episodes", int, 1600, "exploration / pre-training episodes on simulated data",
+              low=0, high=1_000_000),
+        Param("pretrain_envs", int, 16, "pre-training episodes played side by side (one update a step)",
+              low=1, high=1024),
+        Param("hidden", int, 128, "hidden units of every actor and critic layer", low=1, high=1024),
+        Param("batch_size", int, 128, "replay minibatch size", low=1, high=4096),
+        Param("lr_actor", float, 1e-3, "Adam learning rate of the actors", low=0.0, high=1.0, low_open=True),
+        Param("lr_critic", float, 1e-3, "Adam learning rate of the critics", low=0.0, high=1.0, low_open=True),
+        Param("gamma", float, 0.95, "discount factor", low=0.0, high=1.0, high_open=True),
+        Param("noise", float, 0.1, "exploration noise std in the measured episodes (action range = 1)",
+              low=0.0, high=1.0),
+        Param("spoilage", float, 0.0, "share of each player's leftover stock that perishes every step",
+              low=0.0, high=1.0),
+        Param("n_jobs", int, 2, "worker processes for training (1 = in the notebook's process)", low=1, high=64),
+    ),
+    headline=("wastage_nds", "wastage_ede", "ncr_nds", "ncr_ede", "wastage_reduction_ede_vs_nds",
+              "ncr_improvement_ede_vs_nds"),
+    budget_s=300.0,
+))
+
+
+register(NotebookSpec(
+    name="04_continual_learning",
+    title="Continual learning under drift: does EWC stop forgetting?",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent data sets and networks (confidence intervals over them)",
+              low=2, high=50),
+        Param("n_per_month", int, 10_000, "hard drives arriving per month (12 months = 4 quarters)",
+              low=500, high=100_000),
+        Param("missing_rate", float, 0.8, "fraction of feature values missing (MCAR) in the main experiment",
+              low=0.0, high=1.0, high_open=True),
+        Param("contrast_missing_rate", float, 0.0, "fraction of feature values missing in the contrast experiment",
+              low=0.0, high=1.0, high_open=True),
+        Param("n_labels", int, 600, "labelled drives per quarter the network trains on "
+              "(at most 3 x round(0.02 n_per_month))", low=1, high=6000),
+        Param("n_test", int, 2000, "unlabelled drives per quarter held out, with true grades, for evaluation",
+              low=50, high=100_000),
+        Param("epochs", int, 10, "passes over each quarter's training labels", low=1, high=500),
+        Param("hidden_units", int, 32, "units in each of the network's two hidden layers", low=1, high=1024),
+        Param("ewc_lambda", float, 1000.0, "EWC penalty weight of the headline comparison (the seed's value)",
+              low=0.0),
+        Param("lambda_min", float, 1.0, "smallest EWC penalty weight of the sweep", low=0.0, low_open=True),
+        Param("lambda_max", float, 1000.0, "largest EWC penalty weight of the sweep (>= lambda_min)",
+              low=0.0, low_open=True),
+        Param("n_lambdas", int, 4, "geometrically spaced penalty weights in the sweep", low=1, high=20),
+        Param("fisher", str, "true", "Fisher diagonal: of the model's predictions (true) or of the labels",
+              choices=("true", "empirical")),
+        Param("consolidation", str, "per_task", "one EWC penalty per past quarter, or one running penalty",
+              choices=("per_task", "online")),
+        Param("strategy", str, "random", "which drives of a quarter get labels: the randomly labelled ones, "
+              "or active learning with the current network", choices=("random", "least_confident", "margin",
+                                                                    "entropy")),
+    ),
+    headline=("finetune_backward_transfer", "ewc_backward_transfer", "finetune_average_accuracy",
+              "ewc_average_accuracy", "joint_average_accuracy", "ewc_minus_finetune_backward_transfer_auc",
+              "contrast_finetune_backward_transfer_auc", "contrast_ewc_minus_finetune_backward_transfer_auc"),
+    budget_s=180.0,
+))
+
+register(NotebookSpec(
+    name="05_qubo_feature_selection",
+    title="QUBO feature selection by simulated bifurcation",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "data splits / solver seeds / instance blocks behind each 95% CI",
+              low=2, high=50),
+        Param("dataset", str, "breast_cancer", "real scikit-learn data set compared with the magnet data",
+              choices=("breast_cancer", "wine", "digits")),
+        Param("k", int, 15, "features to select in the worked example and the peer comparison "
+              "(the seed selects 15 of 50)", low=1, high=49),
+        Param("alpha", float, 0.5, "weight of relevance against redundancy in the mRMR QUBO",
+              low=0.0, high=1.0),
+        Param("solver", str, "bsb", "our simulated-bifurcation variant: ballistic or discrete",
+              choices=("bsb", "dsb")),
+        Param("polish", bool, True, "follow simulated bifurcation by the swap local search"),
+        Param("n_agents", int, 32, "SB agents (and annealing reads / random starts on small instances)",
+              low=1, high=4096),
+        Param("n_instances", int, 100, "random instances (10-20 features) of the optimality study",
+              low=2, high=10_000),
+        Param("peer_seeds", int, 3, "solver seeds per size in the comparison with the peers", low=1, high=20),
+    ),
+    headline=("optimality_success_ours", "optimality_success_sb_raw", "optimality_success_seed_routine",
+              "time_n1000_ours_s", "accuracy_magnet_ours_k", "accuracy_magnet_all"),
+    budget_s=180.0,
+))
+
+
+register(NotebookSpec(
+    name="02_active_learning",
+    title="Traditional vs privacy-preserving active learning",
+    params=(
+        Param("seed", int, 100, "seed of the data set, split and partition; repeats use seed, seed + 1, ... "
+              "(100: clear of the small seeds used while building ppal_lab)", low=0, high=2**32 - 1),
+        Param("n_seeds", int, 10, "independent repeats behind each 95% CI", low=2, high=50),
+        Param("dataset", str, "remanufacturing", "main data set (sections 1-3)",
+              choices=("remanufacturing", "breast_cancer", "digits", "wine")),
+        Param("real_dataset", str, "breast_cancer", "real scikit-learn data set of section 4",
+              choices=("breast_cancer", "digits", "wine")),
+        Param("n_items", int, 4000, "remanufacturing items generated (pool + test set)", low=100,
+              high=100_000),
+        Param("test_fraction", float, 0.25, "share of each data set held out for testing", low=0.05,
+              high=0.5),
+        Param("epsilon", float, 1.0, "per-participant budget (unit: one record) of the headline and the "
+              "overhead; the grid adds 0.1, 0.5, 1, 2, 4, 8 and no privacy", low=0.0, high=100.0,
+              low_open=True),
+        Param("delta", float, 1e-5, "delta of every participant's budget", low=0.0, high=1.0,
+              low_open=True, high_open=True),
+        Param("n_participants", int, 4, "sites of the horizontal partition", low=1, high=50),
+        Param("non_iid", float, 0.5, "label skew of the partition (0 = stratified)", low=0.0, high=1.0),
+        Param("label_budget", int, 200, "labels per run, initial ones included (<= pool size)", low=3,
+              high=100_000),
+        Param("initial_labels", int, 20, "random labels before the first query (>= n_participants)",
+              low=2, high=10_000),
+        Param("batch_size", int, 10, "labels bought per query round", low=1, high=10_000),
+        Param("strategy", str, "entropy", "uncertainty strategy of the federated runs and the headline "
+              "saving", choices=("least_confident", "margin", "entropy")),
+        Param("model", str, "logreg", "global model of the federated runs and their centralized "
+              "reference", choices=("logreg", "mlp")),
+        Param("target_fraction", float, 0.95, "target accuracy as a fraction of the full-data accuracy",
+              low=0.0, high=1.0, low_open=True),
+    ),
+    headline=("full_data_accuracy", "label_saving", "labels_to_target_strategy", "labels_to_target_random",
+              "fraction_of_centralized", "fraction_of_centralized_nonprivate", "round_overhead",
+              "real_label_saving", "real_fraction_of_centralized", "real_round_overhead"),
+    budget_s=180.0,
+))
+
+
 def resolve(name: str) -> NotebookSpec:
     """Find a notebook by its full name, with or without ``.ipynb``, or by an unambiguous part of it
     (its number ``01`` or a word ``data``)."""
@@ -55,3 +258,8 @@ def resolve(name: str) -> NotebookSpec:
 
 def get_spec(name: str) -> NotebookSpec:
     return resolve(name)
+
+
+# Keep chapter order whatever order the chapters were registered in (list, book and errors use it).
+for _name in sorted(SPECS):
+    SPECS[_name] = SPECS.pop(_name)

@@ -10,7 +10,7 @@ from ppal_lab.paths import notebooks_dir, repo_root
 from ppal_lab.results import load_record
 from ppal_lab.specs import SPECS
 
-NOTEBOOKS = sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))
+NOTEBOOKS = sorted(p.stem for p in notebooks_dir().glob("[0-9]*.ipynb"))
 
 
 def test_every_notebook_is_registered_and_every_spec_has_a_notebook():
