@@ -166,6 +166,7 @@ def execute(spec: NotebookSpec, output_nb: Path, parameters: Mapping[str, Any] |
             nbformat.write(nb, tmp)
         if src.read_bytes() != source_before:
             raise RuntimeError(f"{src} changed while it was executing; its outputs were discarded: run again")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an executed notebook is meant to be shared
         os.replace(tmp, output_nb)
     finally:
         if os.path.exists(tmp):
