@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Extra pip arguments for torch, e.g. a CPU-only wheel index on machines that would otherwise pull CUDA.
 PIP_TORCH_ARGS ?=
+# Test processes: nbval re-executes every notebook, and most run on one core, so two workers halve the wait.
+TEST_WORKERS ?= 2
 
 .PHONY: book test bench venv clean
 
@@ -25,8 +27,8 @@ book: $(STAMP)
 
 ## make test: unit tests, nbval over every committed notebook, and a warning-free book build.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-	    --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks -n $(TEST_WORKERS) --dist loadfile --nbval-lax \
+	    --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 ## make bench: the side-by-side benchmarks against peer libraries.
 bench: $(STAMP)
