@@ -240,6 +240,42 @@ register(NotebookSpec(
 ))
 
 
+register(NotebookSpec(
+    name="09_inverse_simulation",
+    title="Inverse-simulation verification: the trust layer",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent repeats (seed, seed + 1, ...) behind every 95% CI", low=2, high=50),
+        Param("n_items", int, 2000, "items per repeat: the verified test stream, each calibration half, and "
+              "the collaborative cycle's population", low=200, high=200_000),
+        Param("anomaly_rate", float, 0.2, "fraction of the test stream made anomalous (kinds in equal shares)",
+              low=0.0, high=1.0, high_open=True),
+        Param("anomaly_kinds", list, ["tampered_prediction", "sensor_fault", "sensor_drift", "ood_component",
+                                      "label_noise"], "anomaly kinds injected",
+              choices=("tampered_prediction", "sensor_fault", "sensor_drift", "ood_component", "label_noise")),
+        Param("fpr_target", float, 0.05, "false-positive rate at which the ROC threshold is set on honest "
+              "calibration items", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("threshold", float, 0.85, "fixed threshold on both scores compared with the ROC one (the seed's 0.85)",
+              low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("inverse", str, "grid", "inverse model of the claimant and the verifier: grid search (maximum "
+              "likelihood) or a learned MLP", choices=("grid", "mlp")),
+        Param("n_secure", int, 256, "test items verified on secret shares in the one CrypTen launch (<= n_items)",
+              low=16, high=5000),
+        Param("n_sites", int, 4, "participants of the collaborative cycle (one of them corrupts labels)",
+              low=2, high=20),
+        Param("corrupt_rate", float, 1.0, "probability that the corrupted participant's inspector answers an "
+              "item wrongly", low=0.0, high=1.0),
+        Param("label_budget", int, 400, "labels bought in the collaborative cycle, 20 initial ones included "
+              "(<= 3/4 n_items)", low=21, high=150_000),
+        Param("batch_size", int, 40, "labels bought per round of the cycle", low=1, high=10_000),
+        Param("strategy", str, "least_confident", "query strategy of the cycle",
+              choices=("random", "least_confident", "margin", "entropy")),
+    ),
+    headline=("detection_rate_at_fpr", "false_positive_rate", "fixed_threshold_false_positive_rate",
+              "auc_label_noise", "secure_max_abs_error", "gate_accuracy_gain"),
+    budget_s=180.0,
+))
+
 def resolve(name: str) -> NotebookSpec:
     """Find a notebook by its full name, with or without ``.ipynb``, or by an unambiguous part of it
     (its number ``01`` or a word ``data``)."""
