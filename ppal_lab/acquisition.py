@@ -45,13 +45,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Any, Callable
 
 import numpy as np
 
 from . import active
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, as_generator, check_choice, check_int, check_positive, check_range
 
 __all__ = [
     "COLD_STARTS",
@@ -98,27 +97,6 @@ _CHUNK_ROWS = 2048
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _count(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    check_range(name, value, 0, math.inf, low_open=True, high_open=True)
-    return float(value)
-
-
-def _generator(rng: Any) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, Integral) and not isinstance(rng, bool) and int(rng) >= 0:
-        return np.random.default_rng(int(rng))
-    raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")
-
-
 def _matrix(name: str, X: Any, allow_nan: bool = False) -> np.ndarray:
     try:
         A = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X, dtype=np.float64)
@@ -148,12 +126,12 @@ def _index_array(name: str, idx: Any, n: int) -> np.ndarray:
 def check_acquisition_parameters(n_pool: int, n_labels: int, n_initial: int, batch_size: int) -> None:
     """Raise :class:`ParameterError` unless ``1 <= n_labels <= n_pool``,
     ``2 <= n_initial <= n_labels`` and ``batch_size >= 1`` (called before any work)."""
-    n_pool = _count("n_pool", n_pool, 2)
-    n_labels = _count("n_labels", n_labels, 1, n_pool)
+    n_pool = check_int("n_pool", n_pool, 2)
+    n_labels = check_int("n_labels", n_labels, 1, n_pool)
     if n_labels < 2:
         raise ParameterError("n_labels", n_labels, f"in [2, {n_pool}] (a classifier needs two labels)")
-    _count("n_initial", n_initial, 2, n_labels)
-    _count("batch_size", batch_size, 1)
+    check_int("n_initial", n_initial, 2, n_labels)
+    check_int("batch_size", batch_size, 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,7 +168,7 @@ def make_classifier(model: str = "logreg", seed: int = 0):
     missing values at every split).
     """
     check_choice("model", model, MODELS)
-    seed = _count("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     if model == "logreg":
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression
@@ -246,7 +224,7 @@ def kde_log_density(X_eval: Any, X_ref: Any, bandwidth: float,
     R = _matrix("X_ref", X_ref)
     if E.shape[1] != R.shape[1]:
         raise ParameterError("X_ref", f"{R.shape[1]} columns", f"{E.shape[1]} columns like X_eval")
-    h = _positive("bandwidth", bandwidth)
+    h = check_positive("bandwidth", bandwidth)
     if exclude is not None:
         exclude = np.asarray(exclude)
         if exclude.shape != (E.shape[0],) or not np.issubdtype(exclude.dtype, np.integer) \
@@ -301,9 +279,9 @@ def pool_log_density(Z_pool: Any, bandwidth: float = 0.5, n_reference: int = 100
     numpy.ndarray of shape (n,)
     """
     Z = _matrix("Z_pool", Z_pool)
-    h = _positive("bandwidth", bandwidth)
-    m = _count("n_reference", n_reference, 2)
-    gen = _generator(rng)
+    h = check_positive("bandwidth", bandwidth)
+    m = check_int("n_reference", n_reference, 2)
+    gen = as_generator(rng)
     if not isinstance(leave_one_out, bool):
         raise ParameterError("leave_one_out", leave_one_out, "True or False")
     n = Z.shape[0]
@@ -331,7 +309,7 @@ def log_density_ratio(Z_pool: Any, labelled: Any, bandwidth: float = 0.5, n_refe
     """
     Z = _matrix("Z_pool", Z_pool)
     lab = _index_array("labelled", labelled, Z.shape[0])
-    h = _positive("bandwidth", bandwidth)
+    h = check_positive("bandwidth", bandwidth)
     if log_pool is None:
         log_pool = pool_log_density(Z, h, n_reference, rng, leave_one_out)
     else:
@@ -373,7 +351,7 @@ def density_query(model: Any, X_pool: Any, Z_pool: np.ndarray, labelled: np.ndar
     Z = _matrix("Z_pool", Z_pool)
     lab = _index_array("labelled", labelled, Z.shape[0])
     n_cand = Z.shape[0] - lab.size
-    batch_size = _count("batch_size", batch_size, 1, max(n_cand, 1))
+    batch_size = check_int("batch_size", batch_size, 1, max(n_cand, 1))
     if n_cand < 1:
         raise ParameterError("labelled", f"{lab.size} of {Z.shape[0]} items", "fewer than all items")
     log_ratio = log_density_ratio(Z, lab, bandwidth, n_reference, rng, log_pool=log_pool)
@@ -403,8 +381,8 @@ def seed_cold_start(Z: Any, n_initial: int, rng: np.random.Generator | int = 0) 
     """
     A = _matrix("Z", Z)
     d = A.shape[1]
-    k = _count("n_initial", n_initial, 2, d)
-    gen = _generator(rng)
+    k = check_int("n_initial", n_initial, 2, d)
+    gen = as_generator(rng)
     from sklearn.cluster import SpectralClustering
 
     corr = np.corrcoef(A.T)
@@ -437,9 +415,9 @@ def cold_start(Z: Any, n_initial: int, method: str = "kmeans", rng: np.random.Ge
     A = _matrix("Z", Z)
     check_choice("method", method, COLD_STARTS)
     n = A.shape[0]
-    k = _count("n_initial", n_initial, 1, n)
-    gen = _generator(rng)
-    max_fit_rows = _count("max_fit_rows", max_fit_rows, k)
+    k = check_int("n_initial", n_initial, 1, n)
+    gen = as_generator(rng)
+    max_fit_rows = check_int("max_fit_rows", max_fit_rows, k)
     if method == "random":
         return np.sort(gen.choice(n, size=k, replace=False)).astype(np.intp)
     if method == "seed":
@@ -540,9 +518,9 @@ def run_acquisition(estimator_factory: Callable[[], Any], X_pool: Any, y_pool: A
     if len(X_test) != yt.shape[0] or yt.ndim != 1:
         raise ParameterError("y_test", f"array of shape {yt.shape}", "one label per row of X_test")
     check_acquisition_parameters(n, n_labels, n_initial, batch_size)
-    seed = _count("seed", seed, 0)
-    _positive("bandwidth", bandwidth)
-    _count("n_reference", n_reference, 2)
+    seed = check_int("seed", seed, 0)
+    check_positive("bandwidth", bandwidth)
+    check_int("n_reference", n_reference, 2)
     check_range("weight", weight, 0.0, math.inf, high_open=True)
 
     gen = np.random.default_rng(seed)
@@ -591,9 +569,9 @@ def seed_minimal_example(seed: int = 42, n_samples: int = 1000, n_features: int 
 
     Returns ``(X, y, labelled)``.
     """
-    seed = _count("seed", seed, 0)
-    n = _count("n_samples", n_samples, 2)
-    d = _count("n_features", n_features, 1)
+    seed = check_int("seed", seed, 0)
+    n = check_int("n_samples", n_samples, 2)
+    d = check_int("n_features", n_features, 1)
     check_range("keep_rate", keep_rate, 0.0, 1.0)
     check_range("positive_rate", positive_rate, 0.0, 1.0)
     check_range("label_rate", label_rate, 0.0, 1.0)
@@ -645,9 +623,9 @@ def magnet_split(seed: int, n_pool: int = 10_000, n_test: int = 5000,
     drift, MCAR missingness) and split it at random; the geometry is fitted on the pool."""
     from .data import make_magnet_grades
 
-    seed = _count("seed", seed, 0)
-    n_pool = _count("n_pool", n_pool, 2)
-    n_test = _count("n_test", n_test, 1)
+    seed = check_int("seed", seed, 0)
+    n_pool = check_int("n_pool", n_pool, 2)
+    n_test = check_int("n_test", n_test, 1)
     check_range("missing_rate", missing_rate, 0.0, 1.0, high_open=True)
     d = make_magnet_grades(n_per_month=n_pool + n_test, n_months=1, missing_rate=missing_rate,
                            drift=False, seed=seed)
@@ -791,7 +769,7 @@ def initial_set_quality(split: MagnetSplit, method: str, n_initial: int, seed: i
     """One cold start on one pool: high-grade items among the picks, the largest pick index, the mean
     distance from a pool item to its nearest pick (coverage; lower is better) and test scores of a
     model fitted on the picks alone (after the same single-class fix as :func:`run_acquisition`)."""
-    gen = np.random.default_rng(_count("seed", seed, 0))
+    gen = np.random.default_rng(check_int("seed", seed, 0))
     picks = _fix_single_class(cold_start(split.Z_pool, n_initial, method, gen), split.y_pool, gen)
     clf = make_classifier(model, seed).fit(split.X_pool[picks], split.y_pool[picks])
     cover = float(np.sqrt(np.maximum(nearest_sq_distance(split.Z_pool, split.Z_pool[picks]), 0)).mean())

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import special, stats
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, as_generator, check_choice, check_int, check_range
 
 __all__ = [
     "STRATEGIES",
@@ -52,22 +51,6 @@ _COLUMN_LOOP_MAX = 16  # classes up to which scores are computed column by colum
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _count(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _generator(rng: Any) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, Integral) and not isinstance(rng, bool) and int(rng) >= 0:
-        return np.random.default_rng(int(rng))
-    raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")
-
-
 def _n_rows(name: str, X: Any) -> int:
     shape = getattr(X, "shape", None)
     if shape is None or len(shape) != 2:
@@ -164,7 +147,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         Indices ordered by score (descending), then by index (ascending).
     """
     s = np.asarray(scores)
-    k = _count("k", k, 1, s.size)
+    k = check_int("k", k, 1, s.size)
     if k == s.size:
         chosen = np.arange(s.size)
     else:
@@ -264,15 +247,15 @@ def query(model: Any, X_pool: Any, strategy: str, batch_size: int,
     n_pool = _n_rows("X_pool", X_pool)
     cand = None if candidates is None else _candidate_indices(candidates, n_pool)
     n_cand = n_pool if cand is None else cand.size
-    batch_size = _count("batch_size", batch_size, 1, n_cand)
+    batch_size = check_int("batch_size", batch_size, 1, n_cand)
     diversity = float(check_range("diversity", diversity, 0.0, 1.0))
-    m = 10 * batch_size if shortlist is None else _count("shortlist", shortlist, batch_size)
+    m = 10 * batch_size if shortlist is None else check_int("shortlist", shortlist, batch_size)
     if strategy == "random":
-        gen = _generator(rng)
+        gen = as_generator(rng)
         pick = gen.choice(n_cand, size=batch_size, replace=False)
         return pick if cand is None else cand[pick]
     if rng is not None:
-        _generator(rng)  # validate, even though deterministic strategies do not draw
+        as_generator(rng)  # validate, even though deterministic strategies do not draw
     if not hasattr(model, "predict_proba"):
         raise ParameterError("model", type(model).__name__, "a fitted classifier with predict_proba")
 
@@ -390,11 +373,11 @@ def run_active_learning(estimator_factory: Callable[[], Any], X: Any, y: Any, X_
     if y_test_arr.shape != (n_test,):
         raise ParameterError("y_test", f"array of shape {y_test_arr.shape}",
                              f"shape ({n_test},) to match X_test")
-    initial_labels = _count("initial_labels", initial_labels, 2, n)
-    label_budget = _count("label_budget", label_budget, initial_labels, n)
-    batch_size = _count("batch_size", batch_size, 1)
+    initial_labels = check_int("initial_labels", initial_labels, 2, n)
+    label_budget = check_int("label_budget", label_budget, initial_labels, n)
+    batch_size = check_int("batch_size", batch_size, 1)
     diversity = float(check_range("diversity", diversity, 0.0, 1.0))
-    seed = _count("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     if not isinstance(progress, bool):
         raise ParameterError("progress", progress, "True or False")
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,7 +37,7 @@ import pandas as pd
 
 from . import data as D
 from .active import STRATEGIES, LearningCurve, labels_to_reach, mean_curve, run_active_learning
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_real
 from .results import mean_ci
 
 __all__ = [
@@ -76,22 +76,6 @@ _SKLEARN_SIZES = {"breast_cancer": 569, "digits": 1797, "wine": 178}
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _real(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
-          high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ParameterError(name, value, "a real number")
-    check_range(name, float(value), low, high, low_open=low_open, high_open=high_open)
-    return float(value)
-
-
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ParameterError(name, value, "True or False")
@@ -178,7 +162,7 @@ def dataset_size(dataset: str, n_items: int = 4000) -> int:
     """Items in ``dataset`` before the split (``n_items`` for the generated remanufacturing data)."""
     check_choice("dataset", dataset, AL_DATASETS)
     if dataset == "remanufacturing":
-        return _int("n_items", n_items, 10)
+        return check_int("n_items", n_items, 10)
     return _SKLEARN_SIZES[dataset]
 
 
@@ -189,7 +173,7 @@ def pool_size(dataset: str, n_items: int = 4000, test_fraction: float = 0.25) ->
     ``test_size`` (checked by :func:`prepare`).
     """
     n = dataset_size(dataset, n_items)
-    test_fraction = _real("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    test_fraction = check_real("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
     return n - math.ceil(test_fraction * n)
 
 
@@ -209,10 +193,10 @@ def validate_setup(datasets: Sequence[str], *, n_items: int = 4000, test_fractio
     """
     if isinstance(datasets, str) or not isinstance(datasets, Sequence) or not datasets:
         raise ParameterError("datasets", datasets, "a non-empty sequence of data set names")
-    n_participants = _int("n_participants", n_participants, 1)
-    batch_size = _int("batch_size", batch_size, 1)
-    initial_labels = _int("initial_labels", initial_labels, max(2, n_participants))
-    label_budget = _int("label_budget", label_budget, initial_labels + 1)
+    n_participants = check_int("n_participants", n_participants, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    initial_labels = check_int("initial_labels", initial_labels, max(2, n_participants))
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1)
     pools = {}
     for name in datasets:
         n_pool = pool_size(name, n_items, test_fraction)
@@ -222,7 +206,7 @@ def validate_setup(datasets: Sequence[str], *, n_items: int = 4000, test_fractio
         if initial_labels >= n_pool:
             raise ParameterError("initial_labels", initial_labels,
                                  f"smaller than the pool size {n_pool} of {name}")
-        _int("label_budget", label_budget, initial_labels + 1, n_pool)
+        check_int("label_budget", label_budget, initial_labels + 1, n_pool)
         pools[name] = n_pool
     return pools
 
@@ -258,10 +242,10 @@ def prepare(dataset: str, seed: int = 0, *, n_items: int = 4000, test_fraction: 
     from sklearn.model_selection import train_test_split
 
     check_choice("dataset", dataset, AL_DATASETS)
-    seed = _int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     n_pool = pool_size(dataset, n_items, test_fraction)
-    n_participants = _int("n_participants", n_participants, 1, n_pool)
-    non_iid = _real("non_iid", non_iid, 0.0, 1.0)
+    n_participants = check_int("n_participants", n_participants, 1, n_pool)
+    non_iid = check_real("non_iid", non_iid, 0.0, 1.0)
 
     raw = (D.load_dataset(dataset, seed=seed, n_items=n_items) if dataset == "remanufacturing"
            else D.load_dataset(dataset, seed=seed))
@@ -336,11 +320,11 @@ def learning_curves(data: ALData, strategies: Sequence[str] = STRATEGIES, *, lab
         check_choice("strategies", s, STRATEGIES)
     if len(set(strategies)) != len(strategies):
         raise ParameterError("strategies", list(strategies), "distinct strategies")
-    initial_labels = _int("initial_labels", initial_labels, 2, data.pool_size - 1)
-    label_budget = _int("label_budget", label_budget, initial_labels + 1, data.pool_size)
-    batch_size = _int("batch_size", batch_size, 1)
-    n_seeds = _int("n_seeds", n_seeds, 1)
-    seed = _int("seed", seed, 0)
+    initial_labels = check_int("initial_labels", initial_labels, 2, data.pool_size - 1)
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1, data.pool_size)
+    batch_size = check_int("batch_size", batch_size, 1)
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    seed = check_int("seed", seed, 0)
     progress = _bool("progress", progress)
 
     frames = []
@@ -399,7 +383,7 @@ def label_savings(curves: pd.DataFrame, target_accuracy: float,
         strategy other than the baseline, and seed).
     """
     runs = _curves_of(curves)
-    target = _real("target_accuracy", target_accuracy, 0.0, 1.0)
+    target = check_real("target_accuracy", target_accuracy, 0.0, 1.0)
     check_choice("baseline", baseline, sorted({k[0] for k in runs}))
     rows = []
     for (st, s), curve in runs.items():
@@ -487,7 +471,7 @@ def curve_labels(curves: pd.DataFrame, target_accuracy: float) -> pd.DataFrame:
     pandas.DataFrame
         Columns ``strategy``, ``labels`` (NaN if the mean curve never reaches it), ``n_seeds``.
     """
-    target = _real("target_accuracy", target_accuracy, 0.0, 1.0)
+    target = check_real("target_accuracy", target_accuracy, 0.0, 1.0)
     summary = summarize_curves(curves)
     rows = []
     for st, g in summary.groupby("strategy", sort=False):
@@ -520,9 +504,9 @@ def curve_savings(curves: pd.DataFrame, target_accuracy: float, baseline: str = 
         ``labels_high``, ``baseline_labels``, ``baseline_low``, ``baseline_high``, ``saving``,
         ``saving_low``, ``saving_high``, ``censored``, ``censored_share``, ``n_seeds``.
     """
-    target = _real("target_accuracy", target_accuracy, 0.0, 1.0)
-    n_boot = _int("n_boot", n_boot, 100)
-    seed = _int("seed", seed, 0)
+    target = check_real("target_accuracy", target_accuracy, 0.0, 1.0)
+    n_boot = check_int("n_boot", n_boot, 100)
+    seed = check_int("seed", seed, 0)
     strategies = list(dict.fromkeys(str(s) for s in curves["strategy"])) if isinstance(
         curves, pd.DataFrame) and "strategy" in curves else []
     _curves_of(curves)  # validates the frame
@@ -561,12 +545,12 @@ def savings_by_target(curves: pd.DataFrame, full_accuracy: float, fractions: Seq
     pandas.DataFrame
         The rows of :func:`curve_savings` with a leading ``target_fraction`` column.
     """
-    full = _real("full_accuracy", full_accuracy, 0.0, 1.0, low_open=True)
+    full = check_real("full_accuracy", full_accuracy, 0.0, 1.0, low_open=True)
     if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence) or not fractions:
         raise ParameterError("fractions", fractions, "a non-empty sequence of numbers in (0, 1]")
     out = []
     for f in fractions:
-        f = _real("fractions", f, 0.0, 1.0, low_open=True)
+        f = check_real("fractions", f, 0.0, 1.0, low_open=True)
         summary = curve_savings(curves, f * full, baseline, n_boot, seed)
         summary.insert(0, "target_fraction", f)
         out.append(summary)
@@ -620,14 +604,14 @@ def privacy_utility_grid(data: ALData, epsilons: Sequence[float | None] = EPSILO
     data = _check_data(data)
     eps_list = _epsilons(epsilons)
     check_choice("strategy", strategy, STRATEGIES)
-    initial_labels = _int("initial_labels", initial_labels, max(2, data.n_participants),
+    initial_labels = check_int("initial_labels", initial_labels, max(2, data.n_participants),
                           data.pool_size - 1)
-    label_budget = _int("label_budget", label_budget, initial_labels + 1, data.pool_size)
-    batch_size = _int("batch_size", batch_size, 1)
-    delta = _real("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1, data.pool_size)
+    batch_size = check_int("batch_size", batch_size, 1)
+    delta = check_real("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
     check_choice("model", model, F.MODELS)
-    n_seeds = _int("n_seeds", n_seeds, 1)
-    seed = _int("seed", seed, 0)
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    seed = check_int("seed", seed, 0)
     progress = _bool("progress", progress)
     shared = {k: federated_kwargs[k] for k in ("local_epochs", "sample_rate", "lr", "hidden")
               if k in federated_kwargs}

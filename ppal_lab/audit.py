@@ -44,13 +44,12 @@ import logging
 import math
 import warnings
 from dataclasses import asdict, dataclass
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_open_unit, check_range
 from .privacy import noise_multiplier_for
 from .sparsity import SparsityAwareDP, density_noise_factors
 
@@ -69,19 +68,6 @@ __all__ = [
 SCENARIOS: tuple[str, ...] = ("empty_batch", "density_noise", "rounds")
 
 
-def _count(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _probability_open(name: str, value: Any) -> float:
-    check_range(name, value, 0, 1, low_open=True, high_open=True)
-    return float(value)
-
-
 def _scores(name: str, x: Any) -> np.ndarray:
     a = np.asarray(x, dtype=float)
     if a.ndim != 1 or a.size < 4 or np.isnan(a).any():
@@ -95,8 +81,8 @@ def _scores(name: str, x: Any) -> np.ndarray:
 def clopper_pearson_upper(k: Any, n: int, alpha: float) -> np.ndarray:
     r"""One-sided Clopper–Pearson upper bound at level :math:`1-\alpha` for ``k`` events in ``n``
     trials: the :math:`1-\alpha` quantile of Beta(k + 1, n - k); 1 when ``k = n``."""
-    n = _count("n", n, 1)
-    a = _probability_open("alpha", alpha)
+    n = check_int("n", n, 1)
+    a = check_open_unit("alpha", alpha)
     k = np.asarray(k, dtype=float)
     if np.any(k < 0) or np.any(k > n) or np.any(k != np.round(k)):
         raise ParameterError("k", k.tolist() if k.size < 10 else "an array", f"integers in [0, {n}]")
@@ -164,9 +150,9 @@ def empirical_epsilon(scores_out: Any, scores_in: Any, delta: float, alpha: floa
     s_out = _scores("scores_out", scores_out)
     s_in = _scores("scores_in", scores_in)
     d = float(check_range("delta", delta, 0, 1, high_open=True))
-    a = _probability_open("alpha", alpha)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(_count("rng", rng, 0))
-    m = _count("max_thresholds", max_thresholds, 2)
+    a = check_open_unit("alpha", alpha)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(check_int("rng", rng, 0))
+    m = check_int("max_thresholds", max_thresholds, 2)
     po, pi = gen.permutation(s_out.size), gen.permutation(s_in.size)
     sel_out, ev_out = np.sort(s_out[po[: s_out.size // 2]]), s_out[po[s_out.size // 2:]]
     sel_in, ev_in = np.sort(s_in[pi[: s_in.size // 2]]), s_in[pi[s_in.size // 2:]]
@@ -220,12 +206,12 @@ def seed_mechanism_scores(scenario: str, n_trials: int, epsilon: float, delta: f
         One statistic per trial, higher meaning "the canary is in".
     """
     check_choice("scenario", scenario, SCENARIOS)
-    n = _count("n_trials", n_trials, 4)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(_count("rng", rng, 0))
-    dim = _count("dim", dim, 1)
-    rounds = _count("rounds", rounds, 1)
-    m = _count("batch_records", batch_records, 1)
-    n_lab = _count("n_labelled", n_labelled, m + 1)
+    n = check_int("n_trials", n_trials, 4)
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(check_int("rng", rng, 0))
+    dim = check_int("dim", dim, 1)
+    rounds = check_int("rounds", rounds, 1)
+    m = check_int("batch_records", batch_records, 1)
+    n_lab = check_int("n_labelled", n_labelled, m + 1)
     canary = np.zeros(dim)
     canary[0] = 1.0
     if scenario == "empty_batch":
@@ -291,13 +277,13 @@ def opacus_dpsgd_scores(epsilon: float, delta: float, sample_rate: float, steps:
     from torch.utils.data import TensorDataset
 
     eps = float(check_range("epsilon", epsilon, 0, math.inf, low_open=True, high_open=True))
-    dlt = _probability_open("delta", delta)
+    dlt = check_open_unit("delta", delta)
     q = float(check_range("sample_rate", sample_rate, 0, 1, low_open=True))
-    T = _count("steps", steps)
-    n = _count("n_trials", n_trials, 4)
-    seed = _count("seed", seed, 0)
-    n_other = _count("n_other", n_other, 0)
-    R = _count("replicas_per_run", replicas_per_run, 2)
+    T = check_int("steps", steps, 1)
+    n = check_int("n_trials", n_trials, 4)
+    seed = check_int("seed", seed, 0)
+    n_other = check_int("n_other", n_other, 0)
+    R = check_int("replicas_per_run", replicas_per_run, 2)
     R -= R % 2
     z = noise_multiplier_for(eps, dlt, q, T) if noise_multiplier is None else float(
         check_range("noise_multiplier", noise_multiplier, 0, math.inf, low_open=True, high_open=True))
@@ -372,9 +358,9 @@ def audit_table(epsilon: float, delta: float, n_trials: int, seed: int = 0, alph
     import pandas as pd
 
     eps = float(check_range("epsilon", epsilon, 0, math.inf, low_open=True, high_open=True))
-    dlt = _probability_open("delta", delta)
-    n = _count("n_trials", n_trials, 4)
-    seed = _count("seed", seed, 0)
+    dlt = check_open_unit("delta", delta)
+    n = check_int("n_trials", n_trials, 4)
+    seed = check_int("seed", seed, 0)
     gen = np.random.default_rng(seed)
     scores, rows = {}, []
     labels = {"empty_batch": "seed: empty batch released as exact zero",

@@ -67,7 +67,7 @@ from torch import nn
 
 from .active import STRATEGIES, query
 from .data import SupplyChainData, make_magnet_grades
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_range, check_real
 
 __all__ = [
     "METHODS", "SCORES", "FISHER_KINDS", "CONSOLIDATIONS", "MissingnessEncoder", "QuarterTasks",
@@ -88,26 +88,12 @@ _CLIP = 8.0
 # --------------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------------
-def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _float(name: str, value: Any, low: float | None = None, high: float | None = None, **kw) -> float:
-    if isinstance(value, bool) or not isinstance(value, (Integral, float, np.floating)):
-        raise ParameterError(name, value, "a real number")
-    return float(check_range(name, float(value), low, high, **kw))
-
-
 def _hidden(value: Any) -> tuple[int, ...]:
     if isinstance(value, Integral) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, (tuple, list)) or not value:
         raise ParameterError("hidden", value, "a non-empty tuple of layer widths >= 1")
-    return tuple(_int("hidden", v, 1, 4096) for v in value)
+    return tuple(check_int("hidden", v, 1, 4096) for v in value)
 
 
 def _matrix(name: str, X: Any, n_cols: int | None = None) -> np.ndarray:
@@ -259,7 +245,7 @@ class QuarterTasks:
 
     def train_set(self, q: int, positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Encoded features and labels of quarter ``q``'s labelled drives (or of ``positions``)."""
-        q = _int("q", q, 0, self.n_quarters - 1)
+        q = check_int("q", q, 0, self.n_quarters - 1)
         idx = self.labelled[q] if positions is None else np.asarray(positions)
         return self.X_pool[q][idx], self.y_pool[q][idx]
 
@@ -294,9 +280,9 @@ def make_quarter_tasks(data: SupplyChainData, n_labels: int, n_test: int = 2000,
     lab = np.asarray(data.labelled)
     most_labels = int(min((lab & (quarter == q)).sum() for q in quarters))
     most_test = int(min((~lab & (quarter == q)).sum() for q in quarters))
-    n_labels = _int("n_labels", n_labels, 1, most_labels)
-    n_test = _int("n_test", n_test, 1, most_test)
-    seed = _int("seed", seed, 0)
+    n_labels = check_int("n_labels", n_labels, 1, most_labels)
+    n_test = check_int("n_test", n_test, 1, most_test)
+    seed = check_int("seed", seed, 0)
     rng = np.random.default_rng(_seed_of(seed, 7))
 
     X_all = data.X
@@ -329,10 +315,10 @@ def make_mlp(n_inputs: int, hidden: Sequence[int] | int = (32, 32), n_classes: i
              seed: int = 0) -> nn.Sequential:
     """A ReLU MLP ``n_inputs -> hidden... -> n_classes`` (logits), initialised from ``seed`` only
     (torch's global random state is left untouched)."""
-    n_inputs = _int("n_inputs", n_inputs, 1)
+    n_inputs = check_int("n_inputs", n_inputs, 1)
     hidden = _hidden(hidden)
-    n_classes = _int("n_classes", n_classes, 2)
-    seed = _int("seed", seed, 0)
+    n_classes = check_int("n_classes", n_classes, 2)
+    seed = check_int("seed", seed, 0)
     widths = (n_inputs, *hidden)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -360,7 +346,7 @@ def fisher_diagonal(model: nn.Module, X: Any, y: Any = None, kind: str = "true",
     model = _module(model)
     check_choice("kind", kind, FISHER_KINDS)
     Xa = _matrix("X", X)
-    batch_size = _int("batch_size", batch_size, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     if kind == "empirical":
         if y is None:
             raise ParameterError("y", None, "labels of X (needed by the empirical Fisher)")
@@ -394,7 +380,7 @@ def ewc_penalty(model: nn.Module, fishers: Sequence[dict[str, torch.Tensor]],
     r""":math:`\frac{\lambda}{2}\sum_t\sum_i F_{t,i}(\theta_i-\theta^*_{t,i})^2` over the model's
     named parameters (a differentiable scalar; 0 without past tasks)."""
     model = _module(model)
-    ewc_lambda = _float("ewc_lambda", ewc_lambda, 0.0)
+    ewc_lambda = check_real("ewc_lambda", ewc_lambda, 0.0)
     if len(fishers) != len(anchors):
         raise ParameterError("anchors", f"{len(anchors)} anchors", f"one per Fisher ({len(fishers)})")
     params = dict(model.named_parameters())
@@ -427,10 +413,10 @@ class EWC:
 
     def __init__(self, ewc_lambda: float, fisher: str = "true", consolidation: str = "per_task",
                  gamma: float = 1.0):
-        self.ewc_lambda = _float("ewc_lambda", ewc_lambda, 0.0)
+        self.ewc_lambda = check_real("ewc_lambda", ewc_lambda, 0.0)
         self.fisher = check_choice("fisher", fisher, FISHER_KINDS)
         self.consolidation = check_choice("consolidation", consolidation, CONSOLIDATIONS)
-        self.gamma = _float("gamma", gamma, 0.0, 1.0)
+        self.gamma = check_real("gamma", gamma, 0.0, 1.0)
         self.fishers: list[dict[str, torch.Tensor]] = []
         self.anchors: list[dict[str, torch.Tensor]] = []
 
@@ -468,10 +454,10 @@ def train_quarter(model: nn.Module, X: Any, y: Any, *, epochs: int = 30, batch_s
     model = _module(model)
     Xa = _matrix("X", X)
     ya = _labels("y", y, Xa.shape[0])
-    epochs = _int("epochs", epochs, 1, 100_000)
-    batch_size = _int("batch_size", batch_size, 1)
-    lr = _float("lr", lr, 0.0, 10.0, low_open=True)
-    seed = _int("seed", seed, 0)
+    epochs = check_int("epochs", epochs, 1, 100_000)
+    batch_size = check_int("batch_size", batch_size, 1)
+    lr = check_real("lr", lr, 0.0, 10.0, low_open=True)
+    seed = check_int("seed", seed, 0)
     if penalty is not None and not callable(penalty):
         raise ParameterError("penalty", penalty, "None or a callable model -> scalar tensor")
     Xt, yt = torch.from_numpy(Xa), torch.from_numpy(ya)
@@ -583,17 +569,17 @@ def run_sequence(tasks: QuarterTasks, method: str, *, ewc_lambda: float = 0.0, e
     if not isinstance(tasks, QuarterTasks):
         raise ParameterError("tasks", type(tasks).__name__, "a QuarterTasks")
     check_choice("method", method, METHODS)
-    ewc_lambda = _float("ewc_lambda", ewc_lambda, 0.0)
+    ewc_lambda = check_real("ewc_lambda", ewc_lambda, 0.0)
     if method != "ewc" and ewc_lambda != 0.0:
         raise ParameterError("ewc_lambda", ewc_lambda, f"0 for method {method!r}")
-    epochs = _int("epochs", epochs, 1, 100_000)
+    epochs = check_int("epochs", epochs, 1, 100_000)
     hidden = _hidden(hidden)
-    lr = _float("lr", lr, 0.0, 10.0, low_open=True)
-    batch_size = _int("batch_size", batch_size, 1)
+    lr = check_real("lr", lr, 0.0, 10.0, low_open=True)
+    batch_size = check_int("batch_size", batch_size, 1)
     check_choice("fisher", fisher, FISHER_KINDS)
     check_choice("consolidation", consolidation, CONSOLIDATIONS)
     check_choice("strategy", strategy, STRATEGIES)
-    seed = _int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
 
     T = tasks.n_quarters
     n_classes = int(max(max(y.max() for y in tasks.y_pool), max(y.max() for y in tasks.y_test))) + 1
@@ -656,9 +642,9 @@ def cl_metrics(R: Any) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------------
 def lambda_grid(lambda_min: float, lambda_max: float, n: int) -> list[float]:
     """``n`` geometrically spaced penalty strengths from ``lambda_min`` to ``lambda_max`` (> 0)."""
-    lo = _float("lambda_min", lambda_min, 0.0, low_open=True)
-    hi = _float("lambda_max", lambda_max, lo)
-    n = _int("n_lambdas", n, 1, 100)
+    lo = check_real("lambda_min", lambda_min, 0.0, low_open=True)
+    hi = check_real("lambda_max", lambda_max, lo)
+    n = check_int("n_lambdas", n, 1, 100)
     if n == 1:
         return [lo]
     return [float(f"{v:.6g}") for v in np.geomspace(lo, hi, n)]
@@ -668,13 +654,13 @@ def check_settings(n_per_month: int, n_labels: int, n_test: int, label_rate: flo
                    n_months: int = 12) -> None:
     """Cross-parameter checks of :func:`run_experiment`, done by arithmetic before any data exist:
     ``n_labels`` cannot exceed the labelled drives of a quarter, nor ``n_test`` its unlabelled ones."""
-    n_per_month = _int("n_per_month", n_per_month, 1)
-    n_months = _int("n_months", n_months, 6)
-    label_rate = _float("label_rate", label_rate, 0.0, 1.0, low_open=True)
+    n_per_month = check_int("n_per_month", n_per_month, 1)
+    n_months = check_int("n_months", n_months, 6)
+    label_rate = check_real("label_rate", label_rate, 0.0, 1.0, low_open=True)
     per_month = max(1, round(label_rate * n_per_month))
     labelled = 3 * per_month
-    _int("n_labels", n_labels, 1, labelled)
-    _int("n_test", n_test, 1, 3 * (n_per_month - per_month))
+    check_int("n_labels", n_labels, 1, labelled)
+    check_int("n_test", n_test, 1, 3 * (n_per_month - per_month))
 
 
 def run_experiment(seeds: Iterable[int], *, ewc_lambdas: Sequence[float], n_labels: int = 600,
@@ -689,10 +675,10 @@ def run_experiment(seeds: Iterable[int], *, ewc_lambdas: Sequence[float], n_labe
     initial weights and the minibatch order. Returns the long table of :meth:`ContinualRun.as_frame`
     for all runs (``train_quarter``/``eval_quarter`` from 0).
     """
-    seeds = [_int("seed", s, 0) for s in seeds]
+    seeds = [check_int("seed", s, 0) for s in seeds]
     if not seeds:
         raise ParameterError("seeds", seeds, "at least one seed")
-    lambdas = [_float("ewc_lambdas", v, 0.0) for v in ewc_lambdas]
+    lambdas = [check_real("ewc_lambdas", v, 0.0) for v in ewc_lambdas]
     methods = [check_choice("methods", m, METHODS) for m in methods]
     if "ewc" in methods and not lambdas:
         raise ParameterError("ewc_lambdas", list(ewc_lambdas), "at least one lambda >= 0 for 'ewc'")
@@ -701,8 +687,8 @@ def run_experiment(seeds: Iterable[int], *, ewc_lambdas: Sequence[float], n_labe
     settings = dict(epochs=epochs, hidden=hidden, lr=lr, batch_size=batch_size, fisher=fisher,
                     consolidation=consolidation, strategy=strategy)
     # validate the training settings once, before generating any data
-    _int("epochs", epochs, 1, 100_000), _hidden(hidden), _float("lr", lr, 0.0, 10.0, low_open=True)
-    _int("batch_size", batch_size, 1), check_choice("fisher", fisher, FISHER_KINDS)
+    check_int("epochs", epochs, 1, 100_000), _hidden(hidden), check_real("lr", lr, 0.0, 10.0, low_open=True)
+    check_int("batch_size", batch_size, 1), check_choice("fisher", fisher, FISHER_KINDS)
     check_choice("consolidation", consolidation, CONSOLIDATIONS), check_choice("strategy", strategy, STRATEGIES)
     if not isinstance(progress, bool):
         raise ParameterError("progress", progress, "True or False")

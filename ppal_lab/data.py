@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_range
 
 __all__ = [
     "SupplyChainData", "DATASETS", "SKLEARN_DATASETS", "REMANUFACTURING_PARTIES", "MAGNET_PARTIES",
@@ -147,15 +147,6 @@ class SupplyChainData:
 # --------------------------------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------------------------------
-def _check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    """Like :func:`check_range` but also require an integer (``bool`` is rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        bounds = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
-        raise ParameterError(name, value, "an integer " + " and ".join(b for b in bounds if b))
-    check_range(name, value, low, high)
-    return int(value)
-
-
 def _check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ParameterError(name, value, "True or False")
@@ -332,8 +323,8 @@ def make_remanufacturing(n_items: int = 4000, seed: int = 0, noise: float = 1.0,
         ``latent`` has ``health``, ``defect``, ``adherence``, ``corrosion`` and ``margin_eur``;
         ``meta`` has ``operator`` and ``quarter`` (intake quarter 0-3).
     """
-    n = _check_int("n_items", n_items, 10)
-    seed = _check_int("seed", seed, 0)
+    n = check_int("n_items", n_items, 10)
+    seed = check_int("seed", seed, 0)
     check_range("noise", noise, 0, 5)
     check_range("label_noise", label_noise, 0, 0.5, high_open=True)
     check_range("missing_rate", missing_rate, 0, 1, high_open=True)
@@ -619,9 +610,9 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
         ``grade_probability``; ``meta`` has ``month``, ``quarter`` and ``facility`` (one of three
         recycling facilities, uniform).
     """
-    n_per_month = _check_int("n_per_month", n_per_month, 1)
-    n_months = _check_int("n_months", n_months, 1)
-    n_features = _check_int("n_features", n_features, MAGNET_MIN_FEATURES)
+    n_per_month = check_int("n_per_month", n_per_month, 1)
+    n_months = check_int("n_months", n_months, 1)
+    n_features = check_int("n_features", n_features, MAGNET_MIN_FEATURES)
     check_range("missing_rate", missing_rate, 0, 1, high_open=True)
     check_choice("missing_mechanism", missing_mechanism, MISSING_MECHANISMS)
     if missing_mechanism == "mar" and missing_rate >= (n_features - 1) / n_features:
@@ -630,7 +621,7 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
                              f"< {limit:.4g} under 'mar' (weight_g is never missing)")
     check_range("label_rate", label_rate, 0, 1, low_open=True)
     drift = _check_bool("drift", drift)
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
 
     n = n_per_month * n_months
@@ -727,7 +718,7 @@ def load_sklearn(name: str, n_parties: int = 4) -> SupplyChainData:
     check_choice("name", name, SKLEARN_DATASETS)
     bunch = getattr(datasets, f"load_{name}")()
     names = [str(c) for c in bunch.feature_names]
-    n_parties = _check_int("n_parties", n_parties, 1, len(names))
+    n_parties = check_int("n_parties", n_parties, 1, len(names))
     X = pd.DataFrame(np.asarray(bunch.data, dtype=np.float64), columns=names)
     blocks = np.array_split(np.arange(len(names)), n_parties)
     party_of = {names[j]: f"party_{p}" for p, block in enumerate(blocks) for j in block}
@@ -753,7 +744,7 @@ def load_dataset(name: str, seed: int = 0, **kwargs: Any) -> SupplyChainData:
     for key in kwargs:
         check_choice("keyword argument", key, sorted(accepted))
     if name in SKLEARN_DATASETS:
-        _check_int("seed", seed, 0)
+        check_int("seed", seed, 0)
         return load_sklearn(name, **kwargs)
     return factory(seed=seed, **kwargs)
 
@@ -792,9 +783,9 @@ def horizontal_partition(data: SupplyChainData, n_sites: int = 4, non_iid: float
         ``data.subset(idx)`` for the per-site data set.
     """
     data = _check_data(data)
-    n_sites = _check_int("n_sites", n_sites, 1, data.n_items)
+    n_sites = check_int("n_sites", n_sites, 1, data.n_items)
     check_range("non_iid", non_iid, 0, 1)
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     check_choice("by", by, ["label", *map(str, data.meta.columns)])
     rng = np.random.default_rng(seed)
 

@@ -8,7 +8,10 @@ Every public entry point of ``ppal_lab`` validates its arguments *before* doing 
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 from typing import Any, Iterable
+
+import numpy as np
 
 
 class ParameterError(ValueError):
@@ -53,3 +56,39 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     if value not in choices:
         raise ParameterError(name, value, "one of " + ", ".join(map(repr, choices)))
     return value
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    """An integer (Python or NumPy; ``bool`` is rejected) within ``[low, high]``; returns an ``int``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        bounds = "" if low is None and high is None else " " + _interval(low, high, False, False)
+        raise ParameterError(name, value, "an integer" + bounds)
+    check_range(name, int(value), low, high)
+    return int(value)
+
+
+def check_real(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """A real number (``bool`` is rejected, NaN too) within the bounds; returns a ``float``."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ParameterError(name, value, "a real number")
+    return float(check_range(name, float(value), low, high, low_open=low_open, high_open=high_open))
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A finite number > 0."""
+    return check_real(name, value, 0, math.inf, low_open=True, high_open=True)
+
+
+def check_open_unit(name: str, value: Any) -> float:
+    """A number in the open interval (0, 1), e.g. a probability that must not be 0 or 1."""
+    return check_real(name, value, 0, 1, low_open=True, high_open=True)
+
+
+def as_generator(rng: Any) -> np.random.Generator:
+    """A NumPy ``Generator`` as given, or a new one seeded by an int seed >= 0."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, Integral) and not isinstance(rng, bool) and int(rng) >= 0:
+        return np.random.default_rng(int(rng))
+    raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")

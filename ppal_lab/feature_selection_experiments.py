@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import qubo as Q
 from .data import load_sklearn, make_magnet_grades, SKLEARN_DATASETS
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_range
 
 __all__ = [
     "SOLVER_LABELS", "OPTIMALITY_SOLVERS", "PEER_SOLVERS", "SELECTORS", "DOWNSTREAM_DATASETS",
@@ -70,20 +70,16 @@ MAGNET_DRIVES = (500, 12)     # drives per month, months: 6000 drives
 MAGNET_TRAIN = 2000           # drives used to select features and fit; the other 4000 score them
 
 
-def _int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    return Q._int(name, value, low, high)
-
-
 def instance_seed(seed: int, index: int) -> int:
     """A 32-bit seed for item ``index`` of a study run with ``seed`` (independent streams)."""
-    return int(np.random.SeedSequence([_int("seed", seed, 0), _int("index", index, 0)])
+    return int(np.random.SeedSequence([check_int("seed", seed, 0), check_int("index", index, 0)])
                .generate_state(1)[0])
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score 95% interval of a proportion (sensible at 0 and 1, unlike a t interval)."""
-    n = _int("n", n, 1)
-    successes = _int("successes", successes, 0, n)
+    n = check_int("n", n, 1)
+    successes = check_int("successes", successes, 0, n)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -107,8 +103,8 @@ def random_instance(seed: int, n_range: tuple[int, int] = (10, 20), alpha: float
     """An mRMR instance from random data: ``n`` uniform in ``n_range``, ``k`` uniform in [2, n-2],
     300 samples of ``make_classification`` with a random number of informative (2 .. n/2) and
     redundant features; relevance = MI with the label, redundancy = |correlation|."""
-    seed = _int("seed", seed, 0, 2**32 - 1)
-    lo, hi = (_int("n_range", v, 4, Q.MAX_EXACT_N) for v in n_range)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    lo, hi = (check_int("n_range", v, 4, Q.MAX_EXACT_N) for v in n_range)
     if lo > hi:
         raise ParameterError("n_range", n_range, "(low, high) with low <= high")
     rng = np.random.default_rng(seed)
@@ -122,7 +118,7 @@ def random_instance(seed: int, n_range: tuple[int, int] = (10, 20), alpha: float
 def peer_instance(n: int, k: int, alpha: float = 0.5, seed: int = 0) -> Q.MRMRProblem:
     """The instance of size ``n`` for the peer comparison: 1000 samples of ``make_classification``
     with ``max(5, n/20)`` informative and ``max(5, n/10)`` redundant features."""
-    n = _int("n", n, 10)
+    n = check_int("n", n, 10)
     return _classification_problem(1000, n, max(5, n // 20), max(5, n // 10), k, alpha, seed)
 
 
@@ -183,12 +179,12 @@ def run_solvers(names: Sequence[str], problem: Q.MRMRProblem, *, n_agents: int =
         check_choice("solver", name, _SOLVABLE)
     if not isinstance(problem, Q.MRMRProblem):
         raise ParameterError("problem", type(problem).__name__, "an MRMRProblem")
-    n_agents = _int("n_agents", n_agents, 1)
-    max_steps = _int("max_steps", max_steps, 1)
-    seed = _int("seed", seed, 0, 2**32 - 1)
-    sa_reads = n_agents if sa_reads is None else _int("sa_reads", sa_reads, 1)
-    sa_sweeps = _int("sa_sweeps", sa_sweeps, 1)
-    pkg_max_steps = 2 * max_steps if pkg_max_steps is None else _int("pkg_max_steps", pkg_max_steps, 1)
+    n_agents = check_int("n_agents", n_agents, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    sa_reads = n_agents if sa_reads is None else check_int("sa_reads", sa_reads, 1)
+    sa_sweeps = check_int("sa_sweeps", sa_sweeps, 1)
+    pkg_max_steps = 2 * max_steps if pkg_max_steps is None else check_int("pkg_max_steps", pkg_max_steps, 1)
 
     def base_run(base: str) -> np.ndarray:
         if base == "exact":
@@ -244,12 +240,12 @@ def optimality_study(n_instances: int = 100, *, n_seeds: int = 5, alpha: float =
     optimum. Instance ``i`` has seed ``instance_seed(seed, i)`` and belongs to block ``i % n_seeds``
     (blocks give the confidence intervals). Columns: instance, block, n, k, solver, energy, optimum,
     success (within 1e-9 relative), gap (relative to |optimum|), feasible, time_s."""
-    n_instances = _int("n_instances", n_instances, 1)
-    n_seeds = _int("n_seeds", n_seeds, 1, n_instances)
+    n_instances = check_int("n_instances", n_instances, 1)
+    n_seeds = check_int("n_seeds", n_seeds, 1, n_instances)
     check_range("alpha", alpha, 0, 1)
-    _int("n_agents", n_agents, 1)
-    _int("max_steps", max_steps, 1)
-    _int("seed", seed, 0, 2**32 - 1)
+    check_int("n_agents", n_agents, 1)
+    check_int("max_steps", max_steps, 1)
+    check_int("seed", seed, 0, 2**32 - 1)
     solvers = list(solvers)
     for s in solvers:
         check_choice("solvers", s, [k for k in SOLVER_LABELS if k not in ("l1", "random", "all", "exact")])
@@ -300,13 +296,13 @@ def peer_comparison(sizes: Sequence[int] = (50, 200, 1000), *, k: int = 15, alph
     solver seeds ``seed .. seed + n_seeds - 1``, one after the other in this process, with the settings
     of :func:`run_solvers` (D-Wave's annealer at its defaults: one read of 1000 sweeps). Columns: n, k,
     solver, seed, energy, feasible, time_s, cpu_s, gap_to_best (relative to the best energy any solver found for that size)."""
-    k = _int("k", k, 1)
-    sizes = [_int("sizes", s, max(10, k + 1)) for s in sizes]
-    n_seeds = _int("n_seeds", n_seeds, 1)
+    k = check_int("k", k, 1)
+    sizes = [check_int("sizes", s, max(10, k + 1)) for s in sizes]
+    n_seeds = check_int("n_seeds", n_seeds, 1)
     check_range("alpha", alpha, 0, 1)
-    _int("n_agents", n_agents, 1)
-    _int("max_steps", max_steps, 1)
-    _int("seed", seed, 0, 2**32 - n_seeds)
+    check_int("n_agents", n_agents, 1)
+    check_int("max_steps", max_steps, 1)
+    check_int("seed", seed, 0, 2**32 - n_seeds)
     for s in solvers:
         check_choice("solvers", s, [x for x in SOLVER_LABELS if x not in ("l1", "random", "all", "exact")])
     from tqdm.auto import tqdm
@@ -353,7 +349,7 @@ def downstream_data(dataset: str, seed: int = 0) -> dict[str, Any]:
     from sklearn.model_selection import train_test_split
 
     check_choice("dataset", dataset, DOWNSTREAM_DATASETS)
-    seed = _int("seed", seed, 0, 2**32 - 1)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
     if dataset == "magnet":
         d = make_magnet_grades(*MAGNET_DRIVES, seed=seed)
         X = d.X_complete.to_numpy(dtype=np.float64)
@@ -408,7 +404,7 @@ def select(split: dict[str, Any], ks: Sequence[int], *, selectors: Sequence[str]
     bifurcation (``solver`` = ``"bsb"``/``"dsb"``), followed by the swap local search when ``polish``;
     ``l1`` follows the L1 logistic path; ``random`` draws ``k`` features uniformly.
     """
-    ks = [_int("k", k, 1, split["X_train"].shape[1]) for k in ks]
+    ks = [check_int("k", k, 1, split["X_train"].shape[1]) for k in ks]
     for s in selectors:
         check_choice("selectors", s, SELECTORS)
     check_choice("solver", solver, ("bsb", "dsb"))
@@ -446,15 +442,15 @@ def downstream_sweep(datasets: Sequence[str] = ("magnet", "breast_cancer"), ks: 
     estimate and solver seed), selector and ``k`` (values above the number of features are skipped),
     plus all features (``selector="all"``). Columns: dataset, seed, selector, k, accuracy, features
     (names, ``;``-separated)."""
-    n_seeds = _int("n_seeds", n_seeds, 1)
+    n_seeds = check_int("n_seeds", n_seeds, 1)
     for d in datasets:
         check_choice("datasets", d, DOWNSTREAM_DATASETS)
     for k in ks:
-        _int("ks", k, 1)
+        check_int("ks", k, 1)
     check_range("alpha", alpha, 0, 1)
     check_choice("solver", solver, ("bsb", "dsb"))
-    _int("n_agents", n_agents, 1)
-    _int("seed", seed, 0, 2**32 - n_seeds)
+    check_int("n_agents", n_agents, 1)
+    check_int("seed", seed, 0, 2**32 - n_seeds)
     from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
@@ -515,12 +511,12 @@ def top_two_features(n_seeds: int = 5, *, seed: int = 0, alpha: float = 0.5, sol
     """On the magnet training split of each seed: the two features with the largest MI relevance, and
     the two our solver selects with ``k = 2``. Columns: seed, top2_mi, ours_k2, date_and_maker_top2,
     date_and_maker_ours."""
-    n_seeds = _int("n_seeds", n_seeds, 1)
+    n_seeds = check_int("n_seeds", n_seeds, 1)
     check_range("alpha", alpha, 0, 1)
     check_choice("solver", solver, ("bsb", "dsb"))
     expected = {"manufacturing_date", "manufacturer"}
     rows = []
-    for s in range(_int("seed", seed, 0, 2**32 - n_seeds), seed + n_seeds):
+    for s in range(check_int("seed", seed, 0, 2**32 - n_seeds), seed + n_seeds):
         split = downstream_data("magnet", s)
         names = np.array(split["names"])
         r, R = Q.relevance_redundancy(split["X_train"], split["y_train"], discrete=split["categorical"], seed=s)

@@ -110,7 +110,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, Sequence
 
 import numpy as np
@@ -121,7 +121,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch import nn
 
 from .active import STRATEGIES, LearningCurve, top_k, uncertainty_scores
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_range, check_real
 from .privacy import (DEFAULT_ALPHAS, BudgetExceededError, PrivacyBudget, laplace_mechanism,
                       report_noisy_max)
 
@@ -155,22 +155,6 @@ _MAX_NOISE_MULTIPLIER = 1e6
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _real(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = True,
-          high_open: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ParameterError(name, value, "a real number")
-    check_range(name, float(value), low, high, low_open=low_open, high_open=high_open)
-    return float(value)
-
-
 def _matrix(name: str, X: Any) -> np.ndarray:
     try:
         A = np.asarray(X, dtype=np.float64)
@@ -286,10 +270,10 @@ def make_model(kind: str, n_features: int, n_classes: int, hidden: int = 32,
     untouched).
     """
     check_choice("kind", kind, MODELS)
-    d = _int("n_features", n_features, 1)
-    C = _int("n_classes", n_classes, 2)
-    h = _int("hidden", hidden, 1)
-    seed = _int("seed", seed, 0)
+    d = check_int("n_features", n_features, 1)
+    C = check_int("n_classes", n_classes, 2)
+    h = check_int("hidden", hidden, 1)
+    seed = check_int("seed", seed, 0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if kind == "logreg":
@@ -350,7 +334,7 @@ def allocate_batch(released: Sequence[np.ndarray | None], batch: int) -> np.ndar
     numpy.ndarray of int
         Labels per participant (sum = ``min(batch, number of released values)``).
     """
-    batch = _int("batch", batch, 0)
+    batch = check_int("batch", batch, 0)
     owner, value, rank = [], [], []
     for p, v in enumerate(released):
         if v is None:
@@ -393,12 +377,12 @@ class TrainingPlan:
     noise_multiplier: float | None
 
     def __post_init__(self) -> None:
-        _real("sample_rate", self.sample_rate, 0.0, 1.0, high_open=False)
-        _int("local_steps", self.local_steps, 1)
-        _real("lr", self.lr, 0.0)
-        _real("max_grad_norm", self.max_grad_norm, 0.0)
+        check_real("sample_rate", self.sample_rate, 0.0, 1.0, high_open=False, low_open=True)
+        check_int("local_steps", self.local_steps, 1)
+        check_real("lr", self.lr, 0.0, math.inf, low_open=True, high_open=True)
+        check_real("max_grad_norm", self.max_grad_norm, 0.0, math.inf, low_open=True, high_open=True)
         if self.noise_multiplier is not None:
-            _real("noise_multiplier", self.noise_multiplier, 0.0)
+            check_real("noise_multiplier", self.noise_multiplier, 0.0, math.inf, low_open=True, high_open=True)
 
     @property
     def private(self) -> bool:
@@ -903,22 +887,22 @@ def _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strateg
     parts = _partition(partition, Xa.shape[0])
     n_part = len(parts)
     total = int(sum(p.size for p in parts))
-    initial_labels = _int("initial_labels", initial_labels, n_part, total - 1)
-    label_budget = _int("label_budget", label_budget, initial_labels + 1, total)
-    batch_size = _int("batch_size", batch_size, 1)
+    initial_labels = check_int("initial_labels", initial_labels, n_part, total - 1)
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1, total)
+    batch_size = check_int("batch_size", batch_size, 1)
     check_choice("strategy", strategy, STRATEGIES)
     eps = _epsilon(epsilon)
-    delta = _real("delta", delta, 0.0, 1.0)
-    query_share = _real("query_share", query_share, 0.0, 1.0)
+    delta = check_real("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
+    query_share = check_real("query_share", query_share, 0.0, 1.0, low_open=True, high_open=True)
     check_choice("model", model, MODELS)
-    local_epochs = _int("local_epochs", local_epochs, 1)
-    sample_rate = _real("sample_rate", sample_rate, 0.0, 1.0, high_open=False)
-    lr = _real("lr", lr, 0.0)
-    max_grad_norm = _real("max_grad_norm", max_grad_norm, 0.0)
-    hidden = _int("hidden", hidden, 1)
+    local_epochs = check_int("local_epochs", local_epochs, 1)
+    sample_rate = check_real("sample_rate", sample_rate, 0.0, 1.0, high_open=False, low_open=True)
+    lr = check_real("lr", lr, 0.0, math.inf, low_open=True, high_open=True)
+    max_grad_norm = check_real("max_grad_norm", max_grad_norm, 0.0, math.inf, low_open=True, high_open=True)
+    hidden = check_int("hidden", hidden, 1)
     if proposals is not None:
-        proposals = _int("proposals", proposals, 1)
-    seed = _int("seed", seed, 0)
+        proposals = check_int("proposals", proposals, 1)
+    seed = check_int("seed", seed, 0)
     if not isinstance(progress, bool):
         raise ParameterError("progress", progress, "True or False")
     center, scale = _scaling(scaling, Xt, Xa.shape[1])

@@ -5,7 +5,6 @@ committed page matches the committed records, so the ledger can never disagree w
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_range
 from .supply_game import ACT_DIM, N_INIT, OBS_DIM, GameConfig, game_step, initial_obs
 
 MODES = ("nds", "ede", "ctde")
@@ -71,13 +71,6 @@ STREAMS = ("weights", "init_pretrain", "demand_pretrain", "init_real", "demand_r
            "demand_eval", "noise", "batch", "random_policy")
 EPISODE_COLUMNS = ("reward_0", "reward_1", "total_reward", "wastage", "ncr", "p0", "q0", "p1", "q1",
                    "shipped", "sold", "critic_loss_0", "critic_loss_1")
-
-
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ParameterError(name, value, f"an int >= {low}" + (f" and <= {high}" if high else ""))
-    check_range(name, int(value), low, high)
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -102,9 +95,9 @@ class MADDPGConfig:
     adam_eps: float = 1e-8
 
     def __post_init__(self):
-        _check_int("hidden", self.hidden, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("buffer_size", self.buffer_size, 1)
+        check_int("hidden", self.hidden, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("buffer_size", self.buffer_size, 1)
         if self.batch_size > self.buffer_size:
             raise ParameterError("batch_size", self.batch_size, f"<= buffer_size ({self.buffer_size})")
         check_range("lr_actor", self.lr_actor, 0.0, 1.0, low_open=True)
@@ -115,8 +108,8 @@ class MADDPGConfig:
         check_range("pretrain_noise", self.pretrain_noise, 0.0, 1.0)
         check_range("reward_scale", self.reward_scale, 0.0, low_open=True)
         check_range("actor_reg", self.actor_reg, 0.0)
-        _check_int("pretrain_envs", self.pretrain_envs, 1)
-        _check_int("updates_per_step", self.updates_per_step, 1)
+        check_int("pretrain_envs", self.pretrain_envs, 1)
+        check_int("updates_per_step", self.updates_per_step, 1)
         b1, b2 = self.adam_betas
         check_range("adam_betas[0]", b1, 0.0, 1.0, high_open=True)
         check_range("adam_betas[1]", b2, 0.0, 1.0, high_open=True)
@@ -145,7 +138,7 @@ class ExternalRandomness:
     """
 
     def __init__(self, seed: int, record: bool = False):
-        _check_int("seed", seed, 0, 2**32 - 1)
+        check_int("seed", seed, 0, 2**32 - 1)
         children = np.random.SeedSequence(int(seed)).spawn(len(STREAMS))
         self.seed = int(seed)
         self._gen = {name: np.random.Generator(np.random.PCG64(ss)) for name, ss in zip(STREAMS, children)}
@@ -308,7 +301,7 @@ class MADDPG:
         if not seeds or len(set(seeds)) != len(seeds):
             raise ParameterError("seeds", seeds, "a non-empty list of distinct ints")
         for s in seeds:
-            _check_int("seed", s, 0, 2**32 - 1)
+            check_int("seed", s, 0, 2**32 - 1)
         if not modes or len(set(modes)) != len(modes):
             raise ParameterError("modes", modes, "a non-empty list of distinct modes")
         for m in modes:
@@ -453,8 +446,8 @@ class MADDPG:
         returns one row per run and episode with the episode's totals and averages."""
         check_choice("phase", phase, PHASES)
         check_choice("policy", policy, ("actor", "random"))
-        _check_int("episodes", episodes, 0)
-        _check_int("n_envs", n_envs, 1)
+        check_int("episodes", episodes, 0)
+        check_int("n_envs", n_envs, 1)
         check_range("noise", noise, 0.0, 1.0)
         rows, done, T, R = [], 0, self.game.horizon, self.n_runs
         while done < episodes:
@@ -506,8 +499,8 @@ class MADDPG:
         """Seed 002's protocol: ``pretrain_episodes`` of exploration on simulated data (its own initial
         states and demand shocks, ``pretrain_noise``, ``pretrain_envs`` at a time), then ``episodes``
         measured episodes one at a time with ``noise``, learning throughout."""
-        _check_int("episodes", episodes, 1)
-        _check_int("pretrain_episodes", pretrain_episodes, 0)
+        check_int("episodes", episodes, 1)
+        check_int("pretrain_episodes", pretrain_episodes, 0)
         bar = None
         if progress:
             bar = _progress_bar(episodes + pretrain_episodes, f"seeds {self.seeds}", leave=False)
@@ -571,9 +564,9 @@ def run_experiment(seeds: Iterable[int], modes: Iterable[str] = ("nds", "ede"), 
     seeds, modes = list(seeds), list(modes)
     game, cfg = game or GameConfig(), cfg or MADDPGConfig()
     MADDPG(seeds, modes, game, MADDPGConfig(hidden=1, batch_size=1, buffer_size=1))  # validates seeds/modes
-    _check_int("episodes", episodes, 1)
-    _check_int("pretrain_episodes", pretrain_episodes, 0)
-    _check_int("n_jobs", n_jobs, 1)
+    check_int("episodes", episodes, 1)
+    check_int("pretrain_episodes", pretrain_episodes, 0)
+    check_int("n_jobs", n_jobs, 1)
     groups = [modes] if n_jobs == 1 else [[m] for m in modes]
     tasks = [(s, g, game, cfg, episodes, pretrain_episodes, 1) for s in seeds for g in groups]
     results = []
@@ -681,7 +674,7 @@ def moving_average_ci(table: pd.DataFrame, metric: str, window: int = 10, phase:
     seed, then its mean over seeds and a 95% Student-t interval (columns ``mode, episode, mean, lo, hi``)."""
     from scipy import stats
 
-    _check_int("window", window, 1)
+    check_int("window", window, 1)
     check_choice("phase", phase, PHASES)
     sel = table[table["phase"] == phase]
     if metric not in sel or sel.empty:
@@ -702,7 +695,7 @@ def moving_average_ci(table: pd.DataFrame, metric: str, window: int = 10, phase:
 def critic_loss_curve(table: pd.DataFrame, pretrain_envs: int, horizon: int = 40) -> pd.DataFrame:
     """Critic losses over the whole of training, long format (``mode, seed, player, updates, loss``),
     where ``updates`` counts the environment steps (one update each) played so far."""
-    _check_int("pretrain_envs", pretrain_envs, 1)
+    check_int("pretrain_envs", pretrain_envs, 1)
     pre = table[table["phase"] == "pretrain"].assign(steps=lambda d: (d["episode"] // pretrain_envs + 1) * horizon)
     pre = pre.drop_duplicates(["mode", "seed", "steps"])
     offset = int(pre["steps"].max()) if len(pre) else 0

@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,7 +43,7 @@ from opacus.accountants.analysis import rdp as _rdp
 from opacus.accountants.utils import get_noise_multiplier
 from scipy import optimize, special
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, as_generator, check_choice, check_int, check_open_unit, check_positive, check_range
 
 __all__ = [
     "BudgetExceededError",
@@ -72,35 +71,6 @@ _GAUSSIAN_METHODS = ("analytic", "classical")
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _positive(name: str, value: Any) -> float:
-    """A finite number > 0."""
-    check_range(name, value, 0, math.inf, low_open=True, high_open=True)
-    return float(value)
-
-
-def _probability_open(name: str, value: Any) -> float:
-    """A number in the open interval (0, 1)."""
-    check_range(name, value, 0, 1, low_open=True, high_open=True)
-    return float(value)
-
-
-def _count(name: str, value: Any, low: int = 1) -> int:
-    """An integer >= ``low`` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ParameterError(name, value, f"an integer >= {low}")
-    check_range(name, int(value), low)
-    return int(value)
-
-
-def _generator(rng: Any) -> np.random.Generator:
-    """Accept a numpy ``Generator`` or an int seed; anything else is a ParameterError."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, Integral) and not isinstance(rng, bool) and int(rng) >= 0:
-        return np.random.default_rng(int(rng))
-    raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")
-
-
 def _finite_array(name: str, value: Any, *, ndim: int | None = None) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=float)
@@ -148,8 +118,8 @@ def laplace_mechanism(value: float | np.ndarray, sensitivity: float, epsilon: fl
         The noisy answer, same shape as ``value``.
     """
     x = _finite_array("value", value)
-    scale = _positive("sensitivity", sensitivity) / _positive("epsilon", epsilon)
-    gen = _generator(rng)
+    scale = check_positive("sensitivity", sensitivity) / check_positive("epsilon", epsilon)
+    gen = as_generator(rng)
     return _like_input(value, x + gen.laplace(0.0, scale, size=x.shape))
 
 
@@ -173,7 +143,7 @@ def gaussian_delta(sigma: float, sensitivity: float, epsilon: float) -> float:
     float
         The smallest :math:`\delta` for which the mechanism is :math:`(\varepsilon, \delta)`-DP.
     """
-    u = _positive("sigma", sigma) / _positive("sensitivity", sensitivity)
+    u = check_positive("sigma", sigma) / check_positive("sensitivity", sensitivity)
     eps = check_range("epsilon", epsilon, 0, math.inf, high_open=True)
     return float(math.exp(_log_gaussian_delta(u, float(eps))))
 
@@ -221,9 +191,9 @@ def gaussian_sigma(sensitivity: float, epsilon: float, delta: float,
     float
         :math:`\sigma`.
     """
-    sens = _positive("sensitivity", sensitivity)
-    eps = _positive("epsilon", epsilon)
-    dlt = _probability_open("delta", delta)
+    sens = check_positive("sensitivity", sensitivity)
+    eps = check_positive("epsilon", epsilon)
+    dlt = check_open_unit("delta", delta)
     check_choice("method", method, _GAUSSIAN_METHODS)
     if method == "classical":
         if eps >= 1.0:
@@ -275,7 +245,7 @@ def gaussian_mechanism(value: float | np.ndarray, sensitivity: float, epsilon: f
     """
     x = _finite_array("value", value)
     sigma = gaussian_sigma(sensitivity, epsilon, delta, method)
-    gen = _generator(rng)
+    gen = as_generator(rng)
     return _like_input(value, x + gen.normal(0.0, sigma, size=x.shape))
 
 
@@ -305,8 +275,8 @@ def exponential_probabilities(scores: Sequence[float] | np.ndarray, sensitivity:
         Probabilities summing to one.
     """
     s = _finite_array("scores", scores, ndim=1)
-    sens = _positive("sensitivity", sensitivity)
-    eps = _positive("epsilon", epsilon)
+    sens = check_positive("sensitivity", sensitivity)
+    eps = check_positive("epsilon", epsilon)
     return special.softmax(eps * s / (2.0 * sens))
 
 
@@ -333,7 +303,7 @@ def exponential_mechanism(scores: Sequence[float] | np.ndarray, sensitivity: flo
         The selection probabilities, see :func:`exponential_probabilities`.
     """
     p = exponential_probabilities(scores, sensitivity, epsilon)
-    gen = _generator(rng)
+    gen = as_generator(rng)
     return int(gen.choice(p.size, p=p)), p
 
 
@@ -373,12 +343,12 @@ def report_noisy_max(scores: Sequence[float] | np.ndarray, sensitivity: float, e
         Selected indices, best noisy score first.
     """
     s = _finite_array("scores", scores, ndim=1)
-    sens = _positive("sensitivity", sensitivity)
-    eps = _positive("epsilon", epsilon)
-    k = _count("k", k)
+    sens = check_positive("sensitivity", sensitivity)
+    eps = check_positive("epsilon", epsilon)
+    k = check_int("k", k, 1)
     if k > s.size:
         raise ParameterError("k", k, f"<= the number of scores ({s.size})")
-    gen = _generator(rng)
+    gen = as_generator(rng)
     noisy = s + gen.gumbel(0.0, 2.0 * k * sens / eps, size=s.size)
     if k == 1:
         return np.array([int(np.argmax(noisy))])
@@ -390,9 +360,9 @@ def report_noisy_max(scores: Sequence[float] | np.ndarray, sensitivity: float, e
 # DP-SGD helpers
 # ----------------------------------------------------------------------------------------------
 def _check_dpsgd(noise_multiplier: Any, sample_rate: Any, steps: Any) -> tuple[float, float, int]:
-    return (_positive("noise_multiplier", noise_multiplier),
+    return (check_positive("noise_multiplier", noise_multiplier),
             float(check_range("sample_rate", sample_rate, 0, 1, low_open=True)),
-            _count("steps", steps))
+            check_int("steps", steps, 1))
 
 
 def dpsgd_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
@@ -415,7 +385,7 @@ def dpsgd_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta
         :math:`\varepsilon` at ``delta`` with Opacus's default RDP orders.
     """
     z, q, t = _check_dpsgd(noise_multiplier, sample_rate, steps)
-    dlt = _probability_open("delta", delta)
+    dlt = check_open_unit("delta", delta)
     acc = RDPAccountant()
     acc.history = [(z, q, t)]  # same state as t calls of acc.step(noise_multiplier=z, sample_rate=q)
     with warnings.catch_warnings():
@@ -449,10 +419,10 @@ def noise_multiplier_for(target_epsilon: float, target_delta: float, sample_rate
     float
         The noise multiplier :math:`z`.
     """
-    eps = _positive("target_epsilon", target_epsilon)
-    dlt = _probability_open("target_delta", target_delta)
+    eps = check_positive("target_epsilon", target_epsilon)
+    dlt = check_open_unit("target_delta", target_delta)
     q = float(check_range("sample_rate", sample_rate, 0, 1, low_open=True))
-    t = _count("steps", steps)
+    t = check_int("steps", steps, 1)
     tol = float(check_range("epsilon_tolerance", epsilon_tolerance, 0, eps, low_open=True,
                             high_open=True))
     try:
@@ -534,8 +504,8 @@ class PrivacyBudget:
     releases: list[Release] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        self.epsilon = _positive("epsilon", self.epsilon)
-        self.delta = _probability_open("delta", self.delta)
+        self.epsilon = check_positive("epsilon", self.epsilon)
+        self.delta = check_open_unit("delta", self.delta)
         if not isinstance(self.owner, str) or not self.owner:
             raise ParameterError("owner", self.owner, "a non-empty string")
         try:
@@ -597,12 +567,12 @@ class PrivacyBudget:
         if kind == "pure":
             if "epsilon" not in params:
                 raise ParameterError("params", [], "'epsilon' given for kind='pure'")
-            return {"epsilon": _positive("epsilon", params["epsilon"])}
+            return {"epsilon": check_positive("epsilon", params["epsilon"])}
         if "sigma_over_sensitivity" not in params:
             raise ParameterError("params", [], "'sigma_over_sensitivity' given for kind='gaussian'")
-        return {"sigma_over_sensitivity": _positive("sigma_over_sensitivity",
+        return {"sigma_over_sensitivity": check_positive("sigma_over_sensitivity",
                                                     params["sigma_over_sensitivity"]),
-                "count": _count("count", params.get("count", 1))}
+                "count": check_int("count", params.get("count", 1), 1)}
 
     def _candidate(self, kind: str, p: dict) -> tuple[np.ndarray, bool, list[float], tuple | None]:
         """State after the release, without touching ``self``."""
@@ -622,7 +592,7 @@ class PrivacyBudget:
     # -- public API ---------------------------------------------------------------------------
     def epsilon_spent(self, delta: float | None = None) -> float:
         r"""Epsilon of all releases so far at ``delta`` (the budget's delta when omitted)."""
-        dlt = self.delta if delta is None else _probability_open("delta", delta)
+        dlt = self.delta if delta is None else check_open_unit("delta", delta)
         return self._epsilon_of(self._sgm_rdp, bool(self.accountant.history), self._pure, dlt)
 
     def remaining(self) -> float:

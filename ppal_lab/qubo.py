@@ -66,13 +66,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, check_choice, check_int, check_real
 
 __all__ = [
     "MAX_EXACT_N", "SB_MODES", "REDUNDANCY_MEASURES", "QUBO", "Ising", "MRMRProblem", "SBResult",
@@ -94,21 +93,6 @@ _HIGH_CHUNK_BITS = 10   # ... and at most 2**10 high-bit patterns per block (32 
 # --------------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------------
-def _int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        bounds = " and ".join(b for b in (f">= {low}" if low is not None else "",
-                                           f"<= {high}" if high is not None else "") if b)
-        raise ParameterError(name, value, "an integer " + bounds if bounds else "an integer")
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _real(name: str, value: Any, low=None, high=None, **kw) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ParameterError(name, value, "a real number")
-    return float(check_range(name, float(value), low, high, **kw))
-
-
 def _square(name: str, value: Any) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 1:
@@ -172,7 +156,7 @@ class QUBO:
         Q = 0.5 * (Q + Q.T)
         Q.flags.writeable = False
         object.__setattr__(self, "Q", Q)
-        object.__setattr__(self, "offset", _real("offset", self.offset))
+        object.__setattr__(self, "offset", check_real("offset", self.offset))
 
     @property
     def n(self) -> int:
@@ -215,7 +199,7 @@ class Ising:
         J = _square("J", self.J)
         J = 0.5 * (J + J.T)
         # a diagonal only adds the constant trace(J) since s_i**2 = 1
-        offset = _real("offset", self.offset) + float(np.trace(J))
+        offset = check_real("offset", self.offset) + float(np.trace(J))
         np.fill_diagonal(J, 0.0)
         h = _vector("h", self.h, J.shape[0]).copy()
         J.flags.writeable = False
@@ -251,9 +235,9 @@ class Ising:
 
 def cardinality_penalty(n: int, k: int, lam: float) -> QUBO:
     """``lam * (sum(x) - k)**2`` as a QUBO: ``Q = lam (1 1^T - 2k I)``, offset ``lam k**2``."""
-    n = _int("n", n, 1)
-    k = _int("k", k, 1, n)
-    lam = _real("lam", lam, 0)
+    n = check_int("n", n, 1)
+    k = check_int("k", k, 1, n)
+    lam = check_real("lam", lam, 0)
     return QUBO(lam * (np.ones((n, n)) - 2.0 * k * np.eye(n)), lam * k * k)
 
 
@@ -262,7 +246,7 @@ def penalty_bound(objective: QUBO | np.ndarray, k: int) -> float:
     worse than the best vector with ``sum(x) == k``. Returns ``max(D, 0)``."""
     Q = objective.Q if isinstance(objective, QUBO) else _square("objective", objective)
     n = Q.shape[0]
-    k = _int("k", k, 1, n)
+    k = check_int("k", k, 1, n)
     d = np.diag(Q)
     off = Q - np.diag(d)
     pos, neg = np.clip(off, 0.0, None), np.clip(off, None, 0.0)
@@ -337,11 +321,11 @@ def mrmr_qubo(relevance: Any, redundancy: Any, k: int, alpha: float = 0.5, *, la
         raise ParameterError("relevance", float(r[r < 0][0]), "values >= 0")
     if np.any(R < 0):
         raise ParameterError("redundancy", float(R[R < 0][0]), "values >= 0")
-    k = _int("k", k, 1, n)
-    alpha = _real("alpha", alpha, 0, 1)
-    penalty_scale = _real("penalty_scale", penalty_scale, 1, low_open=True)
+    k = check_int("k", k, 1, n)
+    alpha = check_real("alpha", alpha, 0, 1)
+    penalty_scale = check_real("penalty_scale", penalty_scale, 1, low_open=True)
     if lam is not None:
-        lam = _real("lam", lam, 0, low_open=True)
+        lam = check_real("lam", lam, 0, low_open=True)
 
     r = _scale_max(r)
     R = 0.5 * (R + R.T)
@@ -384,8 +368,8 @@ def relevance_redundancy(X: Any, y: Any, *, discrete: Any = None, redundancy: st
     if mask.shape != (X.shape[1],):
         raise ParameterError("discrete", f"<array of shape {mask.shape}>", f"shape ({X.shape[1]},)")
     check_choice("redundancy", redundancy, REDUNDANCY_MEASURES)
-    seed = _int("seed", seed, 0, 2**32 - 1)
-    n_neighbors = _int("n_neighbors", n_neighbors, 1)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    n_neighbors = check_int("n_neighbors", n_neighbors, 1)
 
     rel = mutual_info_classif(X, y, discrete_features=mask, n_neighbors=n_neighbors, random_state=seed)
     if redundancy == "abs_corr":
@@ -483,19 +467,19 @@ def simulated_bifurcation(problem: QUBO | Ising | MRMRProblem, mode: str = "ball
     """
     qubo = _as_qubo(problem)
     check_choice("mode", mode, SB_MODES)
-    n_agents = _int("n_agents", n_agents, 1)
-    max_steps = _int("max_steps", max_steps, 1)
+    n_agents = check_int("n_agents", n_agents, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
     if dt is not None:
-        dt = _real("dt", dt, 0, 2, low_open=True)
-    ramp = _real("ramp", ramp, 0, 1, low_open=True)
-    seed = _int("seed", seed, 0, 2**63 - 1)
+        dt = check_real("dt", dt, 0, 2, low_open=True)
+    ramp = check_real("ramp", ramp, 0, 1, low_open=True)
+    seed = check_int("seed", seed, 0, 2**63 - 1)
     if not isinstance(early_stopping, (bool, np.bool_)):
         raise ParameterError("early_stopping", early_stopping, "True or False")
-    check_every = _int("check_every", check_every, 1)
-    patience = _int("patience", patience, 1)
+    check_every = check_int("check_every", check_every, 1)
+    patience = check_int("patience", patience, 1)
     check_choice("dtype", dtype, ("float32", "float64"))
     if num_threads is not None:
-        num_threads = _int("num_threads", num_threads, 1)
+        num_threads = check_int("num_threads", num_threads, 1)
 
     t0 = time.perf_counter()
     with _torch_threads(num_threads):
@@ -637,7 +621,7 @@ def exact_solve(problem: QUBO | Ising | MRMRProblem, k: int | None = None) -> Ex
     exactly ``k`` ones (the constrained optimum, used to check the penalty)."""
     qubo = _check_exact(problem)
     if k is not None:
-        k = _int("k", k, 0, qubo.n)
+        k = check_int("k", k, 0, qubo.n)
     t0 = time.perf_counter()
     b = min(qubo.n, _LOW_BITS)
     best_e, best_code = np.inf, -1
@@ -669,7 +653,7 @@ def exact_energies(problem: QUBO | Ising | MRMRProblem) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 def indices_to_x(indices: Sequence[int], n: int) -> np.ndarray:
     """0/1 vector (int8) of length ``n`` with ones at ``indices``."""
-    n = _int("n", n, 1)
+    n = check_int("n", n, 1)
     idx = np.asarray(indices, dtype=np.int64)
     if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
         raise ParameterError("indices", list(np.asarray(indices).ravel()), f"integers in [0, {n})")
@@ -695,7 +679,7 @@ def swap_polish(problem: MRMRProblem, x: Any, *, max_rounds: int | None = None) 
     single = X.ndim == 1
     X = np.atleast_2d(X).copy()
     n, k = problem.n, problem.k
-    max_rounds = 10 * n if max_rounds is None else _int("max_rounds", max_rounds, 0)
+    max_rounds = 10 * n if max_rounds is None else check_int("max_rounds", max_rounds, 0)
     Q = problem.objective.Q
     d = np.diag(Q)
     rows = np.arange(X.shape[0])
@@ -743,7 +727,7 @@ def swap_polish(problem: MRMRProblem, x: Any, *, max_rounds: int | None = None) 
 def _problem_k(problem: Any, k: int | None) -> tuple[MRMRProblem, int]:
     if not isinstance(problem, MRMRProblem):
         raise ParameterError("problem", type(problem).__name__, "an MRMRProblem")
-    return problem, problem.k if k is None else _int("k", k, 1, problem.n)
+    return problem, problem.k if k is None else check_int("k", k, 1, problem.n)
 
 
 def greedy_mrmr(problem: MRMRProblem, k: int | None = None) -> np.ndarray:
@@ -768,7 +752,7 @@ def greedy_mrmr(problem: MRMRProblem, k: int | None = None) -> np.ndarray:
 def mi_top_k(relevance: Any, k: int) -> np.ndarray:
     """The ``k`` most relevant features (ties: lower index first), most relevant first."""
     r = _vector("relevance", relevance)
-    k = _int("k", k, 1, r.size)
+    k = check_int("k", k, 1, r.size)
     return np.argsort(-r, kind="stable")[:k].astype(np.int64)
 
 
@@ -789,12 +773,12 @@ def l1_logistic_path(X: Any, y: Any, ks: Sequence[int], *, seed: int = 0, n_c: i
     y = np.asarray(y)
     if y.shape != (X.shape[0],):
         raise ParameterError("y", f"<array of shape {y.shape}>", f"shape ({X.shape[0]},)")
-    ks = [_int("ks", k, 1, X.shape[1]) for k in ks]
+    ks = [check_int("ks", k, 1, X.shape[1]) for k in ks]
     if not ks:
         raise ParameterError("ks", ks, "a non-empty list of integers")
-    seed = _int("seed", seed, 0, 2**32 - 1)
-    n_c = _int("n_c", n_c, 2)
-    c_span = _real("c_span", c_span, 1, low_open=True)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    n_c = check_int("n_c", n_c, 2)
+    c_span = check_real("c_span", c_span, 1, low_open=True)
 
     Z = StandardScaler().fit_transform(X)
     base = LogisticRegression(C=1.0, l1_ratio=1.0, solver="liblinear", random_state=seed, max_iter=1000)
@@ -824,7 +808,7 @@ def l1_logistic_path(X: Any, y: Any, ks: Sequence[int], *, seed: int = 0, n_c: i
 def project_simplex(v: Any, total: float) -> np.ndarray:
     """Euclidean projection of each row of ``v`` onto ``{p >= 0, sum(p) = total}`` (sort-based)."""
     V = np.atleast_2d(np.asarray(v, dtype=np.float64))
-    total = _real("total", total, 0, low_open=True)
+    total = check_real("total", total, 0, low_open=True)
     u = -np.sort(-V, axis=1)
     css = np.cumsum(u, axis=1) - total
     idx = np.arange(1, V.shape[1] + 1)
@@ -844,10 +828,10 @@ def momentum_simplex(problem: MRMRProblem, *, iterations: int = 100, momentum: f
     lower index first). The penalty is not used: the projection plays its part.
     """
     problem, k = _problem_k(problem, None)
-    iterations = _int("iterations", iterations, 1)
-    momentum = _real("momentum", momentum, 0, 1)
-    step = _real("step", step, 0, low_open=True)
-    seed = _int("seed", seed, 0, 2**32 - 1)
+    iterations = check_int("iterations", iterations, 1)
+    momentum = check_real("momentum", momentum, 0, 1)
+    step = check_real("step", step, 0, low_open=True)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
     rng = np.random.default_rng(seed)
     Q = problem.objective.Q
     p = rng.standard_normal(problem.n)

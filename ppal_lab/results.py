@@ -101,10 +101,28 @@ class ResultRecord:
         self._start = time.perf_counter()
 
     def add_metric(self, name: str, values: float | Iterable[float], unit: str,
-                   description: str = "") -> dict[str, Any]:
-        """Record a metric from one value or from independent repeats (mean and 95% CI)."""
-        vals = [values] if np.isscalar(values) else list(values)
-        mean, ci, n = mean_ci(vals)
+                   description: str = "", *, ci: tuple[float, float] | None = None,
+                   n: int | None = None) -> dict[str, Any]:
+        """Record a metric from one value or from independent repeats (mean and Student-t 95% CI).
+
+        With ``ci=(low, high)`` the interval comes from elsewhere (a bootstrap, the delta method):
+        ``values`` is then the point estimate, ``n`` the number of repeats behind it, and the
+        ``description`` should say how the interval was computed.
+        """
+        if ci is not None:
+            if not np.isscalar(values):
+                raise ParameterError("values", values, "one point estimate when ci is given")
+            if n is None or isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+                raise ParameterError("n", n, "the number of repeats (>= 2) behind the given interval")
+            low, high = (float(v) for v in ci)
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ParameterError("ci", ci, "a finite interval (low, high) with low <= high")
+            mean, ci, n = float(values), (low, high), int(n)
+            if not math.isfinite(mean):
+                raise ParameterError("values", values, "a finite number")
+        else:
+            vals = [values] if np.isscalar(values) else list(values)
+            mean, ci, n = mean_ci(vals)
         entry = {"value": mean, "ci95": list(ci) if ci else None, "n": n, "unit": unit}
         if description:
             entry["description"] = description

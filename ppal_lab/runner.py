@@ -144,13 +144,37 @@ def execute(spec: NotebookSpec, output_nb: Path, parameters: Mapping[str, Any] |
     ``stamp`` the notebook's metadata records its input hash (see :func:`is_stale`).
 
     If the committed notebook is edited while it runs, the result is discarded with an error rather
-    than written over the newer source.
+    than written over the newer source. Two executions into the same ``output_nb`` at once are refused.
     """
+    src = notebooks_dir() / spec.filename
+    output_nb = Path(output_nb)
+    with _exclusive(output_nb):
+        return _execute_locked(spec, src, output_nb, parameters, output_dir, progress, stamp)
+
+
+@contextlib.contextmanager
+def _exclusive(output_nb: Path):
+    """One execution per output notebook at a time, across processes: a second one fails at once
+    instead of racing the first to the same notebook, record and figures."""
+    import fcntl
+
+    key = hashlib.sha256(str(output_nb.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"ppal-lab-{key}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{output_nb} is already being executed by another process; wait for it "
+                               "to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _execute_locked(spec, src: Path, output_nb: Path, parameters, output_dir, progress, stamp) -> Path:
     import papermill as pm
 
-    src = notebooks_dir() / spec.filename
     source_before = src.read_bytes()
-    output_nb = Path(output_nb)
     scratch = output_nb.parent / ".executing"
     scratch.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=scratch, prefix=f"{output_nb.stem}.", suffix=".ipynb")

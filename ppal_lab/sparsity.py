@@ -51,12 +51,11 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, as_generator, check_choice, check_int, check_open_unit, check_positive, check_range
 from .privacy import dpsgd_epsilon, gaussian_sigma, noise_multiplier_for
 
 __all__ = [
@@ -79,32 +78,6 @@ MECHANISMS: tuple[str, ...] = ("nonprivate", "dpsgd", "seed", "seed_density")
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _positive(name: str, value: Any) -> float:
-    check_range(name, value, 0, math.inf, low_open=True, high_open=True)
-    return float(value)
-
-
-def _probability_open(name: str, value: Any) -> float:
-    check_range(name, value, 0, 1, low_open=True, high_open=True)
-    return float(value)
-
-
-def _count(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _generator(rng: Any) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, Integral) and not isinstance(rng, bool) and int(rng) >= 0:
-        return np.random.default_rng(int(rng))
-    raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")
-
-
 # ----------------------------------------------------------------------------------------------
 # the seed's mechanism
 # ----------------------------------------------------------------------------------------------
@@ -115,9 +88,9 @@ def seed_noise_std(epsilon: float, delta: float, sensitivity: float = 1.0) -> fl
     :math:`\varepsilon < 1`; computed for any :math:`\varepsilon > 0` because the seed uses it at
     :math:`\varepsilon = 1` too (where the classical theorem no longer applies).
     """
-    eps = _positive("epsilon", epsilon)
-    dlt = _probability_open("delta", delta)
-    sens = _positive("sensitivity", sensitivity)
+    eps = check_positive("epsilon", epsilon)
+    dlt = check_open_unit("delta", delta)
+    sens = check_positive("sensitivity", sensitivity)
     if eps < 1.0:
         return gaussian_sigma(sens, eps, dlt, method="classical")
     return sens * math.sqrt(2.0 * math.log(1.25 / dlt)) / eps
@@ -157,7 +130,7 @@ def density_noise_factors(batch_log_density: Any, record_log_density: Any,
 def clip_rows(G: Any, clip_norm: float) -> np.ndarray:
     """Scale each row (last axis) of ``G`` to L2 norm at most ``clip_norm`` (Opacus's flat clipping)."""
     A = np.asarray(G, dtype=float)
-    C = _positive("clip_norm", clip_norm)
+    C = check_positive("clip_norm", clip_norm)
     norms = np.linalg.norm(A, axis=-1, keepdims=True)
     return A * np.minimum(1.0, C / np.maximum(norms, 1e-300))
 
@@ -184,9 +157,9 @@ class SparsityAwareDP:
     """
 
     def __init__(self, epsilon: float, delta: float, clip_norm: float = 1.0, max_factor: float = 1.0):
-        self.epsilon = _positive("epsilon", epsilon)
-        self.delta = _probability_open("delta", delta)
-        self.clip_norm = _positive("clip_norm", clip_norm)
+        self.epsilon = check_positive("epsilon", epsilon)
+        self.delta = check_open_unit("delta", delta)
+        self.clip_norm = check_positive("clip_norm", clip_norm)
         self.max_factor = float(check_range("max_factor", max_factor, 1.0, math.inf, high_open=True))
         self.sigma = seed_noise_std(self.epsilon, self.delta, self.clip_norm)
 
@@ -215,7 +188,7 @@ class SparsityAwareDP:
         if G.shape[:-1] != std.shape:
             raise ParameterError("grad_sums", f"array of shape {G.shape}",
                                  f"shape {std.shape + ('d',)} to match has_data")
-        gen = _generator(rng)
+        gen = as_generator(rng)
         noisy = G + gen.standard_normal(G.shape) * std[..., None]
         return np.where(std[..., None] > 0, noisy, 0.0), std
 
@@ -226,7 +199,7 @@ class SparsityAwareDP:
 def empty_batch_probability(sample_rate: float, n_labelled: int) -> float:
     r"""Probability that a Poisson-sampled batch holds no labelled record, :math:`(1 - q)^{n_L}`."""
     q = float(check_range("sample_rate", sample_rate, 0, 1, low_open=True))
-    n = _count("n_labelled", n_labelled, 1)
+    n = check_int("n_labelled", n_labelled, 1)
     return float((1.0 - q) ** n)
 
 
@@ -249,12 +222,12 @@ def noise_comparison(epsilon: float, delta: float, sample_rate: float, steps: in
         saving the seed's comparison measures), and ``seed_epsilon_if_noise_always`` (the RDP epsilon
         the seed's noise *would* give at :math:`\delta` if it were added at every step).
     """
-    eps = _positive("epsilon", epsilon)
-    dlt = _probability_open("delta", delta)
+    eps = check_positive("epsilon", epsilon)
+    dlt = check_open_unit("delta", delta)
     q = float(check_range("sample_rate", sample_rate, 0, 1, low_open=True))
-    T = _count("steps", steps)
-    n = _count("n_labelled", n_labelled)
-    C = _positive("clip_norm", clip_norm)
+    T = check_int("steps", steps, 1)
+    n = check_int("n_labelled", n_labelled, 1)
+    C = check_positive("clip_norm", clip_norm)
     s_seed = seed_noise_std(eps, dlt, C)
     z = noise_multiplier_for(eps, dlt, q, T)
     nonempty = 1.0 - empty_batch_probability(q, n)
@@ -365,14 +338,14 @@ def train_private_logreg(Z_lab: Any, y_lab: Any, n_pool: int, mechanism: str, ep
     if y.shape != (Z.shape[0],) or not np.isin(y, (0, 1)).all():
         raise ParameterError("y_lab", f"array of shape {y.shape}", "0/1 labels, one per row of Z_lab")
     n_lab = Z.shape[0]
-    n_pool = _count("n_pool", n_pool, n_lab)
-    eps = _positive("epsilon", epsilon)
-    dlt = _probability_open("delta", delta)
-    batch_size = _count("batch_size", batch_size, 1, n_pool)
-    T = _count("steps", steps)
-    lr = _positive("lr", lr)
-    C = _positive("clip_norm", clip_norm)
-    seed = _count("seed", seed, 0)
+    n_pool = check_int("n_pool", n_pool, n_lab)
+    eps = check_positive("epsilon", epsilon)
+    dlt = check_open_unit("delta", delta)
+    batch_size = check_int("batch_size", batch_size, 1, n_pool)
+    T = check_int("steps", steps, 1)
+    lr = check_positive("lr", lr)
+    C = check_positive("clip_norm", clip_norm)
+    seed = check_int("seed", seed, 0)
     r = float(check_range("max_factor", max_factor, 1.0, math.inf, high_open=True))
     ld = None
     if mechanism == "seed_density":

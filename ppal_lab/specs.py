@@ -133,6 +133,34 @@ register(NotebookSpec(
 
 
 register(NotebookSpec(
+    name="08_secure_maddpg",
+    title="Secure two-party MADDPG with CrypTen",
+    params=(
+        SEED,
+        Param("n_seeds", int, 3, "independent secure phases (seeds seed, seed+1, ...), each beside its EDE twin",
+              low=2, high=20),
+        Param("secure_iterations", int, 40, "secure training iterations per seed (one step and one update each; "
+              "the seed's full run: 800)", low=1, high=20_000),
+        Param("pretrain_episodes", int, 400, "plaintext exploration episodes on simulated data before the "
+              "secure phase", low=0, high=1_000_000),
+        Param("hidden", int, 128, "hidden units of every actor and critic layer", low=1, high=512),
+        Param("batch_size", int, 128, "replay minibatch size", low=1, high=1024),
+        Param("precision_bits", int, 18, "fractional bits of CrypTen's fixed point (workable: 10 to 20)",
+              low=10, high=20),
+        Param("world_size", int, 2, "number of parties (the game and the protocol are two-party)", low=2, high=2),
+        Param("scaling_hidden", list, ["32", "64", "128", "256"], "hidden sizes of the overhead scaling (batch "
+              "batch_size)", choices=("8", "16", "32", "64", "128", "256", "512")),
+        Param("scaling_batch", list, ["32", "256"], "minibatch sizes of the overhead scaling (hidden hidden)",
+              choices=("8", "16", "32", "64", "128", "256", "512", "1024")),
+        Param("scaling_iterations", int, 3, "iterations per scaling run (the first is not timed)", low=2, high=100),
+    ),
+    headline=("max_metric_rel_diff", "max_weight_rmse", "secure_online_ms", "secure_offline_ms", "plain_ms",
+              "online_ratio"),
+    budget_s=480.0,
+))
+
+
+register(NotebookSpec(
     name="04_continual_learning",
     title="Continual learning under drift: does EWC stop forgetting?",
     params=(

@@ -132,6 +132,56 @@ def initial_obs(cfg: GameConfig, u: np.ndarray) -> np.ndarray:
     return np.stack([obs0, obs1], axis=-2)
 
 
+def _carry_over(cfg: GameConfig, left: np.ndarray, last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Stock carried to the next step and this step's wastage, from the units ``left`` after trading:
+    a ``spoilage`` share perishes, and after the episode's last step everything left is wasted."""
+    waste = cfg.spoilage * left
+    keep = (1.0 - cfg.spoilage) * left
+    if last:
+        waste = waste + keep
+    return keep, waste
+
+
+def supplier_step(cfg: GameConfig, obs0: np.ndarray, action0: np.ndarray, order: np.ndarray,
+                  last: bool = False) -> dict[str, np.ndarray]:
+    """Player 0's half of a step, computed from what player 0 knows.
+
+    ``obs0``: ``(..., 5)`` its observation (only the stock ``obs0[..., 0]`` matters); ``action0``:
+    ``(..., 2)`` its physical action ``[p0, q0]``; ``order``: ``(...)`` the units player 1 orders (``q1``,
+    already clipped by player 1) -- the one thing it learns from player 1, as in any purchase order.
+    Returns its ``next_obs``, ``reward``, ``wastage`` and what it tells player 1 on the invoice:
+    ``shipped`` and the price ``p0``. Together with :func:`retailer_step` this *is* :func:`game_step`,
+    so two parties can play the game in separate processes exchanging only the order and the invoice.
+    """
+    a = np.clip(np.asarray(action0, dtype=np.float64), 0.0, cfg.action_high()[0])
+    p0, q0 = a[..., 0], a[..., 1]
+    s0 = np.asarray(obs0, dtype=np.float64)[..., 0]
+    q1 = np.asarray(order, dtype=np.float64)
+    unit_raw = cfg.raw_price + cfg.raw_price_slope * q0
+    shipped = np.minimum(q1, s0 + q0)
+    keep, waste = _carry_over(cfg, s0 + q0 - shipped, last)
+    return {"next_obs": np.stack([keep, p0, q0, q1, shipped], axis=-1),
+            "reward": p0 * shipped - unit_raw * q0, "wastage": waste, "shipped": shipped, "price": p0,
+            "raw_cost": unit_raw * q0, "action": a}
+
+
+def retailer_step(cfg: GameConfig, obs1: np.ndarray, action1: np.ndarray, price: np.ndarray,
+                  shipped: np.ndarray, eps: np.ndarray, last: bool = False) -> dict[str, np.ndarray]:
+    """Player 1's half of a step: its ``obs1 (..., 5)``, physical action ``[p1, q1] (..., 2)``, the
+    invoice from player 0 (``price`` p0 and ``shipped`` units) and the demand noise ``eps`` of its own
+    market. Returns its ``next_obs``, ``reward``, ``wastage``, ``sold`` and ``demand``."""
+    a = np.clip(np.asarray(action1, dtype=np.float64), 0.0, cfg.action_high()[1])
+    p1, q1 = a[..., 0], a[..., 1]
+    s1 = np.asarray(obs1, dtype=np.float64)[..., 0]
+    p0, shipped = np.asarray(price, dtype=np.float64), np.asarray(shipped, dtype=np.float64)
+    demand = np.maximum(0.0, cfg.demand_intercept - cfg.demand_slope * p1
+                        + cfg.demand_noise * np.asarray(eps, dtype=np.float64))
+    sold = np.minimum(demand, s1 + shipped)
+    keep, waste = _carry_over(cfg, s1 + shipped - sold, last)
+    return {"next_obs": np.stack([keep, p1, q1, demand, p0], axis=-1), "reward": p1 * sold - p0 * shipped,
+            "wastage": waste, "sold": sold, "demand": demand, "action": a}
+
+
 def game_step(cfg: GameConfig, obs: np.ndarray, actions: np.ndarray, eps: np.ndarray,
               last: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """One step of the game for any number of episodes at once.
@@ -141,26 +191,18 @@ def game_step(cfg: GameConfig, obs: np.ndarray, actions: np.ndarray, eps: np.nda
     ``eps``: ``(...)`` standard-normal demand noise; ``last``: the episode's final step (all remaining
     stock becomes wastage). Returns ``(next_obs, rewards (..., 2), info)`` where ``info`` holds arrays
     ``shipped``, ``sold``, ``demand``, ``raw_cost``, ``wastage`` and the clipped ``actions``.
+    It runs the two players' halves (:func:`supplier_step`, :func:`retailer_step`) in order: player 1's
+    order goes to player 0, player 0's invoice to player 1.
     """
     obs = np.asarray(obs, dtype=np.float64)
-    a = np.clip(np.asarray(actions, dtype=np.float64), 0.0, cfg.action_high())
-    eps = np.asarray(eps, dtype=np.float64)
-    p0, q0, p1, q1 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
-    s0, s1 = obs[..., 0, 0], obs[..., 1, 0]
-    unit_raw = cfg.raw_price + cfg.raw_price_slope * q0
-    shipped = np.minimum(q1, s0 + q0)
-    demand = np.maximum(0.0, cfg.demand_intercept - cfg.demand_slope * p1 + cfg.demand_noise * eps)
-    sold = np.minimum(demand, s1 + shipped)
-    keep0, keep1 = s0 + q0 - shipped, s1 + shipped - sold
-    waste = cfg.spoilage * (keep0 + keep1)
-    keep0, keep1 = (1.0 - cfg.spoilage) * keep0, (1.0 - cfg.spoilage) * keep1
-    if last:
-        waste = waste + keep0 + keep1
-    rewards = np.stack([p0 * shipped - unit_raw * q0, p1 * sold - p0 * shipped], axis=-1)
-    next_obs = np.stack([np.stack([keep0, p0, q0, q1, shipped], axis=-1),
-                         np.stack([keep1, p1, q1, demand, p0], axis=-1)], axis=-2)
-    info = {"shipped": shipped, "sold": sold, "demand": demand, "raw_cost": unit_raw * q0,
-            "wastage": waste, "actions": a}
+    actions = np.asarray(actions, dtype=np.float64)
+    order = np.clip(actions[..., 1, 1], 0.0, cfg.quantity_limit)
+    p0 = supplier_step(cfg, obs[..., 0, :], actions[..., 0, :], order, last)
+    p1 = retailer_step(cfg, obs[..., 1, :], actions[..., 1, :], p0["price"], p0["shipped"], eps, last)
+    rewards = np.stack([p0["reward"], p1["reward"]], axis=-1)
+    next_obs = np.stack([p0["next_obs"], p1["next_obs"]], axis=-2)
+    info = {"shipped": p0["shipped"], "sold": p1["sold"], "demand": p1["demand"], "raw_cost": p0["raw_cost"],
+            "wastage": p0["wastage"] + p1["wastage"], "actions": np.stack([p0["action"], p1["action"]], -2)}
     return next_obs, rewards, info
 
 

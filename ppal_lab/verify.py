@@ -89,7 +89,6 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field, replace
-from numbers import Integral, Real
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -101,7 +100,7 @@ from torch import nn
 
 from . import data as D
 from .active import STRATEGIES
-from .errors import ParameterError, check_choice, check_range
+from .errors import ParameterError, as_generator, check_choice, check_int, check_real
 from .federated import Participant, TrainingPlan, allocate_batch, fedavg, make_model
 from .results import mean_ci
 from .secure.similarity import plaintext_similarity
@@ -139,29 +138,6 @@ _CHUNK = 2048  # items per block of the grid search (bounds memory: CHUNK x grid
 # ----------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------
-def _int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ParameterError(name, value, allowed)
-    check_range(name, int(value), low, high)
-    return int(value)
-
-
-def _real(name: str, value: Any, low: float | None, high: float | None, *, low_open: bool = False,
-          high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ParameterError(name, value, "a real number")
-    return float(check_range(name, float(value), low, high, low_open=low_open, high_open=high_open))
-
-
-def _rng(rng: Any) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, Integral) and not isinstance(rng, bool) and rng >= 0:
-        return np.random.default_rng(int(rng))
-    raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")
-
-
 def _design(variant: Any, tolerance: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(variant)
     t = np.asarray(tolerance)
@@ -255,9 +231,9 @@ class GridInverse:
     method = "grid"
 
     def __init__(self, n_grid: int = 101, n_refine: int = 21, rounds: int = 2):
-        self.n_grid = _int("n_grid", n_grid, 3, 100_000)
-        self.n_refine = _int("n_refine", n_refine, 3, 10_000)
-        self.rounds = _int("rounds", rounds, 0, 10)
+        self.n_grid = check_int("n_grid", n_grid, 3, 100_000)
+        self.n_refine = check_int("n_refine", n_refine, 3, 10_000)
+        self.rounds = check_int("rounds", rounds, 0, 10)
 
     @property
     def resolution(self) -> float:
@@ -310,12 +286,12 @@ class MLPInverse:
 
     def __init__(self, hidden: int = 64, epochs: int = 30, lr: float = 3e-3, batch_size: int = 256,
                  n_draws: int = 3, seed: int = 0):
-        self.hidden = _int("hidden", hidden, 1, 4096)
-        self.epochs = _int("epochs", epochs, 1, 10_000)
-        self.lr = _real("lr", lr, 0.0, 10.0, low_open=True)
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.n_draws = _int("n_draws", n_draws, 1, 100)
-        self.seed = _int("seed", seed, 0)
+        self.hidden = check_int("hidden", hidden, 1, 4096)
+        self.epochs = check_int("epochs", epochs, 1, 10_000)
+        self.lr = check_real("lr", lr, 0.0, 10.0, low_open=True)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.n_draws = check_int("n_draws", n_draws, 1, 100)
+        self.seed = check_int("seed", seed, 0)
         self.net: nn.Module | None = None
         self._center = self._scale = None
 
@@ -401,7 +377,7 @@ class DecisionModel:
     """P(remanufacturable | health, defect, design): logistic regression on :func:`_decision_features`."""
 
     def __init__(self, C: float = 10.0):
-        self.C = _real("C", C, 0.0, None, low_open=True)
+        self.C = check_real("C", C, 0.0, None, low_open=True)
         self.model: LogisticRegression | None = None
 
     def fit(self, health: Any, defect: Any, variant: Any, tolerance: Any, y: Any) -> DecisionModel:
@@ -534,10 +510,10 @@ def inject_anomalies(batch: ClaimBatch, kinds: Sequence[str], rate: float, inver
     if not isinstance(batch, ClaimBatch):
         raise ParameterError("batch", type(batch).__name__, "a ClaimBatch")
     kinds = _kinds(kinds)
-    rate = _real("anomaly_rate", rate, 0.0, 1.0, high_open=True)
+    rate = check_real("anomaly_rate", rate, 0.0, 1.0, high_open=True)
     if not isinstance(inverse, (GridInverse, MLPInverse)):
         raise ParameterError("inverse", type(inverse).__name__, "a GridInverse or MLPInverse")
-    rng = _rng(rng)
+    rng = as_generator(rng)
     if np.any(batch.is_anomaly):
         raise ParameterError("batch", "a batch that already has anomalies", "an honest batch")
     n = len(batch)
@@ -617,7 +593,7 @@ class Verifier:
         """
         if not isinstance(batch, ClaimBatch):
             raise ParameterError("batch", type(batch).__name__, "a ClaimBatch")
-        threshold = _real("threshold", threshold, 0.0, 1.0)
+        threshold = check_real("threshold", threshold, 0.0, 1.0)
         m_hat = self.simulate_input(batch)
         if similarity is None:
             s = plaintext_similarity(batch.readings, m_hat, BENCH_SD)
@@ -639,7 +615,7 @@ def fit_verifier(calibration: D.SupplyChainData, inverse: str = "grid", seed: in
     inputs it will see when verifying.
     """
     check_choice("inverse", inverse, INVERSE_METHODS)
-    seed = _int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     model = make_inverse(inverse, seed)
     if isinstance(model, MLPInverse):
         lat = calibration.latent
@@ -656,7 +632,7 @@ def threshold_at_fpr(clean_scores: Any, fpr: float) -> float:
     r"""The threshold :math:`\theta` that flags (score :math:`\le \theta`) the ``floor(fpr * n)``
     lowest honest scores, so the empirical false-positive rate is at most ``fpr``; ``0.0`` (flag
     nothing, scores are positive) when ``fpr * n < 1``."""
-    fpr = _real("fpr_target", fpr, 0.0, 1.0, low_open=True, high_open=True)
+    fpr = check_real("fpr_target", fpr, 0.0, 1.0, low_open=True, high_open=True)
     s = np.sort(np.asarray(clean_scores, dtype=np.float64))
     if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)):
         raise ParameterError("clean_scores", f"array of shape {s.shape}", "a non-empty 1-d array of finite scores")
@@ -726,9 +702,9 @@ def prepare_seed(seed: int, n_items: int = 2000, fpr_target: float = 0.05, inver
     The generator's own 5% label flips are switched off (``label_noise=0``) so that every wrong label
     in an experiment is one we injected and know about.
     """
-    seed = _int("seed", seed, 0)
-    n_items = _int("n_items", n_items, 100, 1_000_000)
-    fpr_target = _real("fpr_target", fpr_target, 0.0, 1.0, low_open=True, high_open=True)
+    seed = check_int("seed", seed, 0)
+    n_items = check_int("n_items", n_items, 100, 1_000_000)
+    fpr_target = check_real("fpr_target", fpr_target, 0.0, 1.0, low_open=True, high_open=True)
     check_choice("inverse", inverse, INVERSE_METHODS)
     st = _stream_seeds(seed)
     cal = D.make_remanufacturing(2 * n_items, seed=st["calibration"], label_noise=0.0)
@@ -836,7 +812,7 @@ def detection_study(setup: SeedSetup, anomaly_rate: float = 0.2,
     """Inject anomalies into the seed's honest test batch and verify every item."""
     if not isinstance(setup, SeedSetup):
         raise ParameterError("setup", type(setup).__name__, "a SeedSetup from prepare_seed")
-    fixed_threshold = _real("threshold", fixed_threshold, 0.0, 1.0, low_open=True, high_open=True)
+    fixed_threshold = check_real("threshold", fixed_threshold, 0.0, 1.0, low_open=True, high_open=True)
     batch = inject_anomalies(setup.test, anomaly_kinds, anomaly_rate, setup.verifier.inverse,
                              setup.streams["anomalies"])
     v = setup.verifier.verify(batch, fixed_threshold)
@@ -868,12 +844,12 @@ def validate_setup(n_items: int, anomaly_rate: float, anomaly_kinds: Sequence[st
     ``min_per_kind`` anomalies of some kind, the label budget does not fit the cycle's pool, or the
     secure batch (``n_secure`` items plus 5 probes) does not fit the test stream.
     """
-    n_items = _int("n_items", n_items, 100, 1_000_000)
-    _int("n_secure", n_secure, 1, n_items)
+    n_items = check_int("n_items", n_items, 100, 1_000_000)
+    check_int("n_secure", n_secure, 1, n_items)
     kinds = _kinds(anomaly_kinds)
-    anomaly_rate = _real("anomaly_rate", anomaly_rate, 0.0, 1.0, high_open=True)
-    _real("fpr_target", fpr_target, 0.0, 1.0, low_open=True, high_open=True)
-    _real("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
+    anomaly_rate = check_real("anomaly_rate", anomaly_rate, 0.0, 1.0, high_open=True)
+    check_real("fpr_target", fpr_target, 0.0, 1.0, low_open=True, high_open=True)
+    check_real("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
     check_choice("inverse", inverse, INVERSE_METHODS)
     per_kind = int(round(anomaly_rate * n_items)) // len(kinds)
     if per_kind < min_per_kind:
@@ -881,13 +857,13 @@ def validate_setup(n_items: int, anomaly_rate: float, anomaly_kinds: Sequence[st
         raise ParameterError("anomaly_rate", anomaly_rate,
                              f">= {need:.3g} so that each of the {len(kinds)} anomaly kinds gets at least "
                              f"{min_per_kind} of the n_items = {n_items} test items")
-    n_sites = _int("n_sites", n_sites, 2, 100)
+    n_sites = check_int("n_sites", n_sites, 2, 100)
     check_choice("strategy", strategy, STRATEGIES)
-    _real("corrupt_rate", corrupt_rate, 0.0, 1.0)
+    check_real("corrupt_rate", corrupt_rate, 0.0, 1.0)
     pool = n_items - int(round(test_fraction * n_items))
-    initial_labels = _int("initial_labels", initial_labels, n_sites, pool - 1)
-    _int("label_budget", label_budget, initial_labels + 1, pool)
-    _int("batch_size", batch_size, 1, label_budget)
+    initial_labels = check_int("initial_labels", initial_labels, n_sites, pool - 1)
+    check_int("label_budget", label_budget, initial_labels + 1, pool)
+    check_int("batch_size", batch_size, 1, label_budget)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -931,8 +907,8 @@ def probe_claims(batch: ClaimBatch, item: int, n_probes: int = 5) -> ClaimBatch:
     """``n_probes`` legitimate-looking claims about one item that a curious verifier could submit:
     its claimed health shifted by small steps, and once with the defect flipped (so the simulated
     readings span all four directions). Returns a batch of ``n_probes`` copies of the item."""
-    item = _int("item", item, 0, len(batch) - 1)
-    n_probes = _int("n_probes", n_probes, len(D.BENCH_COLUMNS) + 1, 50)
+    item = check_int("item", item, 0, len(batch) - 1)
+    n_probes = check_int("n_probes", n_probes, len(D.BENCH_COLUMNS) + 1, 50)
     probes = batch.subset(np.full(n_probes, item))
     steps = np.linspace(-0.12, 0.12, n_probes - 1)
     h = np.clip(probes.health[0] + np.r_[steps, 0.0], 0.0, 1.0)
@@ -961,7 +937,7 @@ def secure_fedavg(vectors: Sequence[torch.Tensor], weights: Sequence[float], rng
 
     Returns ``(average, masked)``: the average (dtype of the first vector) and what each site sent.
     """
-    rng = _rng(rng)
+    rng = as_generator(rng)
     if len(vectors) == 0 or len(vectors) != len(weights):
         raise ParameterError("vectors", f"{len(vectors)} vectors for {len(weights)} weights",
                              "one or more vectors, as many as weights")
@@ -1111,17 +1087,17 @@ def run_gated_cycle(setup: SeedSetup, gate: str = "label", *, corrupt_rate: floa
     check_choice("gate", gate, GATES)
     if not isinstance(setup, SeedSetup):
         raise ParameterError("setup", type(setup).__name__, "a SeedSetup from prepare_seed")
-    corrupt_rate = _real("corrupt_rate", corrupt_rate, 0.0, 1.0)
-    n_items = _int("n_items", n_items, 100, 1_000_000)
-    n_sites = _int("n_sites", n_sites, 2, 100)
-    corrupt_site = _int("corrupt_site", corrupt_site, 0, n_sites - 1)
+    corrupt_rate = check_real("corrupt_rate", corrupt_rate, 0.0, 1.0)
+    n_items = check_int("n_items", n_items, 100, 1_000_000)
+    n_sites = check_int("n_sites", n_sites, 2, 100)
+    corrupt_site = check_int("corrupt_site", corrupt_site, 0, n_sites - 1)
     check_choice("strategy", strategy, STRATEGIES)
-    test_fraction = _real("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    test_fraction = check_real("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
     pool_size = n_items - int(round(test_fraction * n_items))
-    initial_labels = _int("initial_labels", initial_labels, n_sites, pool_size - 1)
-    label_budget = _int("label_budget", label_budget, initial_labels + 1, pool_size)
-    batch_size = _int("batch_size", batch_size, 1)
-    non_iid = _real("non_iid", non_iid, 0.0, 1.0)
+    initial_labels = check_int("initial_labels", initial_labels, n_sites, pool_size - 1)
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1, pool_size)
+    batch_size = check_int("batch_size", batch_size, 1)
+    non_iid = check_real("non_iid", non_iid, 0.0, 1.0)
     if not isinstance(secure_aggregation, bool):
         raise ParameterError("secure_aggregation", secure_aggregation, "True or False")
     plan = TrainingPlan(sample_rate, math.ceil(local_epochs / sample_rate), lr, 1.0, None)
@@ -1226,7 +1202,7 @@ def gate_study(setups: Sequence[SeedSetup], arms: Sequence[tuple[str, str]] = CY
     for labels, g in arms:
         check_choice("labels", labels, ("clean", "corrupted"))
         check_choice("gate", g, GATES)
-    corrupt_rate = _real("corrupt_rate", corrupt_rate, 0.0, 1.0)
+    corrupt_rate = check_real("corrupt_rate", corrupt_rate, 0.0, 1.0)
     n_items = kwargs.get("n_items", 2000)
     n_sites = kwargs.get("n_sites", 4)
     corrupt_site = kwargs.get("corrupt_site", 0)

@@ -3,7 +3,6 @@ its notebook and record outside notebooks/."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -82,3 +81,14 @@ def test_grid_is_the_cartesian_product_and_validates_first():
     spec = SPECS["01_supply_chain_data"]
     points = runner.grid(spec, [("seed", "0,1"), ("missing_mechanism", "mcar,mar,mnar")])
     assert len(points) == 6 and {"seed": 1, "missing_mechanism": "mar"} in points
+
+
+def test_a_second_execution_into_the_same_notebook_is_refused_at_once(tmp_path):
+    target = tmp_path / "nb.ipynb"
+    spec = SPECS["01_supply_chain_data"]
+    with runner._exclusive(target):
+        with pytest.raises(RuntimeError, match="already being executed"):
+            runner.execute(spec, target, {"seed": 0})
+    assert not target.exists()
+    with runner._exclusive(target):      # released again
+        pass

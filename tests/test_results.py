@@ -71,3 +71,15 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
         write_json_atomic(target, {"a": float("nan")})  # NaN is not valid JSON
     assert json.loads(target.read_text()) == {"a": 1}
     assert os.listdir(tmp_path) == ["r.json"]  # no temporary file left behind
+
+
+def test_add_metric_accepts_an_interval_computed_elsewhere():
+    rec = ResultRecord("x", {})
+    entry = rec.add_metric("saving", 0.3, "fraction", "bootstrap", ci=(0.1, 0.5), n=7)
+    assert entry["value"] == 0.3 and entry["ci95"] == [0.1, 0.5] and entry["n"] == 7
+    for bad in ({"ci": (0.5, 0.1), "n": 7}, {"ci": (0.1, float("nan")), "n": 7}, {"ci": (0.1, 0.5)},
+                {"ci": (0.1, 0.5), "n": 1}):
+        with pytest.raises(ParameterError):
+            rec.add_metric("saving", 0.3, "fraction", **bad)
+    with pytest.raises(ParameterError):
+        rec.add_metric("saving", [0.3, 0.4], "fraction", ci=(0.1, 0.5), n=2)

@@ -75,6 +75,29 @@ def test_shim_imports_crypten_and_leaves_torch_onnx_alone():
 
 
 @pytest.mark.timeout(60)
+def test_without_debug_hook_skips_only_the_no_op_hook_and_restores_it():
+    from ppal_lab.secure import crypten
+    from ppal_lab.secure.crypten_compat import without_debug_hook
+
+    cls = crypten.CrypTensor
+    hooked = cls.__dict__["__getattribute__"]
+    assert hooked.__wrapped__ is not hooked
+    with without_debug_hook():
+        assert cls.__dict__["__getattribute__"] is hooked.__wrapped__
+    assert cls.__dict__["__getattribute__"] is hooked
+    crypten.cfg.debug.validation_mode = True      # validation on: the hook does real work, keep it
+    try:
+        with without_debug_hook():
+            assert cls.__dict__["__getattribute__"] is hooked
+    finally:
+        crypten.cfg.debug.validation_mode = False
+    with pytest.raises(KeyError):                  # restored even when the block raises
+        with without_debug_hook():
+            raise KeyError("x")
+    assert cls.__dict__["__getattribute__"] is hooked
+
+
+@pytest.mark.timeout(60)
 def test_from_pytorch_helper_uses_torchscript_exporter():
     from ppal_lab.secure import from_pytorch
 

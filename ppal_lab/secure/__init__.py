@@ -16,6 +16,7 @@ _LAZY = {
     "run_parties": "twoparty",
     "run_this_party": "twoparty",
     "comm_stats": "twoparty",
+    "reveal_to": "twoparty",
     "PartyError": "twoparty",
     "PartyTimeout": "twoparty",
     "PartyResults": "twoparty",

@@ -64,3 +64,49 @@ def crashing_party(rank: int, exit_code: int) -> None:
     if rank == 1:
         os._exit(exit_code)
     crypten.cryptensor(torch.ones(3), src=0).get_plain_text()
+
+
+def sigmoid_party(rank: int, xs, precision_bits: int) -> dict:
+    """Party 0 holds ``xs``; both compute :func:`ppal_lab.secure.secure_maddpg.secure_sigmoid` and
+    CrypTen's own ``sigmoid`` on its shares; returns both, revealed."""
+    from .fixed_point import decode_exact
+    from .secure_maddpg import secure_sigmoid
+
+    crypten.cfg.encoder.precision_bits = int(precision_bits)
+    x = _share({"xs": xs}, "xs", 0, rank, tuple(xs.shape))
+    scale = 2 ** int(precision_bits)
+    return {"ours": decode_exact(secure_sigmoid(x).reveal(), scale),
+            "crypten": decode_exact(x.sigmoid().reveal(), scale)}
+
+
+def reveal_probe(rank: int, mine) -> dict:
+    """Party 0 holds ``x``, party 1 holds ``y`` (``mine``, same shape); ``z = x + y`` is opened to party 1
+    twice -- with :func:`~ppal_lab.secure.twoparty.reveal_to` and with ``torch.distributed.reduce``
+    (what CrypTen's ``reveal(dst=1)`` runs) -- while party 0 records what it receives. Whatever party 0
+    learns of ``z`` gives away party 1's private ``y = z - x``. Returns the opened ring elements (party
+    1), the tensors party 0 received during ``reveal_to``, and party 0's buffer after the reduce."""
+    import torch
+    import torch.distributed as dist
+
+    from .twoparty import reveal_to
+
+    comm = crypten.comm.get()
+    mine = torch.as_tensor(mine, dtype=torch.float32)
+    x = crypten.cryptensor(mine if rank == 0 else torch.empty(mine.shape), src=0)
+    y = crypten.cryptensor(mine if rank == 1 else torch.empty(mine.shape), src=1)
+    z = x + y
+    received = []
+    for name in ("recv", "irecv", "broadcast", "all_reduce", "reduce", "all_gather", "gather", "scatter"):
+        original = getattr(comm, name)
+
+        def spy(*args, _original=original, **kwargs):
+            out = _original(*args, **kwargs)
+            received.append(out)
+            return out
+
+        setattr(comm, name, spy)
+    opened = reveal_to(z, 1)
+    buffer = z.share.clone()
+    dist.reduce(buffer, 1, group=comm.main_group)
+    return {"opened": opened, "received_during_reveal_to": received, "buffer_after_reduce": buffer,
+            "scale": z.encoder.scale}

@@ -75,7 +75,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -276,6 +276,7 @@ def secure_mlp_party(rank: int, config: MLPConfig, iterations: int, batch: int, 
     """
     from .crypten_compat import crypten
     from .fixed_point import decode_exact
+    from .twoparty import reveal_to
 
     torch.set_num_threads(1)  # two parties share the cores: extra threads only contend
     crypten.cfg.encoder.precision_bits = int(config.precision_bits)
@@ -299,7 +300,7 @@ def secure_mlp_party(rank: int, config: MLPConfig, iterations: int, batch: int, 
                             else None, xs[it] if rank == 0 else None, xs[it] if rank == 1 else None,
                             targets[it] if is_owner else None, batch, phases)
         t = time.perf_counter()
-        ring = flat.reveal(dst=owner)  # one opening, to the owner only (gloo reduce)
+        ring = reveal_to(flat, owner)  # one opening, to the owner only (point to point)
         phases["reveal"] += time.perf_counter() - t
         t = time.perf_counter()
         if is_owner:
@@ -344,6 +345,7 @@ def crypten_autograd_party(rank: int, config: MLPConfig, iterations: int, batch:
     communication."""
     from .crypten_compat import crypten
     from .fixed_point import decode_exact
+    from .twoparty import reveal_to
 
     torch.set_num_threads(1)
     crypten.cfg.encoder.precision_bits = int(config.precision_bits)
@@ -371,7 +373,7 @@ def crypten_autograd_party(rank: int, config: MLPConfig, iterations: int, batch:
         loss = (o - tgt).square().mean()
         loss.backward()
         flat = crypten.cat([w[k].grad.flatten() for k in PARAM_NAMES])
-        ring = flat.reveal(dst=owner)
+        ring = reveal_to(flat, owner)
         iter_s.append(time.perf_counter() - start)
         stats1 = comm.get_communication_stats()
         rounds.append(int(stats1["rounds"] - stats0["rounds"]))

@@ -18,7 +18,7 @@ step "homomorphic similarity". Here it runs as a two-party computation with Cryp
 
   where :math:`\sigma_j` are the public noise standard deviations of the bench channels and
   :math:`Z` (:data:`Z_MAX`, 10 noise SDs) caps one channel's contribution;
-* only :math:`s` is opened, and only to party 1 (``get_plain_text(dst=1)``); with
+* only :math:`s` is opened, and only to party 1 (:func:`~ppal_lab.secure.twoparty.reveal_to`); with
   ``reveal="decision"`` only the bit :math:`[s > \theta]` is opened instead, computed as the
   comparison :math:`q < 1/\theta - 1` (no reciprocal needed). The verifier's verdict needs no more:
   its other score, the consistency, uses only its own claim.
@@ -202,6 +202,8 @@ def similarity_party(rank: int, n_items: int, n_channels: int, sd: Sequence[floa
     import torch
 
     from .crypten_compat import crypten
+    from .fixed_point import decode_exact
+    from .twoparty import reveal_to
 
     torch.set_num_threads(1)  # small tensors: extra threads only contend with the peer for the CPU
     comm = crypten.comm.get()
@@ -218,7 +220,8 @@ def similarity_party(rank: int, n_items: int, n_channels: int, sd: Sequence[floa
         before = comm.get_communication_stats()
         start = time.perf_counter()
         out = _secure_scores(crypten, x[:b], y[:b], inv_sd, reveal, q_max)
-        opened = out.get_plain_text(dst=1)
+        ring = reveal_to(out, 1)        # point to point: party 0 receives nothing
+        opened = torch.from_numpy(decode_exact(ring, out.encoder.scale)) if rank == 1 else None
         elapsed = time.perf_counter() - start
         after = comm.get_communication_stats()
         cost.append({"reveal": reveal, "items": int(b), "rounds": int(after["rounds"] - before["rounds"]),

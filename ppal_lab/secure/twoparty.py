@@ -30,7 +30,9 @@ Rules for party functions (the ``spawn`` start method imports them afresh in eac
 Threat model of the computations run this way: semi-honest parties; CrypTen's default "trusted first
 party" (TFP) provider, in which party 0 generates the Beaver triples itself. That stands in for a
 trusted dealer and is *not* private against party 0 in a real deployment. Each party learns its own
-inputs, the shapes of all inputs, and whatever the computation reveals (``get_plain_text``).
+inputs, the shapes of all inputs, and whatever the computation reveals (``get_plain_text``). To open a
+value to one party only, use :func:`reveal_to`, not CrypTen's ``reveal(dst=...)``, which leaks about
+half of the value to the other party (see :func:`reveal_to`).
 
 Seeding: with ``seed=None`` CrypTen draws its secret-sharing seeds from ``os.urandom`` (its secure
 default). With an integer ``seed``, torch/numpy/random in party ``r`` and all CrypTen generators are
@@ -63,7 +65,7 @@ from ppal_lab.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "PartyError", "PartyTimeout", "CommStats", "PartyResults", "PartyOutcome",
-    "run_parties", "run_this_party", "comm_stats", "WORLD_SIZES",
+    "run_parties", "run_this_party", "comm_stats", "reveal_to", "WORLD_SIZES",
 ]
 
 WORLD_SIZES = (2, 3)
@@ -170,6 +172,34 @@ def comm_stats() -> CommStats:
     raw = communicator.get_communication_stats()
     return CommStats(rank=communicator.get_rank(), rounds=int(raw["rounds"]),
                      bytes=int(round(raw["bytes"])), time_s=float(raw["time"]))
+
+
+def reveal_to(x, dst: int):
+    """Open a two-party CrypTensor to party ``dst`` only; call inside a party function on both parties.
+
+    The other party sends its share straight to ``dst`` (one message) and receives nothing. Returns
+    the opened ring elements (int64; decode with :func:`ppal_lab.secure.fixed_point.decode_exact`) at
+    ``dst`` and ``None`` elsewhere.
+
+    Why not CrypTen's ``x.reveal(dst=...)`` / ``get_plain_text(dst=...)``: they call
+    ``torch.distributed.reduce``, which gloo runs as a ring reduce-scatter followed by a gather to the
+    root, so with two parties the *other* party ends up holding about half of the opened values in the
+    clear (``tests/test_secure.py`` shows it).
+    """
+    import torch
+
+    from .crypten_compat import crypten
+
+    communicator = crypten.comm.get()
+    if communicator.get_world_size() != 2:
+        raise ParameterError("world_size", communicator.get_world_size(), "2 (reveal_to is two-party)")
+    check_choice("dst", dst, (0, 1))
+    share = x.share.contiguous()
+    if communicator.get_rank() == dst:
+        other = communicator.recv(torch.empty_like(share), 1 - dst)
+        return share + other          # int64 addition wraps around: ring arithmetic mod 2^64
+    communicator.send(share, dst)
+    return None
 
 
 def _run_party(fn: Callable, rank: int, world_size: int, args: tuple, seed: int | None,
