@@ -281,6 +281,22 @@ def make_model(kind: str, n_features: int, n_classes: int, hidden: int = 32,
         return nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, C))
 
 
+def check_average_inputs(vectors: Sequence[Any], weights: Sequence[float]) -> np.ndarray:
+    """Validate the inputs of a weighted average of flat vectors (plain or secure FedAvg): one or more
+    1-d vectors of equal length, as many non-negative, finite weights, not all zero. Returns the weights
+    as float64."""
+    if len(vectors) == 0 or len(vectors) != len(weights):
+        raise ParameterError("vectors", f"{len(vectors)} vectors for {len(weights)} weights",
+                             "one or more vectors, as many as weights")
+    w = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ParameterError("weights", list(weights), "non-negative and not all zero")
+    shapes = [tuple(torch.as_tensor(v).shape) for v in vectors]
+    if any(len(sh) != 1 or sh != shapes[0] for sh in shapes):
+        raise ParameterError("vectors", shapes, "1-d and of equal length")
+    return w
+
+
 def fedavg(vectors: Sequence[torch.Tensor | np.ndarray], weights: Sequence[float]) -> torch.Tensor:
     r"""Weighted average :math:`\sum_p w_p v_p / \sum_p w_p` of flat parameter vectors (FedAvg).
 
@@ -299,15 +315,8 @@ def fedavg(vectors: Sequence[torch.Tensor | np.ndarray], weights: Sequence[float
     torch.Tensor
         The average, in the dtype of the first vector.
     """
-    if len(vectors) == 0 or len(vectors) != len(weights):
-        raise ParameterError("vectors", f"{len(vectors)} vectors for {len(weights)} weights",
-                             "one or more vectors, as many as weights")
-    w = np.asarray(weights, dtype=np.float64)
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ParameterError("weights", list(weights), "non-negative and not all zero")
+    w = check_average_inputs(vectors, weights)
     V = [torch.as_tensor(v) for v in vectors]
-    if any(v.ndim != 1 or v.shape != V[0].shape for v in V):
-        raise ParameterError("vectors", [tuple(v.shape) for v in V], "1-d and of equal length")
     w = w / w.sum()
     out = torch.zeros(V[0].shape, dtype=torch.float64)
     for wp, v in zip(w, V):

@@ -112,23 +112,16 @@ def _vector(name: str, value: Any, n: int | None = None) -> np.ndarray:
     return arr
 
 
-def _binary(name: str, value: Any, n: int) -> np.ndarray:
+def _levels(name: str, value: Any, n: int, levels: tuple[int, int]) -> np.ndarray:
+    """One vector ``(n,)`` or a stack ``(m, n)`` whose entries are all in ``levels`` (0/1 or -1/+1)."""
     arr = np.asarray(value)
     if arr.ndim not in (1, 2) or arr.shape[-1] != n:
         raise ParameterError(name, f"<array of shape {arr.shape}>", f"shape ({n},) or (m, {n})")
     arr = arr.astype(np.float64)
-    if not np.all((arr == 0) | (arr == 1)):
-        raise ParameterError(name, "<array with values other than 0 and 1>", "values in {0, 1}")
-    return arr
-
-
-def _spins(name: str, value: Any, n: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.ndim not in (1, 2) or arr.shape[-1] != n:
-        raise ParameterError(name, f"<array of shape {arr.shape}>", f"shape ({n},) or (m, {n})")
-    arr = arr.astype(np.float64)
-    if not np.all(np.abs(arr) == 1):
-        raise ParameterError(name, "<array with values other than -1 and 1>", "values in {-1, 1}")
+    if not np.all((arr == levels[0]) | (arr == levels[1])):
+        allowed = f"{{{levels[0]}, {levels[1]}}}"
+        raise ParameterError(name, f"<array with values other than {levels[0]} and {levels[1]}>",
+                             f"values in {allowed}")
     return arr
 
 
@@ -165,7 +158,7 @@ class QUBO:
 
     def energy(self, x: Any) -> float | np.ndarray:
         """Energy of one 0/1 vector (a float) or of each row of a 2-D array (an array)."""
-        X = _binary("x", x, self.n)
+        X = _levels("x", x, self.n, (0, 1))
         e = _quadratic(self.Q, np.atleast_2d(X)) + self.offset
         return float(e[0]) if X.ndim == 1 else e
 
@@ -214,7 +207,7 @@ class Ising:
 
     def energy(self, s: Any) -> float | np.ndarray:
         """Energy of one ±1 vector (a float) or of each row of a 2-D array (an array)."""
-        S = _spins("s", s, self.n)
+        S = _levels("s", s, self.n, (-1, 1))
         S2 = np.atleast_2d(S)
         e = _quadratic(self.J, S2) + S2 @ self.h + self.offset
         return float(e[0]) if S.ndim == 1 else e
@@ -283,7 +276,7 @@ class MRMRProblem:
 
     def feasible(self, x: Any) -> bool | np.ndarray:
         """Whether ``x`` (one vector or each row) selects exactly ``k`` features."""
-        X = _binary("x", x, self.n)
+        X = _levels("x", x, self.n, (0, 1))
         ok = X.sum(axis=-1) == self.k
         return bool(ok) if X.ndim == 1 else ok
 
@@ -675,7 +668,7 @@ def swap_polish(problem: MRMRProblem, x: Any, *, max_rounds: int | None = None) 
     """
     if not isinstance(problem, MRMRProblem):
         raise ParameterError("problem", type(problem).__name__, "an MRMRProblem")
-    X = _binary("x", x, problem.n)
+    X = _levels("x", x, problem.n, (0, 1))
     single = X.ndim == 1
     X = np.atleast_2d(X).copy()
     n, k = problem.n, problem.k

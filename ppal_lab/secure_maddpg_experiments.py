@@ -23,7 +23,9 @@ from .secure.secure_maddpg import (PRECISION_BITS_RANGE, SecurePhase, SecureSett
 from .supply_game import ACT_DIM, OBS_DIM
 
 __all__ = ["pretrained_learner", "equivalence_runs", "scaling_runs", "metric_averages", "moving_averages",
-           "weights_by_network", "iteration_counts", "PRECISION_BITS_RANGE"]
+           "moving_average_errors", "weights_by_network", "cost_drift", "distinct_iteration_counts",
+           "iteration_counts", "PRECISION_BITS_RANGE"]
+COUNT_COLUMNS = ("rounds", "bytes", "shared_data", "shared_weights", "comparisons")
 
 METRICS = ("reward_0", "reward_1", "total_reward", "wastage", "ncr")
 
@@ -121,6 +123,37 @@ def moving_averages(phases: Sequence[SecurePhase], window: int = 10,
             rows.append(pd.DataFrame({"seed": ph.seed, "metric": m, "iteration": ph.plain["iteration"],
                                       "secure": sec, "ede": pla, "rel_dev": np.abs(sec - pla) / scale}))
     return pd.concat(rows, ignore_index=True)
+
+
+def moving_average_errors(ma: pd.DataFrame) -> pd.DataFrame:
+    """Seed 002's Table 3 from :func:`moving_averages`: per metric, the MAE and RMSE between the secure
+    and the EDE moving-average curves, averaged over the seeds."""
+    dev = (ma["secure"] - ma["ede"]).abs()
+    per_seed = dev.groupby([ma["metric"], ma["seed"]]).agg(mae="mean", rmse=lambda d: float(np.sqrt((d ** 2).mean())))
+    return per_seed.groupby("metric").mean()
+
+
+def cost_drift(phases: Sequence[SecurePhase]) -> dict[int, float]:
+    """Per seed: the change of the online time per iteration over the phase, from a straight line fitted
+    to the iterations after the first (which records the triples), relative to the line's start."""
+    from scipy import stats
+
+    out = {}
+    for ph in phases:
+        it = np.arange(1, len(ph.secure_s))
+        if len(it) < 3:
+            out[ph.seed] = 0.0
+            continue
+        fit = stats.linregress(it, ph.secure_s[1:])
+        out[ph.seed] = float(fit.slope * (it[-1] - it[0]) / fit.intercept)
+    return out
+
+
+def distinct_iteration_counts(phases: Sequence[SecurePhase]) -> pd.DataFrame:
+    """The distinct per-iteration operation counts (rounds, bytes, shared and compared elements) over
+    every iteration of every phase: one row when all iterations do the same work."""
+    counts = pd.concat([ph.comm[list(COUNT_COLUMNS)] for ph in phases])
+    return counts.drop_duplicates().astype(int).reset_index(drop=True)
 
 
 def weights_by_network(phases: Sequence[SecurePhase]) -> pd.DataFrame:

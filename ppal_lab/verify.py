@@ -101,7 +101,7 @@ from torch import nn
 from . import data as D
 from .active import STRATEGIES
 from .errors import ParameterError, as_generator, check_choice, check_int, check_real
-from .federated import Participant, TrainingPlan, allocate_batch, fedavg, make_model
+from .federated import Participant, TrainingPlan, allocate_batch, check_average_inputs, fedavg, make_model
 from .results import mean_ci
 from .secure.similarity import plaintext_similarity
 
@@ -938,15 +938,8 @@ def secure_fedavg(vectors: Sequence[torch.Tensor], weights: Sequence[float], rng
     Returns ``(average, masked)``: the average (dtype of the first vector) and what each site sent.
     """
     rng = as_generator(rng)
-    if len(vectors) == 0 or len(vectors) != len(weights):
-        raise ParameterError("vectors", f"{len(vectors)} vectors for {len(weights)} weights",
-                             "one or more vectors, as many as weights")
-    w = np.asarray(weights, dtype=np.float64)
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ParameterError("weights", list(weights), "non-negative and not all zero")
+    w = check_average_inputs(vectors, weights)
     V = [torch.as_tensor(v).detach().to(torch.float64).numpy() for v in vectors]
-    if any(v.ndim != 1 or v.shape != V[0].shape for v in V):
-        raise ParameterError("vectors", [v.shape for v in V], "1-d and of equal length")
     scaled = [wp / w.sum() * v for wp, v in zip(w, V)]
     if max(np.abs(s).max() for s in scaled) >= 2.0 ** (62 - _FRAC_BITS):
         raise ParameterError("vectors", "values too large", f"|w v / sum w| < 2^{62 - _FRAC_BITS}")

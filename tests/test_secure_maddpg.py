@@ -171,3 +171,15 @@ def test_a_flagged_stage_is_recomputed_and_the_run_stays_equivalent():
     table = weight_table(ph.secure_weights, ph.plain_weights)
     assert table["rmse"].max() < 1e-4 and table["max_abs"].max() < 5e-3
     np.testing.assert_allclose(ph.secure[["p0", "q0", "p1", "q1"]], ph.plain[["p0", "q0", "p1", "q1"]], atol=1e-3)
+
+
+def test_chapter_summaries_of_a_phase(phase):
+    from ppal_lab.secure_maddpg_experiments import (cost_drift, distinct_iteration_counts,
+                                                    moving_average_errors, moving_averages)
+
+    table3 = moving_average_errors(moving_averages([phase], window=3))
+    assert set(table3.index) == {"reward_0", "reward_1", "total_reward", "wastage", "ncr"}
+    assert (table3["mae"] <= table3["rmse"] + 1e-15).all() and table3["rmse"].max() < 1e-2
+    assert len(distinct_iteration_counts([phase])) == 1
+    drift = cost_drift([phase])
+    assert list(drift) == [phase.seed] and np.isfinite(drift[phase.seed])
