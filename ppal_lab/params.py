@@ -99,14 +99,41 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """How far a metric of a run at the defaults may lie from the committed record and still count
+    as the same result (compared by :mod:`ppal_lab.reproduce`): the largest of ``abs``, ``rel`` times
+    the committed value and ``ci_fraction`` times the committed 95% CI half-width. ``compare=False``
+    for figures that are not results (wall times)."""
+
+    ci_fraction: float = 0.25
+    rel: float = 1e-6
+    abs: float = 1e-9
+    compare: bool = True
+
+    def allowed(self, committed: Mapping[str, Any]) -> float:
+        ci = committed.get("ci95")
+        half = (ci[1] - ci[0]) / 2 if ci else 0.0
+        return max(self.abs, self.rel * abs(committed["value"]), self.ci_fraction * half)
+
+
+EXACT = Tolerance(ci_fraction=0.0, rel=0.0, abs=0.0)
+TIMING = Tolerance(compare=False)
+
+
+@dataclass(frozen=True)
 class NotebookSpec:
-    """A notebook: its file stem, title, parameters, headline metrics and time budget."""
+    """A notebook: its file stem, title, parameters, headline metrics and time budget.
+
+    ``tolerances`` maps metric-name patterns (``fnmatch``; the first match wins) to the
+    :class:`Tolerance` a run on another machine is held to; unmatched metrics get ``Tolerance()``.
+    """
 
     name: str
     title: str
     params: tuple[Param, ...]
     headline: tuple[str, ...] = ()
     budget_s: float = 180.0
+    tolerances: tuple[tuple[str, Tolerance], ...] = ()
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -120,6 +147,11 @@ class NotebookSpec:
         if name not in self._index:
             raise UnknownParameterError(self.name, name, list(self._index))
         return self._index[name]
+
+    def tolerance(self, metric: str) -> Tolerance:
+        from fnmatch import fnmatchcase
+
+        return next((t for pattern, t in self.tolerances if fnmatchcase(metric, pattern)), Tolerance())
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

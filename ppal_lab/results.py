@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from scipy import stats
 
+from . import numerics
 from .errors import ParameterError, check_choice
 from .paths import results_dir
 
@@ -147,6 +148,7 @@ class ResultRecord:
             "seed": int(self.parameters.get("seed", 0)),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": library_versions(),
+            "numerics": numerics.state(),
             "wall_time_s": round(time.perf_counter() - self._start, 3),
             "metrics": self.metrics,
             "claims": self.claims,
