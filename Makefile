@@ -8,7 +8,7 @@ PIP_TORCH_ARGS ?=
 # Test processes: nbval re-executes every notebook, and most run on one core, so two workers halve the wait.
 TEST_WORKERS ?= 2
 
-.PHONY: book test bench venv clean
+.PHONY: book test bench repro venv clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,12 @@ test: $(STAMP)
 ## make bench: the side-by-side benchmarks against peer libraries.
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+## make repro: run every notebook twice at its defaults and compare the records with each other (exactly)
+## and with the committed ones (declared tolerances). REPRO_ARGS="--env OPENBLAS_CORETYPE=Haswell" runs the
+## second with other BLAS kernels instead (then the two are compared under the tolerances).
+repro: $(STAMP)
+	$(BIN)/ppal-lab reproduce $(REPRO_ARGS)
 
 clean:
 	rm -rf _build runs

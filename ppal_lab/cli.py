@@ -1,7 +1,9 @@
 """``ppal-lab``: list, run, sweep and book — the command line over :mod:`ppal_lab.runner`.
 
-Bad input (unknown notebook or parameter, wrong type, out of range) exits with status 2 and one line on
-stderr, before anything is written.
+Bad input (unknown notebook or parameter, wrong type, out of range, a combination the notebook cannot
+run, an ``--out`` that cannot be written) exits with status 2 and one line on stderr, before any kernel
+starts and before anything is written. A notebook that still fails in its kernel exits with status 1 and
+one line naming the cell and the error, and leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -29,7 +31,12 @@ def _run(args) -> int:
     spec = resolve(args.notebook)
     overrides = spec.parse(args.param or [])
     spec.validate(overrides)
-    result = runner.run(spec, overrides, Path(args.out) if args.out else None, progress=not args.quiet)
+    out = runner.check_out(args.out, "--out") if args.out else None
+    try:
+        result = runner.run(spec, overrides, out, progress=not args.quiet)
+    except RuntimeError as exc:  # NotebookFailed, or a refused concurrent run: one line, no traceback
+        print(f"ppal-lab: error: {exc}", file=sys.stderr)
+        return 1
     print(f"notebook: {result.notebook}")
     print(f"record:   {result.record_path}")
     print(f"wall time: {result.record['wall_time_s']:.1f} s")
@@ -47,7 +54,8 @@ def _sweep(args) -> int:
         raise ParameterError("-p", None, "at least one NAME v1,v2,... axis")
     if args.jobs < 1:
         raise ParameterError("--jobs", args.jobs, ">= 1")
-    out, rows = runner.sweep(spec, points, jobs=args.jobs, out=Path(args.out) if args.out else None)
+    out = runner.check_out(args.out, "--out") if args.out else None
+    out, rows = runner.sweep(spec, points, jobs=args.jobs, out=out)
     failed = [r for r in rows if r["error"]]
     print(f"{len(rows) - len(failed)} of {len(rows)} grid points completed; table: {out / 'table.csv'}")
     for r in failed:
@@ -71,6 +79,24 @@ def _book(args) -> int:
     if not args.no_build:
         runner.build_book()
     return 0
+
+
+def _reproduce(args) -> int:
+    from . import reproduce
+    from .paths import runs_dir
+
+    specs = [resolve(name) for name in args.notebooks] or list(SPECS.values())
+    env = dict(item.split("=", 1) for item in args.env or [])
+    out = Path(args.out) if args.out else runs_dir() / "reproduce"
+    failed = 0
+    for spec in specs:
+        print(f"{spec.name}: two runs at the defaults{' (second with ' + ' '.join(args.env) + ')' if env else ''} ...",
+              flush=True)
+        problems = reproduce.run_twice(spec, out, env)
+        failed += bool(problems)
+        print("\n".join("  " + p for p in problems) or "  same result")
+    print(f"{len(specs) - failed} of {len(specs)} notebooks reproduce; runs in {out}")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--no-build", action="store_true", help="execute only; do not build the book")
     book.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     book.set_defaults(func=_book)
+
+    repro = sub.add_parser("reproduce", help="run notebooks twice at their defaults and compare the records "
+                                             "with each other and with the committed ones")
+    repro.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
+    repro.add_argument("--env", action="append", metavar="VAR=VALUE",
+                       help="set in the second run only (e.g. OPENBLAS_CORETYPE=Haswell to try other "
+                            "BLAS kernels); without it the two runs must agree exactly")
+    repro.add_argument("--out", help="output folder (default runs/reproduce/)")
+    repro.set_defaults(func=_reproduce)
     return parser
 
 

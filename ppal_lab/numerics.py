@@ -14,8 +14,9 @@ the CPU, libm) is compared with the tolerances each chapter declares (:mod:`ppal
 
 The pins are environment variables, read by each library when it loads: :func:`pin` runs when
 ``ppal_lab`` is imported (so the ``ppal-lab`` command, the test suite and every kernel they start have
-them) and only sets variables the user has not set. :func:`state` says what was really in force; every
-result record carries it.
+them). They override the user's thread settings too, because results must not depend on them; set
+``PPAL_NUMERICS=native`` to opt out (faster on many cores, but no longer comparable bit for bit).
+:func:`state` says what was really in force; every result record carries it.
 """
 from __future__ import annotations
 
@@ -36,10 +37,22 @@ PINNED: Mapping[str, str] = {
 
 
 def pin(environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """Set every pinned variable the environment does not already set; return the ones set now."""
-    added = {k: v for k, v in PINNED.items() if k not in environ}
-    environ.update(added)
-    return added
+    """Set the pinned variables (unless ``PPAL_NUMERICS=native``); return the ones changed. Libraries
+    loaded before the pins get one thread each at run time, the most that can still be done for them."""
+    if environ.get("PPAL_NUMERICS") == "native":
+        return {}
+    changed = {k: v for k, v in PINNED.items() if environ.get(k) != v}
+    environ.update(changed)
+    if changed and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    if changed and "numpy" in sys.modules:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)
+        except ImportError:
+            pass
+    return changed
 
 
 def state() -> dict[str, object]:
@@ -49,7 +62,7 @@ def state() -> dict[str, object]:
 
     info: dict[str, object] = {k: os.environ.get(k) for k in PINNED}
     features = getattr(np._core._multiarray_umath, "__cpu_features__", {})
-    info["numpy_avx512"] = bool(features.get("AVX512F") or features.get("X86_V4"))
+    info["cpu_has_avx512"] = bool(features.get("AVX512F") or features.get("X86_V4"))
     if "torch" in sys.modules:
         info["torch_cpu_capability"] = sys.modules["torch"].backends.cpu.get_cpu_capability()
         info["torch_threads"] = sys.modules["torch"].get_num_threads()

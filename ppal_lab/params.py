@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import ParameterError, check_choice, check_range
 
@@ -99,6 +99,28 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """A condition a notebook needs that one parameter's range cannot say: it involves several
+    parameters, or one parameter and a limit that depends on another (a data set's pool size).
+
+    Declared in the spec, so ``ppal-lab run``/``sweep`` refuse a bad combination before a kernel starts
+    and the notebook's :func:`validate_notebook` refuses the same one. ``ok`` gets the full, validated
+    parameter dict; ``allowed`` (text, or a function of that dict) says what ``names[0]`` — the
+    parameter the error names, the others being the ones it depends on — must be.
+    """
+
+    names: tuple[str, ...]
+    ok: Callable[[Mapping[str, Any]], bool]
+    allowed: str | Callable[[Mapping[str, Any]], str]
+
+    def check(self, values: Mapping[str, Any]) -> None:
+        """Raise :class:`ParameterError` naming ``names[0]``, its value and the allowed range."""
+        if not self.ok(values):
+            allowed = self.allowed(values) if callable(self.allowed) else self.allowed
+            raise ParameterError(self.names[0], values[self.names[0]], allowed)
+
+
+@dataclass(frozen=True)
 class Tolerance:
     """How far a metric of a run at the defaults may lie from the committed record and still count
     as the same result (compared by :mod:`ppal_lab.reproduce`): the largest of ``abs``, ``rel`` times
@@ -124,6 +146,9 @@ TIMING = Tolerance(compare=False)
 class NotebookSpec:
     """A notebook: its file stem, title, parameters, headline metrics and time budget.
 
+    ``constraints`` are the :class:`Constraint` s between parameters, checked by :meth:`validate` after
+    each parameter's own range.
+
     ``tolerances`` maps metric-name patterns (``fnmatch``; the first match wins) to the
     :class:`Tolerance` a run on another machine is held to; unmatched metrics get ``Tolerance()``.
     """
@@ -133,11 +158,15 @@ class NotebookSpec:
     params: tuple[Param, ...]
     headline: tuple[str, ...] = ()
     budget_s: float = 180.0
+    constraints: tuple[Constraint, ...] = ()
     tolerances: tuple[tuple[str, Tolerance], ...] = ()
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self._index.update({p.name: p for p in self.params})
+        for c in self.constraints:  # a misspelt name fails at import, not in a user's run
+            for name in c.names:
+                self.param(name)
 
     @property
     def filename(self) -> str:
@@ -157,10 +186,13 @@ class NotebookSpec:
         return {p.name: p.default for p in self.params}
 
     def validate(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Check every given value (unknown names are errors); return the defaults updated by them."""
+        """Check every given value (unknown names are errors), then the constraints between them;
+        return the defaults updated by them."""
         full = self.defaults()
         for name, value in values.items():
             full[name] = self.param(name).check(value)
+        for c in self.constraints:
+            c.check(full)
         return full
 
     def parse(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import nbformat
 
+from .errors import ParameterError
 from .params import NotebookSpec
 from .paths import OUTPUT_ENV, notebooks_dir, repo_root, runs_dir
 from .results import load_record, write_json_atomic
@@ -207,15 +209,87 @@ class RunResult:
     record: dict
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook raised inside its kernel; the one-line message names the notebook, the cell and the
+    error (the full traceback is papermill's, as ``__cause__``)."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def check_out(out: str | os.PathLike, name: str = "out") -> Path:
+    """``out`` as an absolute path if it is, or can be created as, a folder we can write in; else
+    :class:`ParameterError` naming ``name``. Tested by creating and removing a temporary folder in its
+    nearest existing ancestor, so permissions, read-only mounts and ``/proc`` all count and nothing is
+    left behind."""
+    out = Path(out).absolute()
+    base = _nearest_existing(out)
+    if not base.is_dir():
+        raise ParameterError(name, str(out), f"a folder that can be created and written ({base} is a file)")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=base, prefix=".ppal-probe-"))
+    except OSError as exc:
+        raise ParameterError(name, str(out), f"a folder that can be created and written ({base}: "
+                                             f"{exc.strerror})") from None
+    return out
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    """Move a finished run's files into ``dst``: the whole folder at once when ``dst`` is new, else file
+    by file, replacing files of the same name and keeping anything else (``--out`` may hold other
+    things)."""
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src, dst)
+        return
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            target = dst / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+
+
+def _failure(spec: NotebookSpec, exc) -> NotebookFailed:
+    """One line for a papermill execution error. Papermill's ``cell_index`` counts its injected
+    parameters cell; the line gives the index in the committed notebook instead."""
+    nb = nbformat.read(notebooks_dir() / spec.filename, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    cell = exc.cell_index - 1 if tagged and exc.cell_index > tagged[0] + 1 else exc.cell_index
+    evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
+    return NotebookFailed(f"{spec.filename} failed in cell {cell}: {exc.ename}: {evalue} (nothing was written)")
+
+
 def run(spec: NotebookSpec, overrides: Mapping[str, Any], out: Path | None = None,
         progress: bool = True) -> RunResult:
     """Run a notebook with new parameters into ``out`` (default ``runs/<name>-<hash>/``); the
-    committed notebook and results are never touched. Validation happens before anything is written."""
+    committed notebook and results are never touched. Parameters, their constraints and ``out`` are
+    checked before anything is written.
+
+    The run executes into a hidden temporary folder in ``out``'s nearest existing ancestor, and its
+    notebook, record and figures move into ``out`` only when it succeeds: a failed run leaves nothing
+    (:class:`NotebookFailed` when the notebook raised). Two runs into the same ``out`` at once are refused.
+    """
     params = spec.validate(overrides)
-    out = Path(out) if out else runs_dir() / f"{spec.name}-{_short_hash(params)}"
-    nb_path = execute(spec, out / spec.filename, params, output_dir=out, progress=progress)
+    out = check_out(out if out else runs_dir() / f"{spec.name}-{_short_hash(params)}")
+    from papermill.exceptions import PapermillExecutionError
+
+    with _exclusive(out / spec.filename):
+        # mkdir, not mkdtemp: the folder becomes ``out`` and should get the usual permissions
+        tmp = _nearest_existing(out) / f".{out.name}.running-{os.getpid()}-{os.urandom(4).hex()}"
+        tmp.mkdir()
+        try:
+            _execute_locked(spec, notebooks_dir() / spec.filename, tmp / spec.filename, params, tmp,
+                            progress, False)
+            _move_into(tmp, out)
+        except PapermillExecutionError as exc:
+            raise _failure(spec, exc) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     record_path = out / f"{spec.name}.json"
-    return RunResult(nb_path, record_path, load_record(record_path))
+    return RunResult(out / spec.filename, record_path, load_record(record_path))
 
 
 def refresh(spec: NotebookSpec, progress: bool = True) -> Path:
@@ -248,14 +322,18 @@ def headline(spec: NotebookSpec, record: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- sweeps
 def grid(spec: NotebookSpec, axes: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
     """Cartesian product of parameter values. Scalar values are comma-separated (``0.5,1,2``); the
-    values of a list parameter are separated by ``;`` (``a,b;c``). Everything is validated first."""
+    values of a list parameter are separated by ``;`` (``a,b;c``). Everything is validated first,
+    every grid point with the spec's constraints too, so one bad point stops the sweep before it starts."""
     names, choices = [], []
     for name, text in axes:
         param = spec.param(name)
         sep = ";" if param.kind is list else ","
         names.append(name)
         choices.append([param.parse(t) for t in text.split(sep) if t.strip()])
-    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    points = [dict(zip(names, combo)) for combo in itertools.product(*choices)]
+    for point in points:
+        spec.validate(point)
+    return points
 
 
 def _sweep_point(name: str, overrides: dict, out: str) -> dict:
@@ -267,10 +345,13 @@ def _sweep_point(name: str, overrides: dict, out: str) -> dict:
 def sweep(spec: NotebookSpec, points: list[dict[str, Any]], jobs: int = 2,
           out: Path | None = None) -> tuple[Path, list[dict]]:
     """Run every grid point in parallel processes; a failed point is reported, the others complete.
-    Writes ``table.csv`` and ``table.json`` into ``out``; returns the folder and the rows."""
+    Writes ``table.csv`` and ``table.json`` into ``out``; returns the folder and the rows. Every point
+    and ``out`` are checked before the first point starts."""
     from tqdm.auto import tqdm
 
-    out = Path(out) if out else runs_dir() / f"sweep-{spec.name}-{_short_hash(points)}"
+    for point in points:
+        spec.validate(point)
+    out = check_out(out if out else runs_dir() / f"sweep-{spec.name}-{_short_hash(points)}")
     rows: list[dict] = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = {}
