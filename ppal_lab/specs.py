@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .errors import ParameterError
-from .params import Constraint, NotebookSpec, Param
+from .params import TIMING, Constraint, NotebookSpec, Param
 
 SEED = Param("seed", int, 0, "seed of every random draw in the notebook", low=0, high=2**32 - 1)
 
@@ -167,6 +167,7 @@ register(NotebookSpec(
     headline=("shamir_reconstruction_rate", "shamir_circuit_exact_rate", "shamir_uniformity_pvalue",
               "fp_max_abs_error_mul", "fp_max_rel_error_exp", "fp_median_ulp32_sigmoid", "fp_rounds_div"),
     budget_s=120.0,
+    tolerances=(("fp_time_ms_*", TIMING),),  # wall times are not results
 ))
 
 
@@ -255,6 +256,7 @@ register(NotebookSpec(
     headline=("wastage_nds", "wastage_ede", "ncr_nds", "ncr_ede", "wastage_reduction_ede_vs_nds",
               "ncr_improvement_ede_vs_nds"),
     budget_s=300.0,
+    tolerances=(("train_cpu_seconds", TIMING),),  # wall times are not results
 ))
 
 
@@ -284,6 +286,7 @@ register(NotebookSpec(
     headline=("max_metric_rel_diff", "max_weight_rmse", "secure_online_ms", "secure_offline_ms", "plain_ms",
               "online_ratio"),
     budget_s=480.0,
+    tolerances=(("*_ms", TIMING), ("*_ratio", TIMING), ("cost_growth_over_phase", TIMING)),  # wall times are not results
 ))
 
 
@@ -368,6 +371,7 @@ register(NotebookSpec(
     headline=("optimality_success_ours", "optimality_success_sb_raw", "optimality_success_seed_routine",
               "time_n1000_ours_s", "accuracy_magnet_ours_k", "accuracy_magnet_all"),
     budget_s=180.0,
+    tolerances=(("time_*", TIMING), ("cpu_*", TIMING)),  # wall times are not results
 ))
 
 
@@ -418,6 +422,7 @@ register(NotebookSpec(
               "fraction_of_centralized", "fraction_of_centralized_nonprivate", "round_overhead",
               "real_label_saving", "real_fraction_of_centralized", "real_round_overhead"),
     budget_s=180.0,
+    tolerances=(("*round_overhead", TIMING),),  # wall times are not results
 ))
 
 
@@ -471,6 +476,7 @@ register(NotebookSpec(
     headline=("detection_rate_at_fpr", "false_positive_rate", "fixed_threshold_false_positive_rate",
               "auc_label_noise", "secure_max_abs_error", "gate_accuracy_gain"),
     budget_s=180.0,
+    tolerances=(("*_time_s", TIMING), ("*_wall_s", TIMING)),  # wall times are not results
 ))
 
 def resolve(name: str) -> NotebookSpec:
