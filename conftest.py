@@ -1,7 +1,7 @@
 """Test-session set-up shared by the unit tests and nbval: notebooks executed by the tests write their
 result records and figures into a temporary folder, never over the committed ones.
 
-``ppal_lab`` is imported first so that its floating-point pins (``ppal_lab.numerics``) are in the
+``ppal_lab`` is imported first so that its floating-point pins (``ppal_lab.compendium.numerics``) are in the
 environment before numpy or torch load, in this process and in every kernel nbval starts.
 """
 import os
@@ -15,7 +15,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 # --------------------------------------------------------------------------- records after nbval
 # After nbval re-executes a notebook, one more test item compares the record that run wrote with the
-# committed record under the chapter's declared tolerances (ppal_lab.reproduce), naming every metric
+# committed record under the chapter's declared tolerances (ppal_lab.compendium.reproduce), naming every metric
 # outside its tolerance and by how much. nbval itself checks only outputs that must match exactly.
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,9 +29,9 @@ class RecordReproduces(pytest.Item):
     def runtest(self):
         import json
 
-        from ppal_lab.paths import OUTPUT_ENV, repo_root
-        from ppal_lab.reproduce import compare_records
-        from ppal_lab.specs import SPECS
+        from ppal_lab.compendium.paths import OUTPUT_ENV, repo_root
+        from ppal_lab.compendium.reproduce import compare_records
+        from ppal_lab.compendium.specs import SPECS
 
         name = Path(self.parent.path).stem
         fresh = Path(os.environ[OUTPUT_ENV]) / f"{name}.json"
@@ -61,7 +61,7 @@ def pytest_collection_modifyitems(session, config, items):
         from nbval.plugin import IPyNbFile
     except ImportError:
         return
-    from ppal_lab.specs import SPECS
+    from ppal_lab.compendium.specs import SPECS
 
     out = []
     for i, item in enumerate(items):

@@ -3,7 +3,7 @@
 One acquisition step from scratch on the magnet data (50 features, 80% missing values): class
 probabilities of a fitted classifier on the whole pool, the pool KDE on a reference subsample of
 ``--n-reference`` items, the KDE of ``--n-labelled`` labelled items, and the top-``--batch`` selection
-(:func:`ppal_lab.acquisition.density_query` with its parts timed separately). The classifier (mean
+(:func:`ppal_lab.learning.acquisition.density_query` with its parts timed separately). The classifier (mean
 imputation + logistic regression) is fitted once on the labelled items, outside the timing.
 
 For comparison, at the sizes up to ``--seed-max`` the seed's own computation is timed too: a
@@ -14,7 +14,7 @@ Usage::
 
     python benchmarks/bench_density.py --sizes 10000 100000 1000000 --repeats 3
 
-Writes ``data/results/bench_density.json`` atomically (``ppal_lab.results.write_json_atomic``) with
+Writes ``data/results/bench_density.json`` atomically (``ppal_lab.compendium.results.write_json_atomic``) with
 medians, the fitted scaling exponent (slope of log time on log size) and whether 100,000 items took at
 most 5 s (by wall time, and by CPU time, which does not grow with other processes' load).
 """
@@ -32,10 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab import acquisition as aq  # noqa: E402
+from ppal_lab.learning import acquisition as aq  # noqa: E402
 from ppal_lab.data import make_magnet_grades  # noqa: E402
-from ppal_lab.errors import ParameterError, check_range  # noqa: E402
-from ppal_lab.results import library_versions, write_json_atomic  # noqa: E402
+from ppal_lab.compendium.errors import ParameterError, check_range  # noqa: E402
+from ppal_lab.compendium.results import library_versions, write_json_atomic  # noqa: E402
 
 BUDGET_ITEMS, BUDGET_S = 100_000, 5.0
 

@@ -6,7 +6,7 @@ thread:
 1. **game**: ``n_episodes`` random-action episodes through the PettingZoo ``SupplyChainEnv`` (one
    episode at a time, dict API) against ``SupplyChainVec`` stepping all of them at once; the rewards of
    the two are checked to be identical.
-2. **update**: one MADDPG update of one run with ``ppal_lab.maddpg`` (hand-written passes and Adam)
+2. **update**: one MADDPG update of one run with ``ppal_lab.marl.maddpg`` (hand-written passes and Adam)
    against the same update written the usual PyTorch way (``torch.nn`` modules, autograd,
    ``torch.optim.Adam``), from the same weights and minibatch; the updated weights are checked to agree.
 3. **population**: ``runs`` independent runs updated as one batch of networks against ``runs`` separate
@@ -33,10 +33,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab.errors import check_range  # noqa: E402
-from ppal_lab.maddpg import ACTOR_IN, CRITIC_IN, MADDPG, Adam, MADDPGConfig, input_masks  # noqa: E402
-from ppal_lab.results import write_json_atomic  # noqa: E402
-from ppal_lab.supply_game import AGENTS, GameConfig, SupplyChainEnv, SupplyChainVec  # noqa: E402
+from ppal_lab.compendium.errors import check_range  # noqa: E402
+from ppal_lab.marl.maddpg import ACTOR_IN, CRITIC_IN, MADDPG, Adam, MADDPGConfig, input_masks  # noqa: E402
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
+from ppal_lab.marl.supply_game import AGENTS, GameConfig, SupplyChainEnv, SupplyChainVec  # noqa: E402
 
 
 def _parse(argv):

@@ -1,7 +1,7 @@
 """mRMR feature selection as a QUBO: our simulated bifurcation vs the simulated-bifurcation package and
 D-Wave's SimulatedAnnealingSampler, side by side in one process.
 
-For each size ``n`` one instance (``ppal_lab.feature_selection_experiments.peer_instance``: MI
+For each size ``n`` one instance (``ppal_lab.chapters.ch05_qubo_feature_selection.peer_instance``: MI
 relevance, |correlation| redundancy, select ``k``) is solved ``--repeats`` times by every solver, the
 solvers' order rotating between repeats. Each solver is timed on its own call (relevance and
 redundancy are shared inputs and not timed); a ``+swap`` row is its base solver's output polished by
@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab import feature_selection_experiments as fx  # noqa: E402
-from ppal_lab.errors import check_range  # noqa: E402
-from ppal_lab.results import write_json_atomic  # noqa: E402
+from ppal_lab.chapters import ch05_qubo_feature_selection as fx  # noqa: E402
+from ppal_lab.compendium.errors import check_range  # noqa: E402
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 
 OURS = "bsb+swap"
 GROUPS = (("bsb", "bsb+swap"), ("sbpkg", "sbpkg+swap"), ("sbpkg_default", "sbpkg_default+swap"),

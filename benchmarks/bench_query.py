@@ -1,4 +1,4 @@
-"""One active-learning query round: ppal_lab.active.query vs scikit-activeml's UncertaintySampling.
+"""One active-learning query round: ppal_lab.learning.active.query vs scikit-activeml's UncertaintySampling.
 
 Both sides use the *same fitted* LogisticRegression and the same pool; scikit-activeml is called with
 ``fit_clf=False`` on a ``SklearnClassifier`` wrapping that model, so neither side refits. Each timed
@@ -34,8 +34,8 @@ from skactiveml.pool import UncertaintySampling
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab.active import query  # noqa: E402
-from ppal_lab.errors import ParameterError, check_range  # noqa: E402
+from ppal_lab.learning.active import query  # noqa: E402
+from ppal_lab.compendium.errors import ParameterError, check_range  # noqa: E402
 
 METHODS = {"least_confident": "least_confident", "margin": "margin_sampling", "entropy": "entropy"}
 

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab.errors import check_range  # noqa: E402
-from ppal_lab.maddpg import MADDPGConfig  # noqa: E402
-from ppal_lab.results import write_json_atomic  # noqa: E402
+from ppal_lab.compendium.errors import check_range  # noqa: E402
+from ppal_lab.marl.maddpg import MADDPGConfig  # noqa: E402
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 from ppal_lab.secure.secure_maddpg import PRECISION_BITS_RANGE, SecureSettings  # noqa: E402
-from ppal_lab.secure_maddpg_experiments import (equivalence_runs, metric_averages,  # noqa: E402
+from ppal_lab.chapters.ch08_secure_maddpg import (equivalence_runs, metric_averages,  # noqa: E402
                                                 weights_by_network)
 
 

@@ -29,8 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab.errors import check_range  # noqa: E402
-from ppal_lab.results import write_json_atomic  # noqa: E402
+from ppal_lab.compendium.errors import check_range  # noqa: E402
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 from ppal_lab.secure.secure_mlp import PRECISION_BITS_RANGE, MLPConfig, run_secure_training  # noqa: E402
 
 

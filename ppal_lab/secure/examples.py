@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from .crypten_compat import crypten, load_trusted
+from ppal_lab.secure.crypten_compat import crypten, load_trusted
 
 
 def _share(own: dict, name: str, src: int, rank: int, shape):
@@ -69,8 +69,8 @@ def crashing_party(rank: int, exit_code: int) -> None:
 def sigmoid_party(rank: int, xs, precision_bits: int) -> dict:
     """Party 0 holds ``xs``; both compute :func:`ppal_lab.secure.secure_maddpg.secure_sigmoid` and
     CrypTen's own ``sigmoid`` on its shares; returns both, revealed."""
-    from .fixed_point import decode_exact
-    from .secure_maddpg import secure_sigmoid
+    from ppal_lab.secure.fixed_point import decode_exact
+    from ppal_lab.secure.secure_maddpg import secure_sigmoid
 
     crypten.cfg.encoder.precision_bits = int(precision_bits)
     x = _share({"xs": xs}, "xs", 0, rank, tuple(xs.shape))
@@ -88,7 +88,7 @@ def reveal_probe(rank: int, mine) -> dict:
     import torch
     import torch.distributed as dist
 
-    from .twoparty import reveal_to
+    from ppal_lab.secure.twoparty import reveal_to
 
     comm = crypten.comm.get()
     mine = torch.as_tensor(mine, dtype=torch.float32)

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ppal_lab.errors import ParameterError, check_choice, check_range
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "OpSpec", "OPS", "OP_NAMES", "REL_FLOOR", "PRECISION_BITS_RANGE", "CFG_OVERRIDES",
@@ -380,7 +380,7 @@ def secure_ops_party(rank: int, ops: Sequence[str], n_inputs: int, n_reps: int,
     """
     import torch
 
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     torch.set_num_threads(1)  # small vectors: extra threads only contend for the CPU with the peer
     comm = crypten.comm.get()
@@ -497,7 +497,7 @@ def run_op_table(ops: Sequence[str] = OP_NAMES, n_inputs: int = 1000, n_seeds: i
     CrypTen parties are seeded from ``seed`` (reproducible and therefore insecure: an experiment, not a
     deployment). ``overrides`` changes CrypTen's approximation settings (:data:`CFG_OVERRIDES`).
     """
-    from .twoparty import run_parties
+    from ppal_lab.secure.twoparty import run_parties
 
     if isinstance(ops, str) or not isinstance(ops, Sequence) or not ops:
         raise ParameterError("ops", ops, "a non-empty list of ops from " + ", ".join(OP_NAMES))

@@ -1,4 +1,4 @@
-r"""Secure two-party MADDPG: the EDE learner of :mod:`ppal_lab.maddpg` with each player in its own process.
+r"""Secure two-party MADDPG: the EDE learner of :mod:`ppal_lab.marl.maddpg` with each player in its own process.
 
 Seed 002 (Sections 3--5, Appendices E, F, H) trains the two supply-chain players' MADDPG so that each
 network sees both players' data (*explicit data exchange*, EDE) while no private value ever leaves its
@@ -10,7 +10,7 @@ What each player holds in the clear (and nobody else sees): its observations, it
 its replay buffer (its own columns of every transition), its four networks (actor, critic, and their
 targets) and their Adam state. What the players tell each other in the clear is what a supply chain's
 paperwork carries anyway: player 1's order ``q1`` and player 0's invoice (price ``p0``, units shipped),
-:func:`ppal_lab.supply_game.supplier_step` / :func:`~ppal_lab.supply_game.retailer_step`; and, as in
+:func:`ppal_lab.marl.supply_game.supplier_step` / :func:`~ppal_lab.marl.supply_game.retailer_step`; and, as in
 Appendix E, player 0 draws the minibatch row indices and sends them, and both build their halves of the
 minibatch from their own buffers. For the comparison with plaintext EDE, the external randomness (initial
 states, action noise, demand shocks, minibatch indices) is drawn in advance from the EDE run's seeded
@@ -20,7 +20,7 @@ One training iteration = one environment step and one MADDPG update (``updates_p
 
 1. **Acting.** Both actors run on secret shares of both observations (2 ReLU layers). Each actor's
    pre-sigmoid output is revealed to its owner only, who applies the sigmoid and the exploration noise in
-   plaintext, exactly as :meth:`ppal_lab.maddpg.MADDPG.play` does (revealing ``z`` tells the owner
+   plaintext, exactly as :meth:`ppal_lab.marl.maddpg.MADDPG.play` does (revealing ``z`` tells the owner
    nothing its own action does not).
 2. **Environment.** Order and invoice are exchanged; each player computes its own next observation and
    reward.
@@ -29,7 +29,7 @@ One training iteration = one environment step and one MADDPG update (``updates_p
    the buffer's state--action pairs and target critic on the next state and target actions (4 networks,
    batched). The TD residual ``Q - (r + gamma Q')`` is back-propagated on shares through the critic; the
    critic gradients are revealed to their owners only, who apply Adam in plaintext (the same
-   :class:`ppal_lab.maddpg.Adam` code as the plaintext learner).
+   :class:`ppal_lab.marl.maddpg.Adam` code as the plaintext learner).
 4. **Actor update.** The owners re-share their updated critics; level 3 evaluates each critic at the
    player's *new* action ``mu_i(o)`` and the other player's buffer action, back-propagates ``-1/B`` to the
    action inputs, through the sigmoid and the actor; the actor gradients are revealed to their owners, who
@@ -91,10 +91,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ppal_lab.errors import ParameterError, check_range
-from ppal_lab.maddpg import (ACT_DIM, ACTOR_IN, CRITIC_IN, MADDPG, Adam, GameConfig, MADDPGConfig, NetStack,
+from ppal_lab.compendium.errors import ParameterError, check_range
+from ppal_lab.marl.maddpg import (ACT_DIM, ACTOR_IN, CRITIC_IN, MADDPG, Adam, GameConfig, MADDPGConfig, NetStack,
                              game_step, initial_obs)
-from ppal_lab.supply_game import OBS_DIM, retailer_step, supplier_step
+from ppal_lab.marl.supply_game import OBS_DIM, retailer_step, supplier_step
 
 __all__ = ["PRECISION_BITS_RANGE", "NETWORKS", "STEP_COLUMNS", "SecureSettings", "player_state", "party_randomness",
            "secure_sigmoid", "secure_party", "plain_phase", "run_secure_phase", "SecurePhase",
@@ -141,7 +141,7 @@ class SecureSettings:
 def party_randomness(rand, game: GameConfig, cfg: MADDPGConfig, iterations: int, buffer_size: int,
                      start_step: int = 0) -> list[dict]:
     """The secure phase's external randomness, drawn in advance from ``rand`` exactly as
-    :meth:`ppal_lab.maddpg.MADDPG.play` would draw it, and split between the players: each gets its own
+    :meth:`ppal_lab.marl.maddpg.MADDPG.play` would draw it, and split between the players: each gets its own
     initial observations (``{iteration: obs}``) and action noise ``(iterations, 2)``; player 1 alone the
     demand shocks of its market; player 0 alone the minibatch indices, which it sends to player 1
     (Appendix E). Nothing of one player's draws reaches the other's process."""
@@ -255,7 +255,7 @@ def secure_sigmoid(z):
     multiplies it by 512); ``1/(1 + exp(-a))`` by 3 Newton steps from the line ``1.5 - d/2``, exact at
     both ends of ``d`` in [1, 2]; then ``sigmoid(z) = s + neg (1 - 2s)``. 28 rounds.
     """
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     n = z.size(0)
     flags = crypten.cat([-z, z - _SIGMOID_CLIP, -z - _SIGMOID_CLIP], dim=0)
@@ -289,7 +289,7 @@ def _share2(crypten, rank: int, mine: torch.Tensor | None, shape, kind: str = "d
 
 def _swap(x):
     """Slices (0, 1) -> (1, 0): player ``i``'s network reads the other player's block."""
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     return crypten.cat([x[1:2], x[0:1]], dim=0)
 
@@ -301,7 +301,7 @@ def _share_net(crypten, rank: int, player: _Player, name: str):
 
 
 def _cat_nets(a, b):
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     return [crypten.cat([x, y], dim=0) for x, y in zip(a, b)]
 
@@ -340,7 +340,7 @@ def _backward(params, cache, g):
 
 
 def _flat(grads):
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     return crypten.cat([g.flatten(start_dim=1) for g in grads], dim=1)
 
@@ -349,7 +349,7 @@ class _Party:
     """One player's process: its plaintext half plus the secure protocol."""
 
     def __init__(self, rank, game, cfg, settings, player, rand):
-        from .crypten_compat import crypten
+        from ppal_lab.secure.crypten_compat import crypten
 
         self.crypten, self.comm = crypten, crypten.comm.get()
         self.rank, self.game, self.cfg, self.s = rank, game, cfg, settings
@@ -364,8 +364,8 @@ class _Party:
     # ---- reveal to the owners and the wrap-around guard --------------------------------------------
     def _reveal_own(self, x) -> np.ndarray:
         """Reveal slice ``p`` of a stacked ``(2, ...)`` CrypTensor to party ``p`` only; decode exactly."""
-        from .fixed_point import decode_exact
-        from .twoparty import reveal_to
+        from ppal_lab.secure.fixed_point import decode_exact
+        from ppal_lab.secure.twoparty import reveal_to
 
         mine = None
         for p in (0, 1):
@@ -501,7 +501,7 @@ def secure_party(rank: int, game: GameConfig, cfg: MADDPGConfig, settings: Secur
     this player only; ``rand`` this player's part of the external randomness
     (:func:`party_randomness`). Returns this player's per-step metrics, final weights, timings,
     communication and retry counts."""
-    from .crypten_compat import crypten, without_debug_hook
+    from ppal_lab.secure.crypten_compat import crypten, without_debug_hook
 
     torch.set_num_threads(1)       # the two parties share the cores
     crypten.cfg.encoder.precision_bits = int(settings.precision_bits)
@@ -591,7 +591,7 @@ def _play(rank, game, cfg, settings, iterations, state, rand, start_step) -> dic
 # --------------------------------------------------------------------------------------------------
 def plain_phase(learner: MADDPG, iterations: int, start_step: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     """``iterations`` steps of the measured phase of a one-run EDE learner in plaintext, exactly as
-    :meth:`~ppal_lab.maddpg.MADDPG.play` plays them (one episode at a time, noise ``cfg.noise``, one
+    :meth:`~ppal_lab.marl.maddpg.MADDPG.play` plays them (one episode at a time, noise ``cfg.noise``, one
     update per step), but recorded per step. Returns the per-step table and the seconds per iteration."""
     g, cfg, H = learner.game, learner.cfg, learner.game.horizon
     rd = learner.rand[learner.seeds[0]]
@@ -686,7 +686,7 @@ def run_secure_phase(learner: MADDPG, iterations: int, settings: SecureSettings 
     """Play ``iterations`` measured steps of a pre-trained one-run EDE ``learner`` twice from the same
     state: securely in two processes (one per player, each given only its own part) and in plaintext.
     ``learner`` itself is not changed. ``sharing_seed`` seeds CrypTen's masks (None: secure random)."""
-    from .twoparty import run_parties
+    from ppal_lab.secure.twoparty import run_parties
 
     settings = settings or SecureSettings()
     if not isinstance(settings, SecureSettings):

@@ -80,7 +80,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ppal_lab.errors import ParameterError, check_choice, check_range
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "PRECISION_BITS_RANGE", "OUTPUTS", "PARAM_NAMES", "WRAP_SUSPECT", "MLPConfig", "init_weights",
@@ -274,9 +274,9 @@ def secure_mlp_party(rank: int, config: MLPConfig, iterations: int, batch: int, 
     both, per-iteration wall times and communication, time per phase, and (for the statistical tests)
     this party's raw shares of the first iteration's peer input block and of the owner's ``W1``.
     """
-    from .crypten_compat import crypten
-    from .fixed_point import decode_exact
-    from .twoparty import reveal_to
+    from ppal_lab.secure.crypten_compat import crypten
+    from ppal_lab.secure.fixed_point import decode_exact
+    from ppal_lab.secure.twoparty import reveal_to
 
     torch.set_num_threads(1)  # two parties share the cores: extra threads only contend
     crypten.cfg.encoder.precision_bits = int(config.precision_bits)
@@ -343,9 +343,9 @@ def crypten_autograd_party(rank: int, config: MLPConfig, iterations: int, batch:
     batched reveal to the owner, no Adam). Returns the owner's first-iteration gradients (scaled by
     CrypTen's own mean, so comparable to autograd in plaintext), per-iteration times and
     communication."""
-    from .crypten_compat import crypten
-    from .fixed_point import decode_exact
-    from .twoparty import reveal_to
+    from ppal_lab.secure.crypten_compat import crypten
+    from ppal_lab.secure.fixed_point import decode_exact
+    from ppal_lab.secure.twoparty import reveal_to
 
     torch.set_num_threads(1)
     crypten.cfg.encoder.precision_bits = int(config.precision_bits)
@@ -459,7 +459,7 @@ def run_secure_training(config: MLPConfig, x0, x1, targets, weights: Mapping | N
     identical minibatches. ``seed`` is :func:`run_parties`'s (None: secure random sharing seeds).
     Raises :class:`ParameterError` before any work for a bad argument.
     """
-    from .twoparty import run_parties
+    from ppal_lab.secure.twoparty import run_parties
 
     if not isinstance(config, MLPConfig):
         raise ParameterError("config", config, "an MLPConfig")

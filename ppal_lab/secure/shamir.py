@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ppal_lab.errors import ParameterError
+from ppal_lab.compendium.errors import ParameterError
 
 __all__ = [
     "MERSENNE_61", "DETERMINISTIC_MR_BOUND", "is_prime", "Sharing", "CommCount", "Shamir",

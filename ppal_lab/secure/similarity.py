@@ -76,7 +76,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError, check_choice, check_range
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "Z_MAX", "MAX_READING", "REVEALS", "plaintext_similarity", "plaintext_decision",
@@ -201,9 +201,9 @@ def similarity_party(rank: int, n_items: int, n_channels: int, sd: Sequence[floa
     """
     import torch
 
-    from .crypten_compat import crypten
-    from .fixed_point import decode_exact
-    from .twoparty import reveal_to
+    from ppal_lab.secure.crypten_compat import crypten
+    from ppal_lab.secure.fixed_point import decode_exact
+    from ppal_lab.secure.twoparty import reveal_to
 
     torch.set_num_threads(1)  # small tensors: extra threads only contend with the peer for the CPU
     comm = crypten.comm.get()
@@ -358,7 +358,7 @@ def secure_similarity(readings: Any, simulated: Any, sd: Any, *,
         raise ParameterError("timeout", timeout, "a finite number of seconds > 0")
     check_range("timeout", float(timeout), 0, None, low_open=True)
 
-    from .twoparty import run_parties
+    from ppal_lab.secure.twoparty import run_parties
 
     segments = [(r, b) for r in modes for b in sizes]
     res = run_parties(similarity_party, 2, args=(n, k, s.tolist(), segments, t),

@@ -61,7 +61,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple, Sequence
 
-from ppal_lab.errors import ParameterError, check_choice, check_range
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "PartyError", "PartyTimeout", "CommStats", "PartyResults", "PartyOutcome",
@@ -166,7 +166,7 @@ def comm_stats() -> CommStats:
     Meaningful only when the run was started with ``verbose_comm=True`` (otherwise CrypTen counts
     nothing and all fields are 0).
     """
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     communicator = crypten.comm.get()
     raw = communicator.get_communication_stats()
@@ -188,7 +188,7 @@ def reveal_to(x, dst: int):
     """
     import torch
 
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     communicator = crypten.comm.get()
     if communicator.get_world_size() != 2:
@@ -209,7 +209,7 @@ def _run_party(fn: Callable, rank: int, world_size: int, args: tuple, seed: int 
     A spawned party skips the teardown after an error (``teardown_on_error=False``): it reports at once
     and is killed anyway, whereas the process group of an in-process party must not be left behind.
     """
-    from .crypten_compat import crypten
+    from ppal_lab.secure.crypten_compat import crypten
 
     if crypten.is_initialized():
         raise RuntimeError("CrypTen is already initialised in this process; call crypten.uninit() first")

@@ -1,0 +1,771 @@
+r"""Experiments of the chapter "traditional vs privacy-preserving active learning" (seed 000).
+
+Three studies on one data set with a fixed held-out test set, each a function that returns a tidy
+:class:`pandas.DataFrame` (one row per measurement), plus summary helpers:
+
+* :func:`learning_curves` — centralized, non-private pool-based active learning with scikit-learn's
+  ``LogisticRegression`` (refitted from scratch every round) for each strategy of
+  :data:`ppal_lab.learning.active.STRATEGIES`, over seeds ``seed, seed + 1, ...``. The target accuracy is
+  ``target_fraction`` times the accuracy of the same model fitted on the *whole* labelled pool
+  (:func:`full_data_accuracy`). :func:`curve_savings` reads the labels needed to reach it off the mean
+  learning curves and gives the saving against random sampling with a paired bootstrap interval over
+  seeds; :func:`label_savings` is the per-seed version (first crossing of each run; the strategies of
+  one seed share their initial labels).
+* :func:`privacy_utility_grid` — federated active learning (:func:`ppal_lab.federated.run_federated_al`:
+  FedAvg over a horizontal partition, DP-SGD, report-noisy-max queries) at each epsilon of a grid, and
+  the centralized non-private reference with the *same* model class, training steps, strategy and label
+  budget (:func:`ppal_lab.federated.run_centralized`). :func:`fraction_of_centralized` divides each
+  federated final accuracy by the reference's of the same seed.
+* :func:`round_overhead` — from the same runs: mean wall time per round, private (at one epsilon) over
+  non-private (the same federated protocol without noise), minus one.
+
+Seeds: the data set, its train/test split and its partition come from the one ``seed`` of
+:func:`prepare`; repeat ``i`` of every experiment uses seed ``seed + i`` for all its random draws
+(initial labels, random queries, model initialisation, DP noise), so a repeat's result does not depend
+on which other repeats ran. No test label is used to choose anything; the test set's *features* give
+the public standardisation, as in :mod:`ppal_lab.federated`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ppal_lab import data as D
+from ppal_lab.learning.active import STRATEGIES, LearningCurve, labels_to_reach, mean_curve, run_active_learning
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_real
+from ppal_lab.compendium.results import mean_ci
+
+__all__ = [
+    "AL_DATASETS",
+    "EPSILON_GRID",
+    "ALData",
+    "dataset_size",
+    "pool_size",
+    "validate_setup",
+    "prepare",
+    "full_data_accuracy",
+    "learning_curves",
+    "summarize_curves",
+    "label_savings",
+    "summarize_savings",
+    "curve_labels",
+    "curve_savings",
+    "savings_by_target",
+    "privacy_utility_grid",
+    "fraction_of_centralized",
+    "summarize_fraction",
+    "round_overhead",
+    "epsilon_label",
+    "ci_status",
+    "claim_verdict",
+]
+
+#: Data sets of the chapter: the remanufacturing generator and scikit-learn's real sets.
+AL_DATASETS: tuple[str, ...] = ("remanufacturing", *D.SKLEARN_DATASETS)
+#: The privacy-utility grid of the chapter; ``None`` is the non-private federated run.
+EPSILON_GRID: tuple[float | None, ...] = (0.1, 0.5, 1.0, 2.0, 4.0, 8.0, None)
+#: Items in scikit-learn's bundled data sets (checked against the loaders by the tests).
+_SKLEARN_SIZES = {"breast_cancer": 569, "digits": 1797, "wine": 178}
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------------------------
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(name, value, "True or False")
+    return value
+
+
+def _epsilons(epsilons: Any) -> list[float | None]:
+    """A non-empty list of distinct budgets: numbers > 0, with ``None``/``inf`` for non-private."""
+    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Sequence) or not epsilons:
+        raise ParameterError("epsilons", epsilons, "a non-empty sequence of numbers > 0 or None")
+    out: list[float | None] = []
+    for e in epsilons:
+        if e is None or (isinstance(e, Real) and not isinstance(e, bool) and math.isinf(e) and e > 0):
+            value = None
+        elif isinstance(e, Real) and not isinstance(e, bool) and e > 0 and math.isfinite(e):
+            value = float(e)
+        else:
+            raise ParameterError("epsilons", list(epsilons),
+                                 "numbers > 0, or None / inf for the non-private run")
+        if value in out:
+            raise ParameterError("epsilons", list(epsilons), "distinct values")
+        out.append(value)
+    return out
+
+
+def epsilon_label(epsilon: float | None) -> str:
+    """``"none"`` for the non-private run (``None`` or ``inf``), else the number as ``%g``."""
+    return "none" if epsilon is None or math.isinf(epsilon) else f"{epsilon:g}"
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ALData:
+    """One data set prepared for the chapter: an unlabelled pool with hidden labels, a held-out test
+    set and a horizontal partition of the pool.
+
+    Attributes
+    ----------
+    name : str
+        Data set name (one of :data:`AL_DATASETS`).
+    X, y : numpy.ndarray
+        Pool features (float64, standardised, categorical columns one-hot encoded) and labels.
+    X_test, y_test : numpy.ndarray
+        The held-out test set, same encoding.
+    partition : list of numpy.ndarray
+        Pool row indices owned by each participant (disjoint, covering the pool).
+    feature_names : tuple of str
+        Column names after encoding.
+    seed : int
+        Seed of the data set, the split and the partition.
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    partition: list[np.ndarray]
+    feature_names: tuple[str, ...]
+    seed: int
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.y.size)
+
+    @property
+    def n_classes(self) -> int:
+        return int(max(self.y.max(), self.y_test.max())) + 1
+
+    @property
+    def n_participants(self) -> int:
+        return len(self.partition)
+
+    def scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        """The identity map: features are already standardised (with the test set's statistics, the
+        federated module's default public map), so the federated runs must not rescale them."""
+        d = self.X.shape[1]
+        return np.zeros(d), np.ones(d)
+
+
+def dataset_size(dataset: str, n_items: int = 4000) -> int:
+    """Items in ``dataset`` before the split (``n_items`` for the generated remanufacturing data)."""
+    check_choice("dataset", dataset, AL_DATASETS)
+    if dataset == "remanufacturing":
+        return check_int("n_items", n_items, 10)
+    return _SKLEARN_SIZES[dataset]
+
+
+def pool_size(dataset: str, n_items: int = 4000, test_fraction: float = 0.25) -> int:
+    """Size of the unlabelled pool after the held-out split, without loading the data.
+
+    ``ceil(test_fraction * n)`` items go to the test set — scikit-learn's rule for a fractional
+    ``test_size`` (checked by :func:`prepare`).
+    """
+    n = dataset_size(dataset, n_items)
+    test_fraction = check_real("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    return n - math.ceil(test_fraction * n)
+
+
+def validate_setup(datasets: Sequence[str], *, n_items: int = 4000, test_fraction: float = 0.25,
+                   label_budget: int = 200, batch_size: int = 10, initial_labels: int = 20,
+                   n_participants: int = 4) -> dict[str, int]:
+    """Check the data-dependent constraints of the chapter's experiments before any work.
+
+    For every data set: ``n_participants <= initial_labels < label_budget <= pool size`` (each site
+    starts with at least one label, and the budget cannot exceed the pool), ``initial_labels >= 2``,
+    ``batch_size >= 1``, ``n_participants >= 1``.
+
+    Returns
+    -------
+    dict
+        Pool size of each data set.
+    """
+    if isinstance(datasets, str) or not isinstance(datasets, Sequence) or not datasets:
+        raise ParameterError("datasets", datasets, "a non-empty sequence of data set names")
+    n_participants = check_int("n_participants", n_participants, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    initial_labels = check_int("initial_labels", initial_labels, max(2, n_participants))
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1)
+    pools = {}
+    for name in datasets:
+        n_pool = pool_size(name, n_items, test_fraction)
+        if n_participants > n_pool:
+            raise ParameterError("n_participants", n_participants,
+                                 f"at most the pool size {n_pool} of {name}")
+        if initial_labels >= n_pool:
+            raise ParameterError("initial_labels", initial_labels,
+                                 f"smaller than the pool size {n_pool} of {name}")
+        check_int("label_budget", label_budget, initial_labels + 1, n_pool)
+        pools[name] = n_pool
+    return pools
+
+
+def prepare(dataset: str, seed: int = 0, *, n_items: int = 4000, test_fraction: float = 0.25,
+            n_participants: int = 4, non_iid: float = 0.5) -> ALData:
+    """Load ``dataset``, split off a stratified test set and partition the pool across sites.
+
+    Categorical columns are one-hot encoded; every column is then standardised with the mean and
+    standard deviation of the *test* set (the federated orchestrator's public map: it holds no
+    participant record). The pool is split across ``n_participants`` sites by
+    :func:`ppal_lab.data.horizontal_partition` (label-skewed with strength ``non_iid``).
+
+    Parameters
+    ----------
+    dataset : str
+        One of :data:`AL_DATASETS`.
+    seed : int
+        Seed of the generated data (remanufacturing), the split and the partition, >= 0.
+    n_items : int
+        Remanufacturing items generated (pool + test); ignored by the scikit-learn sets.
+    test_fraction : float
+        Share of items held out for testing, in (0, 1).
+    n_participants : int
+        Sites, in [1, pool size].
+    non_iid : float
+        Label skew of the partition, in [0, 1].
+
+    Returns
+    -------
+    ALData
+    """
+    from sklearn.model_selection import train_test_split
+
+    check_choice("dataset", dataset, AL_DATASETS)
+    seed = check_int("seed", seed, 0)
+    n_pool = pool_size(dataset, n_items, test_fraction)
+    n_participants = check_int("n_participants", n_participants, 1, n_pool)
+    non_iid = check_real("non_iid", non_iid, 0.0, 1.0)
+
+    raw = (D.load_dataset(dataset, seed=seed, n_items=n_items) if dataset == "remanufacturing"
+           else D.load_dataset(dataset, seed=seed))
+    frame = raw.X
+    if raw.categorical:
+        frame = pd.get_dummies(frame.astype({c: "int64" for c in raw.categorical}),
+                               columns=list(raw.categorical), dtype=float)
+    X = frame.to_numpy(dtype=np.float64)
+    y = np.asarray(raw.y, dtype=np.int64)
+    pool, test = train_test_split(np.arange(y.size), test_size=test_fraction, stratify=y,
+                                  random_state=seed)
+    pool, test = np.sort(pool), np.sort(test)
+    if pool.size != n_pool:  # pool_size() must predict what the split does
+        raise RuntimeError(f"pool of {pool.size} items, pool_size() said {n_pool}")
+    center = X[test].mean(axis=0)
+    scale = X[test].std(axis=0)
+    scale[~(scale > 0)] = 1.0
+    Xs = (X - center) / scale
+    parts = D.horizontal_partition(raw.subset(pool), n_participants, non_iid=non_iid, seed=seed)
+    return ALData(name=dataset, X=Xs[pool], y=y[pool], X_test=Xs[test], y_test=y[test],
+                  partition=parts, feature_names=tuple(map(str, frame.columns)), seed=seed)
+
+
+def _check_data(data: Any) -> ALData:
+    if not isinstance(data, ALData):
+        raise ParameterError("data", type(data).__name__, "an ALData from prepare()")
+    return data
+
+
+def _logreg():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000)
+
+
+def full_data_accuracy(data: ALData) -> float:
+    """Test accuracy of the chapter's scikit-learn model (``LogisticRegression``, default
+    regularisation) fitted on the whole pool with all its labels: the "full-data accuracy"."""
+    from threadpoolctl import threadpool_limits
+
+    data = _check_data(data)
+    with threadpool_limits(1):
+        model = _logreg().fit(data.X, data.y)
+        return float(np.mean(model.predict(data.X_test) == data.y_test))
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. centralized learning curves and label savings
+# ----------------------------------------------------------------------------------------------
+def learning_curves(data: ALData, strategies: Sequence[str] = STRATEGIES, *, label_budget: int = 200,
+                    batch_size: int = 10, initial_labels: int = 20, n_seeds: int = 5, seed: int = 0,
+                    progress: bool = False) -> pd.DataFrame:
+    """Centralized non-private active learning for each strategy and seed.
+
+    Every run is :func:`ppal_lab.learning.active.run_active_learning` with a fresh scikit-learn
+    ``LogisticRegression`` per round; repeat ``i`` uses seed ``seed + i`` (so all strategies of a repeat
+    start from the same random initial labels).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``strategy``, ``seed``, ``n_labels``, ``accuracy``: one row per strategy, seed and
+        round.
+    """
+    from threadpoolctl import threadpool_limits
+    from tqdm.auto import tqdm
+
+    data = _check_data(data)
+    if isinstance(strategies, str) or not isinstance(strategies, Sequence) or not strategies:
+        raise ParameterError("strategies", strategies, "a non-empty sequence of strategies")
+    for s in strategies:
+        check_choice("strategies", s, STRATEGIES)
+    if len(set(strategies)) != len(strategies):
+        raise ParameterError("strategies", list(strategies), "distinct strategies")
+    initial_labels = check_int("initial_labels", initial_labels, 2, data.pool_size - 1)
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1, data.pool_size)
+    batch_size = check_int("batch_size", batch_size, 1)
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    seed = check_int("seed", seed, 0)
+    progress = _bool("progress", progress)
+
+    frames = []
+    jobs = [(s, st) for s in range(seed, seed + n_seeds) for st in strategies]
+    with threadpool_limits(1):
+        for s, st in tqdm(jobs, desc="learning curves", disable=not progress, leave=False):
+            curve = run_active_learning(_logreg, data.X, data.y, data.X_test, data.y_test, st,
+                                        label_budget, batch_size, initial_labels, s)
+            frames.append(curve.as_frame())
+    return pd.concat(frames, ignore_index=True)
+
+
+def _curves_of(curves: pd.DataFrame) -> dict[tuple[str, int], LearningCurve]:
+    need = {"strategy", "seed", "n_labels", "accuracy"}
+    if not isinstance(curves, pd.DataFrame) or not need <= set(curves.columns) or curves.empty:
+        raise ParameterError("curves", type(curves).__name__,
+                             "a non-empty DataFrame with columns " + ", ".join(sorted(need)))
+    out = {}
+    for (st, s), g in curves.groupby(["strategy", "seed"], sort=False):
+        g = g.sort_values("n_labels")
+        out[(str(st), int(s))] = LearningCurve(g["n_labels"].to_numpy(), g["accuracy"].to_numpy(),
+                                               str(st), int(s), np.zeros(0, dtype=np.int64))
+    return out
+
+
+def summarize_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy and 95% Student-t interval over seeds at each label count, per strategy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``strategy``, ``n_labels``, ``mean``, ``low``, ``high``, ``n_seeds``.
+    """
+    runs = _curves_of(curves)
+    rows = []
+    for st in dict.fromkeys(k[0] for k in runs):
+        summary = mean_curve([c for (name, _), c in runs.items() if name == st])
+        rows.append(pd.DataFrame({"strategy": st, "n_labels": summary["n_labels"],
+                                  "mean": summary["mean"], "low": summary["low"],
+                                  "high": summary["high"], "n_seeds": summary["n_runs"]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def label_savings(curves: pd.DataFrame, target_accuracy: float,
+                  baseline: str = "random") -> pd.DataFrame:
+    r"""Labels each run needs to reach ``target_accuracy``, and the saving against the baseline run
+    of the same seed, :math:`1 - L_{\text{strategy}} / L_{\text{baseline}}`.
+
+    A run that never reaches the target within its budget has ``labels = NaN``; its saving is then
+    undefined (NaN), not zero — :func:`summarize_savings` reports how many seeds it rests on.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``strategy``, ``seed``, ``labels``, ``baseline_labels``, ``saving`` (one row per
+        strategy other than the baseline, and seed).
+    """
+    runs = _curves_of(curves)
+    target = check_real("target_accuracy", target_accuracy, 0.0, 1.0)
+    check_choice("baseline", baseline, sorted({k[0] for k in runs}))
+    rows = []
+    for (st, s), curve in runs.items():
+        if st == baseline:
+            continue
+        if (baseline, s) not in runs:
+            raise ParameterError("curves", f"no {baseline!r} run for seed {s}",
+                                 "a baseline run for every seed")
+        own = labels_to_reach(curve, target)
+        base = labels_to_reach(runs[(baseline, s)], target)
+        saving = np.nan if own is None or base is None else 1.0 - own / base
+        rows.append({"strategy": st, "seed": s, "labels": np.nan if own is None else float(own),
+                     "baseline_labels": np.nan if base is None else float(base), "saving": saving})
+    return pd.DataFrame(rows, columns=["strategy", "seed", "labels", "baseline_labels", "saving"])
+
+
+def _summary_row(values: np.ndarray) -> dict:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": np.nan, "low": np.nan, "high": np.nan, "n": 0}
+    mean, ci, n = mean_ci(v)
+    low, high = ci if ci is not None else (np.nan, np.nan)
+    return {"mean": mean, "low": low, "high": high, "n": n}
+
+
+def summarize_savings(savings: pd.DataFrame) -> pd.DataFrame:
+    """Mean labels-to-target and mean saving per strategy with 95% Student-t intervals over the seeds
+    where they are defined (``n`` says how many).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per strategy: ``labels``, ``baseline_labels`` (means over seeds that reached the
+        target), ``saving``, ``saving_low``, ``saving_high``, ``n`` (seeds with a defined saving) and
+        ``n_seeds``.
+    """
+    need = {"strategy", "seed", "labels", "baseline_labels", "saving"}
+    if not isinstance(savings, pd.DataFrame) or not need <= set(savings.columns):
+        raise ParameterError("savings", type(savings).__name__, "the DataFrame of label_savings()")
+    rows = []
+    for st, g in savings.groupby("strategy", sort=False):
+        s = _summary_row(g["saving"].to_numpy())
+        rows.append({"strategy": st, "labels": g["labels"].mean(),
+                     "baseline_labels": g["baseline_labels"].mean(), "saving": s["mean"],
+                     "saving_low": s["low"], "saving_high": s["high"], "n": s["n"],
+                     "n_seeds": int(g["seed"].nunique())})
+    return pd.DataFrame(rows)
+
+
+def _paired_matrices(curves: pd.DataFrame, strategy: str, baseline: str
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy matrices (seeds x points) of two strategies over their common seeds, and the grid."""
+    runs = _curves_of(curves)
+    strategies = sorted({k[0] for k in runs})
+    check_choice("strategy", strategy, strategies)
+    check_choice("baseline", baseline, strategies)
+    seeds = sorted({s for (st, s) in runs if st == strategy} & {s for (st, s) in runs if st == baseline})
+    if not seeds:
+        raise ParameterError("curves", f"no seed with both {strategy!r} and {baseline!r}",
+                             "paired runs (the same seeds for both)")
+    grid = runs[(strategy, seeds[0])].n_labels
+    if any(not np.array_equal(runs[(st, s)].n_labels, grid) for s in seeds for st in (strategy, baseline)):
+        raise ParameterError("curves", "runs with different n_labels", "the same n_labels grid")
+    A = np.vstack([runs[(strategy, s)].accuracy for s in seeds])
+    B = np.vstack([runs[(baseline, s)].accuracy for s in seeds])
+    return A, B, np.asarray(grid)
+
+
+def _first_reach(M: np.ndarray, grid: np.ndarray, target: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of mean curves: labels at the first point >= target, else the censoring value
+    (one grid step beyond the budget); and whether the target was reached."""
+    reach = M >= target
+    reached = reach.any(axis=-1)
+    step = grid[-1] - grid[-2] if grid.size > 1 else grid[-1]
+    labels = np.where(reached, grid[np.argmax(reach, axis=-1)], grid[-1] + step).astype(float)
+    return labels, reached
+
+
+def curve_labels(curves: pd.DataFrame, target_accuracy: float) -> pd.DataFrame:
+    """Labels at which each strategy's *mean* learning curve (over seeds) first reaches the target.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``strategy``, ``labels`` (NaN if the mean curve never reaches it), ``n_seeds``.
+    """
+    target = check_real("target_accuracy", target_accuracy, 0.0, 1.0)
+    summary = summarize_curves(curves)
+    rows = []
+    for st, g in summary.groupby("strategy", sort=False):
+        hit = np.flatnonzero(g["mean"].to_numpy() >= target)
+        rows.append({"strategy": st, "labels": float(g["n_labels"].iloc[hit[0]]) if hit.size else np.nan,
+                     "n_seeds": int(g["n_seeds"].iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def curve_savings(curves: pd.DataFrame, target_accuracy: float, baseline: str = "random",
+                  n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    r"""Label saving read off the *mean* learning curves, with a paired bootstrap over seeds.
+
+    :math:`L` is the first label count at which the mean accuracy over seeds reaches
+    ``target_accuracy``; the saving is :math:`1 - L_{\text{strategy}} / L_{\text{baseline}}`. This is
+    the number of labels needed *in expectation*. (The per-seed first crossing of
+    :func:`label_savings` is dominated by test-set noise when the target lies near a curve's plateau:
+    one lucky round ends the search.) The 95% interval is the percentile bootstrap: seeds are resampled
+    with replacement, the same resample for both strategies (paired), ``n_boot`` times.
+
+    A mean curve that never reaches the target within the budget is *censored*: its :math:`L` is set
+    to one grid step beyond the budget, a lower bound, so a censored baseline makes the saving a lower
+    bound too (``censored`` says so; ``censored_share`` is the share of bootstrap resamples with a
+    censored curve). If neither curve reaches the target the saving is undefined (NaN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per strategy other than the baseline: ``strategy``, ``labels``, ``labels_low``,
+        ``labels_high``, ``baseline_labels``, ``baseline_low``, ``baseline_high``, ``saving``,
+        ``saving_low``, ``saving_high``, ``censored``, ``censored_share``, ``n_seeds``.
+    """
+    target = check_real("target_accuracy", target_accuracy, 0.0, 1.0)
+    n_boot = check_int("n_boot", n_boot, 100)
+    seed = check_int("seed", seed, 0)
+    strategies = list(dict.fromkeys(str(s) for s in curves["strategy"])) if isinstance(
+        curves, pd.DataFrame) and "strategy" in curves else []
+    _curves_of(curves)  # validates the frame
+    check_choice("baseline", baseline, strategies)
+    rows = []
+    for st in strategies:
+        if st == baseline:
+            continue
+        A, B, grid = _paired_matrices(curves, st, baseline)
+        n = A.shape[0]
+        l_s, r_s = _first_reach(A.mean(axis=0), grid, target)
+        l_b, r_b = _first_reach(B.mean(axis=0), grid, target)
+        saving = 1.0 - l_s / l_b if (r_s or r_b) else np.nan
+        idx = np.random.default_rng(seed).integers(n, size=(n_boot, n))
+        bl_s, br_s = _first_reach(A[idx].mean(axis=1), grid, target)
+        bl_b, br_b = _first_reach(B[idx].mean(axis=1), grid, target)
+        boot = np.where(br_s | br_b, 1.0 - bl_s / bl_b, np.nan)
+        lo, hi = (np.nanpercentile(boot, [2.5, 97.5]) if np.isfinite(boot).any() else (np.nan, np.nan))
+        ls_lo, ls_hi = np.percentile(bl_s, [2.5, 97.5])
+        lb_lo, lb_hi = np.percentile(bl_b, [2.5, 97.5])
+        rows.append({"strategy": st, "labels": float(l_s), "labels_low": float(ls_lo),
+                     "labels_high": float(ls_hi), "baseline_labels": float(l_b),
+                     "baseline_low": float(lb_lo), "baseline_high": float(lb_hi),
+                     "saving": float(saving), "saving_low": float(lo), "saving_high": float(hi),
+                     "censored": bool(not (r_s and r_b)),
+                     "censored_share": float(np.mean(~(br_s & br_b))), "n_seeds": n})
+    return pd.DataFrame(rows)
+
+
+def savings_by_target(curves: pd.DataFrame, full_accuracy: float, fractions: Sequence[float],
+                      baseline: str = "random", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """:func:`curve_savings` at several targets ``fraction * full_accuracy``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`curve_savings` with a leading ``target_fraction`` column.
+    """
+    full = check_real("full_accuracy", full_accuracy, 0.0, 1.0, low_open=True)
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence) or not fractions:
+        raise ParameterError("fractions", fractions, "a non-empty sequence of numbers in (0, 1]")
+    out = []
+    for f in fractions:
+        f = check_real("fractions", f, 0.0, 1.0, low_open=True)
+        summary = curve_savings(curves, f * full, baseline, n_boot, seed)
+        summary.insert(0, "target_fraction", f)
+        out.append(summary)
+    return pd.concat(out, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. privacy-utility grid and 3. overhead
+# ----------------------------------------------------------------------------------------------
+def privacy_utility_grid(data: ALData, epsilons: Sequence[float | None] = EPSILON_GRID, *,
+                         strategy: str = "entropy", label_budget: int = 200, batch_size: int = 10,
+                         initial_labels: int = 20, delta: float = 1e-5, model: str = "logreg",
+                         n_seeds: int = 5, seed: int = 0, progress: bool = False,
+                         **federated_kwargs: Any) -> pd.DataFrame:
+    """Federated private active learning at each epsilon, and the centralized non-private reference.
+
+    For each repeat ``i`` (seed ``s = seed + i``): one :func:`ppal_lab.federated.run_centralized`
+    (the whole pool, same model class and training, same strategy and label budget) and one
+    :func:`ppal_lab.federated.run_federated_al` per epsilon on ``data.partition``. The runs of one seed
+    follow each other, so private and non-private round times are measured close together in time.
+
+    Parameters
+    ----------
+    data : ALData
+        From :func:`prepare`.
+    epsilons : sequence of (float or None)
+        Per-participant budgets (unit: one record); ``None`` or ``inf`` = the non-private federated run.
+    strategy, label_budget, batch_size, initial_labels, delta, model
+        As in :func:`ppal_lab.federated.run_federated_al`.
+    n_seeds, seed : int
+        Repeats use seeds ``seed ... seed + n_seeds - 1``.
+    progress : bool
+        Show a tqdm progress bar over the runs.
+    **federated_kwargs
+        Further keyword arguments of :func:`~ppal_lab.federated.run_federated_al` (``query_share``,
+        ``lr``, ``max_grad_norm`` ...); those that :func:`~ppal_lab.federated.run_centralized` also
+        takes (``local_epochs``, ``sample_rate``, ``lr``, ``hidden``) go to the reference too.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run: ``setting`` ("centralized" or "federated"), ``epsilon`` (``inf`` for
+        non-private), ``seed``, ``final_accuracy``, ``epsilon_spent`` (largest over participants;
+        ``inf`` when non-private), ``noise_multiplier`` (NaN when non-private), ``n_labels``,
+        ``n_rounds``, ``mean_round_s``, ``wall_time_s``, ``stopped_early``.
+    """
+    from tqdm.auto import tqdm
+
+    from ppal_lab import federated as F
+
+    data = _check_data(data)
+    eps_list = _epsilons(epsilons)
+    check_choice("strategy", strategy, STRATEGIES)
+    initial_labels = check_int("initial_labels", initial_labels, max(2, data.n_participants),
+                          data.pool_size - 1)
+    label_budget = check_int("label_budget", label_budget, initial_labels + 1, data.pool_size)
+    batch_size = check_int("batch_size", batch_size, 1)
+    delta = check_real("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
+    check_choice("model", model, F.MODELS)
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    seed = check_int("seed", seed, 0)
+    progress = _bool("progress", progress)
+    shared = {k: federated_kwargs[k] for k in ("local_epochs", "sample_rate", "lr", "hidden")
+              if k in federated_kwargs}
+    common = dict(label_budget=label_budget, batch_size=batch_size, strategy=strategy, model=model,
+                  initial_labels=initial_labels, scaling=data.scaling())
+
+    def row(setting: str, eps: float | None, s: int, res: Any) -> dict:
+        spent = float(np.max(res.epsilon_spent))
+        return {"setting": setting, "epsilon": math.inf if eps is None else eps, "seed": s,
+                "final_accuracy": res.final_accuracy, "epsilon_spent": spent,
+                "noise_multiplier": np.nan if res.noise_multiplier is None else res.noise_multiplier,
+                "n_labels": int(res.curve.n_labels[-1]), "n_rounds": len(res.round_time_s),
+                "mean_round_s": float(np.mean(res.round_time_s)), "wall_time_s": res.wall_time_s,
+                "stopped_early": bool(res.stopped_early)}
+
+    rows = []
+    with tqdm(total=n_seeds * (len(eps_list) + 1), desc="privacy-utility grid", disable=not progress,
+              leave=False) as bar:
+        for s in range(seed, seed + n_seeds):
+            ref = F.run_centralized(data.X, data.y, data.X_test, data.y_test, seed=s, **common,
+                                    **shared)
+            rows.append(row("centralized", None, s, ref))
+            bar.update(1)
+            for eps in eps_list:
+                res = F.run_federated_al(data.X, data.y, data.X_test, data.y_test, data.partition,
+                                         epsilon=eps, delta=delta, seed=s, **common,
+                                         **federated_kwargs)
+                rows.append(row("federated", eps, s, res))
+                bar.update(1)
+    return pd.DataFrame(rows)
+
+
+_GRID_COLUMNS = {"setting", "epsilon", "seed", "final_accuracy", "mean_round_s"}
+
+
+def _check_grid(grid: Any) -> pd.DataFrame:
+    if not isinstance(grid, pd.DataFrame) or not _GRID_COLUMNS <= set(grid.columns) or grid.empty:
+        raise ParameterError("grid", type(grid).__name__,
+                             "a DataFrame from privacy_utility_grid() (columns "
+                             + ", ".join(sorted(_GRID_COLUMNS)) + ")")
+    return grid
+
+
+def fraction_of_centralized(grid: pd.DataFrame) -> pd.DataFrame:
+    """Final accuracy of each federated run divided by the centralized reference's of the same seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``epsilon``, ``seed``, ``accuracy``, ``centralized_accuracy``, ``fraction``.
+    """
+    grid = _check_grid(grid)
+    ref = grid[grid["setting"] == "centralized"].set_index("seed")["final_accuracy"]
+    if ref.index.has_duplicates:
+        raise ParameterError("grid", "several centralized runs for one seed", "one per seed")
+    fed = grid[grid["setting"] == "federated"]
+    missing = sorted(set(fed["seed"]) - set(ref.index))
+    if missing:
+        raise ParameterError("grid", f"no centralized run for seeds {missing}",
+                             "a centralized run for every seed")
+    if (ref <= 0).any():
+        raise ParameterError("grid", "a centralized accuracy of 0", "positive reference accuracies")
+    central = fed["seed"].map(ref).to_numpy()
+    return pd.DataFrame({"epsilon": fed["epsilon"].to_numpy(), "seed": fed["seed"].to_numpy(),
+                         "accuracy": fed["final_accuracy"].to_numpy(),
+                         "centralized_accuracy": central,
+                         "fraction": fed["final_accuracy"].to_numpy() / central})
+
+
+def summarize_fraction(fractions: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy and fraction of centralized per epsilon, with 95% Student-t intervals over seeds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per epsilon (ascending, non-private last): ``epsilon``, ``accuracy``, ``fraction``,
+        ``fraction_low``, ``fraction_high``, ``n``.
+    """
+    need = {"epsilon", "seed", "accuracy", "fraction"}
+    if not isinstance(fractions, pd.DataFrame) or not need <= set(fractions.columns):
+        raise ParameterError("fractions", type(fractions).__name__,
+                             "the DataFrame of fraction_of_centralized()")
+    rows = []
+    for eps, g in fractions.groupby("epsilon", sort=True):
+        s = _summary_row(g["fraction"].to_numpy())
+        rows.append({"epsilon": float(eps), "accuracy": float(g["accuracy"].mean()),
+                     "fraction": s["mean"], "fraction_low": s["low"], "fraction_high": s["high"],
+                     "n": s["n"]})
+    return pd.DataFrame(rows)
+
+
+def round_overhead(grid: pd.DataFrame, epsilon: float) -> pd.DataFrame:
+    r"""Per seed: mean wall time per round of the private federated run at ``epsilon`` and of the
+    non-private federated run, and the overhead :math:`t_{\text{private}} / t_{\text{non-private}} - 1`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``seed``, ``private_round_s``, ``nonprivate_round_s``, ``overhead``.
+    """
+    grid = _check_grid(grid)
+    if isinstance(epsilon, bool) or not isinstance(epsilon, Real) or not (0 < epsilon < math.inf):
+        raise ParameterError("epsilon", epsilon, "a finite number > 0 present in the grid")
+    fed = grid[grid["setting"] == "federated"]
+    private = fed[np.isclose(fed["epsilon"], float(epsilon))].set_index("seed")["mean_round_s"]
+    plain = fed[np.isinf(fed["epsilon"])].set_index("seed")["mean_round_s"]
+    if private.empty:
+        raise ParameterError("epsilon", epsilon, "an epsilon of the grid")
+    if plain.empty:
+        raise ParameterError("grid", "no non-private federated run", "epsilon None in the grid")
+    seeds = sorted(set(private.index) & set(plain.index))
+    p, n = private.loc[seeds].to_numpy(), plain.loc[seeds].to_numpy()
+    return pd.DataFrame({"seed": seeds, "private_round_s": p, "nonprivate_round_s": n,
+                         "overhead": p / n - 1.0})
+
+
+# ----------------------------------------------------------------------------------------------
+# verdicts
+# ----------------------------------------------------------------------------------------------
+def ci_status(mean: float, low: float, high: float, claim_low: float, claim_high: float) -> str:
+    """Where a measured 95% interval lies against a claimed value or range.
+
+    ``"consistent"`` when ``[low, high]`` overlaps ``[claim_low, claim_high]``, ``"below"`` or
+    ``"above"`` when it lies entirely on one side, ``"undefined"`` when nothing was measured (NaN
+    mean). With a single repeat (NaN interval) the mean stands for both ends.
+    """
+    for name, v in (("claim_low", claim_low), ("claim_high", claim_high)):
+        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
+            raise ParameterError(name, v, "a finite number")
+    if claim_low > claim_high:
+        raise ParameterError("claim_high", claim_high, f">= claim_low = {claim_low}")
+    if mean is None or not math.isfinite(mean):
+        return "undefined"
+    lo = mean if low is None or not math.isfinite(low) else low
+    hi = mean if high is None or not math.isfinite(high) else high
+    if hi < claim_low:
+        return "below"
+    if lo > claim_high:
+        return "above"
+    return "consistent"
+
+
+def claim_verdict(statuses: Sequence[str]) -> str:
+    """The chapter's verdict rule over data sets: ``reproduced`` when the claim lies in our 95% interval
+    on every data set, ``partly`` when on some, ``not reproduced`` when on none, ``not measurable``
+    when nothing could be measured (all ``"undefined"``)."""
+    allowed = ("consistent", "below", "above", "undefined")
+    if isinstance(statuses, str) or not isinstance(statuses, Sequence) or not statuses:
+        raise ParameterError("statuses", statuses, "a non-empty sequence of ci_status() values")
+    for st in statuses:
+        check_choice("statuses", st, allowed)
+    if all(st == "undefined" for st in statuses):
+        return "not measurable"
+    hits = sum(st == "consistent" for st in statuses)
+    if hits == len(statuses):
+        return "reproduced"
+    return "partly" if hits else "not reproduced"

@@ -1,0 +1,567 @@
+"""Experiments of the QUBO feature-selection chapter: optimality, peers, downstream accuracy.
+
+Three studies, each a function that returns a tidy :class:`pandas.DataFrame` (one row per measurement)
+and a summary helper:
+
+* :func:`optimality_study` — random mRMR instances with ``n <= 24`` variables built from random
+  classification data; every solver's energy beside the exact optimum (:func:`ppal_lab.optimize.qubo.exact_solve`).
+* :func:`peer_comparison` — one instance per size (50, 200, 1000 features); our simulated bifurcation
+  beside the ``simulated-bifurcation`` package and D-Wave's ``SimulatedAnnealingSampler``, each also
+  followed by the same swap local search, timed in one process, one after the other.
+* :func:`downstream_sweep` — accuracy of one classifier trained on the ``k`` selected features, for
+  every selector and ``k``, on the magnet data (complete features) and a scikit-learn data set.
+
+Solvers are named by the keys of :data:`SOLVER_LABELS`. All timings are wall-clock seconds of the solver
+call alone (relevance and redundancy are shared inputs and not timed), with the threads torch and
+BLAS had when called; the chapter and the benchmark run everything single-threaded.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ppal_lab.optimize import qubo as Q
+from ppal_lab.data import load_sklearn, make_magnet_grades, SKLEARN_DATASETS
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range
+
+__all__ = [
+    "SOLVER_LABELS", "OPTIMALITY_SOLVERS", "PEER_SOLVERS", "SELECTORS", "DOWNSTREAM_DATASETS",
+    "K_SWEEP", "MAGNET_DRIVES", "MAGNET_TRAIN", "instance_seed", "random_instance", "run_solver",
+    "run_solvers", "SolverRun",
+    "optimality_study", "summarize_optimality", "peer_instance", "peer_comparison", "summarize_peers",
+    "downstream_data", "select", "fit_score", "downstream_sweep", "summarize_downstream",
+    "smallest_k_keeping_accuracy", "wilson_interval", "selector_label", "top_two_features",
+    "selection_table", "peer_goal_checks",
+]
+
+#: Display names of every solver and selector.
+SOLVER_LABELS = {
+    "exact": "exact (enumeration)",
+    "bsb": "bSB (ours, raw)",
+    "dsb": "dSB (ours, raw)",
+    "bsb+swap": "bSB + swap (ours)",
+    "dsb+swap": "dSB + swap (ours)",
+    "sbpkg": "simulated-bifurcation pkg (heated dSB)",
+    "sbpkg+swap": "simulated-bifurcation pkg + swap",
+    "sbpkg_default": "simulated-bifurcation pkg, 10000 steps",
+    "sbpkg_default+swap": "simulated-bifurcation pkg, 10000 steps + swap",
+    "sa": "D-Wave simulated annealing",
+    "sa+swap": "D-Wave simulated annealing + swap",
+    "random+swap": "random starts + swap",
+    "greedy": "greedy mRMR (Peng)",
+    "mi_topk": "MI top-k",
+    "momentum": "seed's momentum + simplex",
+    "l1": "L1 logistic regression",
+    "random": "random k features",
+    "all": "all features",
+}
+OPTIMALITY_SOLVERS = ("bsb", "dsb", "bsb+swap", "dsb+swap", "sbpkg", "sa", "random+swap", "greedy",
+                      "mi_topk", "momentum")
+PEER_SOLVERS = ("bsb", "bsb+swap", "sbpkg", "sbpkg+swap", "sa", "sa+swap", "random+swap", "greedy")
+#: Selectors of the downstream sweep ("sb" is our simulated bifurcation, with or without swaps).
+SELECTORS = ("sb", "greedy", "mi_topk", "l1", "momentum", "random")
+DOWNSTREAM_DATASETS = ("magnet", *SKLEARN_DATASETS)
+K_SWEEP = (5, 10, 15, 20, 25, 30)
+MAGNET_DRIVES = (500, 12)     # drives per month, months: 6000 drives
+MAGNET_TRAIN = 2000           # drives used to select features and fit; the other 4000 score them
+
+
+def instance_seed(seed: int, index: int) -> int:
+    """A 32-bit seed for item ``index`` of a study run with ``seed`` (independent streams)."""
+    return int(np.random.SeedSequence([check_int("seed", seed, 0), check_int("index", index, 0)])
+               .generate_state(1)[0])
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion (sensible at 0 and 1, unlike a t interval)."""
+    n = check_int("n", n, 1)
+    successes = check_int("successes", successes, 0, n)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+# --------------------------------------------------------------------------------------------------
+# Instances and solvers
+# --------------------------------------------------------------------------------------------------
+def _classification_problem(n_samples: int, n_features: int, n_informative: int, n_redundant: int,
+                            k: int, alpha: float, seed: int) -> Q.MRMRProblem:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples, n_features, n_informative=n_informative,
+                               n_redundant=n_redundant, random_state=seed)
+    r, R = Q.relevance_redundancy(X, y, seed=seed % 2**32)
+    return Q.mrmr_qubo(r, R, k, alpha)
+
+
+def random_instance(seed: int, n_range: tuple[int, int] = (10, 20), alpha: float = 0.5) -> Q.MRMRProblem:
+    """An mRMR instance from random data: ``n`` uniform in ``n_range``, ``k`` uniform in [2, n-2],
+    300 samples of ``make_classification`` with a random number of informative (2 .. n/2) and
+    redundant features; relevance = MI with the label, redundancy = |correlation|."""
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    lo, hi = (check_int("n_range", v, 4, Q.MAX_EXACT_N) for v in n_range)
+    if lo > hi:
+        raise ParameterError("n_range", n_range, "(low, high) with low <= high")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(lo, hi + 1))
+    k = int(rng.integers(2, n - 1))
+    informative = int(rng.integers(2, max(3, n // 2) + 1))
+    redundant = int(rng.integers(0, n - informative + 1))
+    return _classification_problem(300, n, informative, redundant, k, alpha, int(rng.integers(2**31)))
+
+
+def peer_instance(n: int, k: int, alpha: float = 0.5, seed: int = 0) -> Q.MRMRProblem:
+    """The instance of size ``n`` for the peer comparison: 1000 samples of ``make_classification``
+    with ``max(5, n/20)`` informative and ``max(5, n/10)`` redundant features."""
+    n = check_int("n", n, 10)
+    return _classification_problem(1000, n, max(5, n // 20), max(5, n // 10), k, alpha, seed)
+
+
+def _best(problem: Q.MRMRProblem, X: np.ndarray) -> np.ndarray:
+    X = np.atleast_2d(X)
+    return X[int(np.argmin(problem.energy(X)))].astype(np.int8)
+
+
+def _sbpkg_samples(problem: Q.MRMRProblem, n_agents: int, max_steps: int, seed: int) -> np.ndarray:
+    import simulated_bifurcation as sbp
+    import torch
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "no agent has converged": it still returns its spins
+        x, _ = sbp.minimize(torch.as_tensor(problem.qubo.Q), domain="binary", mode="discrete",
+                            heated=True, agents=n_agents, max_steps=max_steps, best_only=False,
+                            verbose=False, dtype=torch.float32)
+    return np.atleast_2d(x.numpy()).round().astype(np.int8)
+
+
+def _sa_samples(problem: Q.MRMRProblem, reads: int, sweeps: int, seed: int) -> np.ndarray:
+    from dwave.samplers import SimulatedAnnealingSampler
+
+    bqm = problem.qubo.to_bqm()
+    ss = SimulatedAnnealingSampler().sample(bqm, num_reads=reads, num_sweeps=sweeps, seed=seed % 2**31)
+    order = [list(ss.variables).index(i) for i in range(problem.n)]
+    return ss.record.sample[:, order].astype(np.int8)
+
+
+_SOLVABLE = tuple(s for s in SOLVER_LABELS if s not in ("l1", "random", "all"))
+
+
+class SolverRun(NamedTuple):
+    """What :func:`run_solvers` returns for each solver."""
+
+    x: np.ndarray      #: the chosen 0/1 vector (int8)
+    time_s: float      #: wall-clock seconds
+    cpu_s: float       #: CPU seconds of this process (all its threads) over the same span
+
+
+def run_solvers(names: Sequence[str], problem: Q.MRMRProblem, *, n_agents: int = 32,
+                max_steps: int = 1000, seed: int = 0, sa_reads: int | None = None, sa_sweeps: int = 1000,
+                pkg_max_steps: int | None = None) -> dict[str, SolverRun]:
+    """Run solvers (keys of :data:`SOLVER_LABELS` other than ``l1``/``random``/``all``) on an mRMR
+    problem; return ``{name: SolverRun(x, time_s, cpu_s)}``.
+
+    A ``+swap`` variant polishes every agent's (read's, start's) output of its base solver with
+    :func:`ppal_lab.optimize.qubo.swap_polish` and keeps the best; its time is the base time plus the polish
+    time, and a base asked for together with its ``+swap`` variant runs only once. Settings: our SB
+    with ``n_agents`` agents and ``max_steps`` steps; the ``simulated-bifurcation`` package in heated
+    discrete mode (its strongest) with ``agents=n_agents``, ``max_steps=pkg_max_steps`` (default
+    ``2 * max_steps``: its pump, at its default time step and slope, needs 1000 steps to reach 1) and
+    float32 (``sbpkg_default``: its library default of 10000 steps); D-Wave's annealer with ``sa_reads`` reads (default ``n_agents``) of ``sa_sweeps`` sweeps;
+    ``random+swap`` from ``n_agents`` random vectors."""
+    names = list(names)
+    for name in names:
+        check_choice("solver", name, _SOLVABLE)
+    if not isinstance(problem, Q.MRMRProblem):
+        raise ParameterError("problem", type(problem).__name__, "an MRMRProblem")
+    n_agents = check_int("n_agents", n_agents, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    sa_reads = n_agents if sa_reads is None else check_int("sa_reads", sa_reads, 1)
+    sa_sweeps = check_int("sa_sweeps", sa_sweeps, 1)
+    pkg_max_steps = 2 * max_steps if pkg_max_steps is None else check_int("pkg_max_steps", pkg_max_steps, 1)
+
+    def base_run(base: str) -> np.ndarray:
+        if base == "exact":
+            return Q.exact_solve(problem).x
+        if base in ("bsb", "dsb"):
+            mode = "ballistic" if base == "bsb" else "discrete"
+            return Q.simulated_bifurcation(problem, mode, n_agents=n_agents, max_steps=max_steps,
+                                           seed=seed).samples
+        if base == "sbpkg":
+            return _sbpkg_samples(problem, n_agents, pkg_max_steps, seed)
+        if base == "sbpkg_default":
+            return _sbpkg_samples(problem, n_agents, 10_000, seed)
+        if base == "sa":
+            return _sa_samples(problem, sa_reads, sa_sweeps, seed)
+        if base == "random":
+            rng = np.random.default_rng(seed)
+            return (rng.random((n_agents, problem.n)) < problem.k / problem.n).astype(np.int8)
+        if base == "greedy":
+            return Q.indices_to_x(Q.greedy_mrmr(problem), problem.n)
+        if base == "mi_topk":
+            return Q.indices_to_x(Q.mi_top_k(problem.relevance, problem.k), problem.n)
+        return Q.indices_to_x(Q.momentum_simplex(problem, seed=seed), problem.n)   # momentum
+
+    cache: dict[str, tuple[np.ndarray, float, float]] = {}
+    out: dict[str, SolverRun] = {}
+    for name in names:
+        base = name.removesuffix("+swap")
+        if base not in cache:
+            t0, c0 = time.perf_counter(), time.process_time()
+            X = np.atleast_2d(base_run(base))
+            cache[base] = (X, time.perf_counter() - t0, time.process_time() - c0)
+        X, dt, dc = cache[base]
+        if name.endswith("+swap"):
+            t0, c0 = time.perf_counter(), time.process_time()
+            X = Q.swap_polish(problem, X)
+            dt, dc = dt + time.perf_counter() - t0, dc + time.process_time() - c0
+        out[name] = SolverRun(_best(problem, X), dt, dc)
+    return out
+
+
+def run_solver(name: str, problem: Q.MRMRProblem, **kwargs: Any) -> SolverRun:
+    """One solver of :func:`run_solvers`: ``SolverRun(x, time_s, cpu_s)``."""
+    return run_solvers([name], problem, **kwargs)[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Optimality on small instances
+# --------------------------------------------------------------------------------------------------
+def optimality_study(n_instances: int = 100, *, n_seeds: int = 5, alpha: float = 0.5, n_agents: int = 32,
+                     max_steps: int = 1000, seed: int = 0, n_range: tuple[int, int] = (10, 20),
+                     solvers: Sequence[str] = OPTIMALITY_SOLVERS, progress: bool = True) -> pd.DataFrame:
+    """Every solver on ``n_instances`` random instances (:func:`random_instance`) beside the exact
+    optimum. Instance ``i`` has seed ``instance_seed(seed, i)`` and belongs to block ``i % n_seeds``
+    (blocks give the confidence intervals). Columns: instance, block, n, k, solver, energy, optimum,
+    success (within 1e-9 relative), gap (relative to |optimum|), feasible, time_s."""
+    n_instances = check_int("n_instances", n_instances, 1)
+    n_seeds = check_int("n_seeds", n_seeds, 1, n_instances)
+    check_range("alpha", alpha, 0, 1)
+    check_int("n_agents", n_agents, 1)
+    check_int("max_steps", max_steps, 1)
+    check_int("seed", seed, 0, 2**32 - 1)
+    solvers = list(solvers)
+    for s in solvers:
+        check_choice("solvers", s, [k for k in SOLVER_LABELS if k not in ("l1", "random", "all", "exact")])
+    from tqdm.auto import tqdm
+
+    rows = []
+    for i in tqdm(range(n_instances), desc="instances", disable=not progress):
+        s_i = instance_seed(seed, i)
+        problem = random_instance(s_i, n_range, alpha)
+        opt = Q.exact_solve(problem)
+        results = run_solvers(solvers, problem, n_agents=n_agents, max_steps=max_steps, seed=s_i)
+        for name, (x, dt, _) in results.items():
+            e = float(problem.energy(x))
+            rows.append({"instance": i, "block": i % n_seeds, "n": problem.n, "k": problem.k,
+                         "solver": name, "energy": e, "optimum": opt.energy,
+                         "success": bool(e <= opt.energy + 1e-9 * max(1.0, abs(opt.energy))),
+                         "gap": (e - opt.energy) / abs(opt.energy) if opt.energy else e - opt.energy,
+                         "feasible": bool(problem.feasible(x)), "time_s": dt})
+    return pd.DataFrame(rows)
+
+
+def summarize_optimality(df: pd.DataFrame) -> pd.DataFrame:
+    """Per solver: success rate with a Wilson 95% interval over instances, the mean and 95% t interval
+    of the per-block success rates, mean relative gap, feasible share and mean time."""
+    from ppal_lab.compendium.results import mean_ci
+
+    out = []
+    for name, g in df.groupby("solver", sort=False):
+        lo, hi = wilson_interval(int(g["success"].sum()), len(g))
+        blocks = g.groupby("block")["success"].mean()
+        _, ci, _ = mean_ci(blocks)
+        out.append({"solver": name, "label": SOLVER_LABELS[name], "instances": len(g),
+                    "success": g["success"].mean(), "wilson_lo": lo, "wilson_hi": hi,
+                    "block_ci_lo": ci[0] if ci else np.nan, "block_ci_hi": ci[1] if ci else np.nan,
+                    "mean_gap": g["gap"].mean(), "max_gap": g["gap"].max(),
+                    "feasible": g["feasible"].mean(), "mean_time_ms": 1e3 * g["time_s"].mean()})
+    return pd.DataFrame(out).set_index("solver")
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Against the peers at n = 50, 200, 1000
+# --------------------------------------------------------------------------------------------------
+def peer_comparison(sizes: Sequence[int] = (50, 200, 1000), *, k: int = 15, alpha: float = 0.5,
+                    n_agents: int = 32, max_steps: int = 1000, seed: int = 0, n_seeds: int = 3,
+                    solvers: Sequence[str] = PEER_SOLVERS, sa_reads: int = 1, sa_sweeps: int = 1000,
+                    pkg_max_steps: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """For each size: one instance (:func:`peer_instance`, data seed ``seed``), then every solver with
+    solver seeds ``seed .. seed + n_seeds - 1``, one after the other in this process, with the settings
+    of :func:`run_solvers` (D-Wave's annealer at its defaults: one read of 1000 sweeps). Columns: n, k,
+    solver, seed, energy, feasible, time_s, cpu_s, gap_to_best (relative to the best energy any solver found for that size)."""
+    k = check_int("k", k, 1)
+    sizes = [check_int("sizes", s, max(10, k + 1)) for s in sizes]
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    check_range("alpha", alpha, 0, 1)
+    check_int("n_agents", n_agents, 1)
+    check_int("max_steps", max_steps, 1)
+    check_int("seed", seed, 0, 2**32 - n_seeds)
+    for s in solvers:
+        check_choice("solvers", s, [x for x in SOLVER_LABELS if x not in ("l1", "random", "all", "exact")])
+    from tqdm.auto import tqdm
+
+    rows = []
+    for n in sizes:
+        problem = peer_instance(n, k, alpha, seed)
+        for rep in tqdm(range(n_seeds), desc=f"n = {n}", disable=not progress):
+            results = run_solvers(solvers, problem, n_agents=n_agents, max_steps=max_steps,
+                                  seed=seed + rep, sa_reads=sa_reads, sa_sweeps=sa_sweeps,
+                                  pkg_max_steps=pkg_max_steps)
+            for name, (x, dt, cpu) in results.items():
+                rows.append({"n": n, "k": k, "solver": name, "seed": seed + rep,
+                             "energy": float(problem.energy(x)), "feasible": bool(problem.feasible(x)),
+                             "time_s": dt, "cpu_s": cpu})
+    df = pd.DataFrame(rows)
+    best = df.groupby("n")["energy"].transform("min")
+    df["gap_to_best"] = (df["energy"] - best) / best.abs()
+    return df
+
+
+def summarize_peers(df: pd.DataFrame) -> pd.DataFrame:
+    """Per size and solver: best and mean energy, mean gap to the best, feasible share, median time."""
+    g = df.groupby(["n", "solver"], sort=False)
+    out = g.agg(best_energy=("energy", "min"), mean_energy=("energy", "mean"),
+                mean_gap=("gap_to_best", "mean"), feasible=("feasible", "mean"),
+                median_time_s=("time_s", "median"))
+    out.insert(0, "label", [SOLVER_LABELS[s] for s in out.index.get_level_values("solver")])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Downstream accuracy
+# --------------------------------------------------------------------------------------------------
+def downstream_data(dataset: str, seed: int = 0) -> dict[str, Any]:
+    """Train/test split for the downstream study.
+
+    ``"magnet"``: :func:`~ppal_lab.data.make_magnet_grades` with 500 drives a month for 12 months
+    (6000 drives, 50 features), the *complete* features ``X_complete`` (no missing values: we measure
+    the selection itself, not imputation), 2000 random drives to select and fit, 4000 to score. A
+    scikit-learn set: a stratified 70/30 split. Returns a dict with X_train, y_train, X_test, y_test,
+    names and categorical (a boolean mask).
+    """
+    from sklearn.model_selection import train_test_split
+
+    check_choice("dataset", dataset, DOWNSTREAM_DATASETS)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    if dataset == "magnet":
+        d = make_magnet_grades(*MAGNET_DRIVES, seed=seed)
+        X = d.X_complete.to_numpy(dtype=np.float64)
+        train_size = MAGNET_TRAIN
+    else:
+        d = load_sklearn(dataset)
+        X = d.X.to_numpy(dtype=np.float64)
+        train_size = 0.7
+    Xtr, Xte, ytr, yte = train_test_split(X, np.asarray(d.y), train_size=train_size, random_state=seed,
+                                          stratify=np.asarray(d.y))
+    cat = np.array([f in d.categorical for f in d.feature_names])
+    return {"X_train": Xtr, "y_train": ytr, "X_test": Xte, "y_test": yte,
+            "names": list(d.feature_names), "categorical": cat}
+
+
+def fit_score(split: dict[str, Any], features: Sequence[int], seed: int = 0) -> float:
+    """Held-out accuracy of a logistic regression on the given feature columns: one-hot categorical
+    columns, cubic splines (4 knots) of standardised numeric ones; columns constant on the training
+    rows are dropped."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+
+    cols = np.asarray(features, dtype=np.int64)
+    Xtr, Xte = split["X_train"][:, cols], split["X_test"][:, cols]
+    keep = Xtr.std(axis=0) > 0
+    if not keep.any():
+        return float(np.mean(split["y_test"] == np.bincount(split["y_train"]).argmax()))
+    Xtr, Xte, cat = Xtr[:, keep], Xte[:, keep], split["categorical"][cols][keep]
+    parts = []
+    if cat.any():
+        parts.append(("cat", OneHotEncoder(handle_unknown="ignore"), np.flatnonzero(cat)))
+    if (~cat).any():
+        parts.append(("num", make_pipeline(StandardScaler(), SplineTransformer(n_knots=4, degree=3)),
+                      np.flatnonzero(~cat)))
+    model = make_pipeline(ColumnTransformer(parts),
+                          LogisticRegression(max_iter=2000, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # lbfgs convergence notes on near-separable splines
+        model.fit(Xtr, split["y_train"])
+    return float(model.score(Xte, split["y_test"]))
+
+
+def select(split: dict[str, Any], ks: Sequence[int], *, selectors: Sequence[str] = SELECTORS,
+           alpha: float = 0.5, solver: str = "bsb", polish: bool = True, n_agents: int = 32,
+           seed: int = 0, relevance: tuple[np.ndarray, np.ndarray] | None = None
+           ) -> dict[tuple[str, int], np.ndarray]:
+    """Feature indices chosen by each selector for each ``k``, from the training rows only.
+
+    ``sb`` builds the mRMR QUBO (MI relevance, |correlation| redundancy) and runs our simulated
+    bifurcation (``solver`` = ``"bsb"``/``"dsb"``), followed by the swap local search when ``polish``;
+    ``l1`` follows the L1 logistic path; ``random`` draws ``k`` features uniformly.
+    """
+    ks = [check_int("k", k, 1, split["X_train"].shape[1]) for k in ks]
+    for s in selectors:
+        check_choice("selectors", s, SELECTORS)
+    check_choice("solver", solver, ("bsb", "dsb"))
+    rng = np.random.default_rng(seed)
+    r, R = relevance if relevance is not None else Q.relevance_redundancy(
+        split["X_train"], split["y_train"], discrete=split["categorical"], seed=seed)
+    out: dict[tuple[str, int], np.ndarray] = {}
+    if "l1" in selectors:
+        for k, idx in Q.l1_logistic_path(split["X_train"], split["y_train"], ks, seed=seed).items():
+            out[("l1", k)] = idx
+    n = len(r)
+    for k in ks:
+        problem = Q.mrmr_qubo(r, R, k, alpha)
+        for s in selectors:
+            if s == "sb":
+                x = run_solver(solver + ("+swap" if polish else ""), problem, n_agents=n_agents,
+                               seed=seed).x
+                out[(s, k)] = np.flatnonzero(x)
+            elif s == "greedy":
+                out[(s, k)] = Q.greedy_mrmr(problem)
+            elif s == "mi_topk":
+                out[(s, k)] = Q.mi_top_k(r, k)
+            elif s == "momentum":
+                out[(s, k)] = Q.momentum_simplex(problem, seed=seed)
+            elif s == "random":
+                out[(s, k)] = np.sort(rng.choice(n, size=k, replace=False))
+    return out
+
+
+def downstream_sweep(datasets: Sequence[str] = ("magnet", "breast_cancer"), ks: Sequence[int] = K_SWEEP, *,
+                     n_seeds: int = 5, seed: int = 0, alpha: float = 0.5, solver: str = "bsb",
+                     polish: bool = True, n_agents: int = 32, selectors: Sequence[str] = SELECTORS,
+                     progress: bool = True) -> pd.DataFrame:
+    """Held-out accuracy for every dataset, seed (``seed .. seed + n_seeds - 1``: data split, MI
+    estimate and solver seed), selector and ``k`` (values above the number of features are skipped),
+    plus all features (``selector="all"``). Columns: dataset, seed, selector, k, accuracy, features
+    (names, ``;``-separated)."""
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    for d in datasets:
+        check_choice("datasets", d, DOWNSTREAM_DATASETS)
+    for k in ks:
+        check_int("ks", k, 1)
+    check_range("alpha", alpha, 0, 1)
+    check_choice("solver", solver, ("bsb", "dsb"))
+    check_int("n_agents", n_agents, 1)
+    check_int("seed", seed, 0, 2**32 - n_seeds)
+    from threadpoolctl import threadpool_limits
+    from tqdm.auto import tqdm
+
+    rows = []
+    jobs = [(d, s) for d in datasets for s in range(seed, seed + n_seeds)]
+    for dataset, s in tqdm(jobs, desc="data sets x seeds", disable=not progress):
+        split = downstream_data(dataset, s)
+        names = split["names"]
+        ks_ok = [k for k in ks if k <= len(names)]
+        with threadpool_limits(1):
+            picks = select(split, ks_ok, selectors=selectors, alpha=alpha, solver=solver, polish=polish,
+                           n_agents=n_agents, seed=s)
+            rows.append({"dataset": dataset, "seed": s, "selector": "all", "k": len(names),
+                         "accuracy": fit_score(split, np.arange(len(names)), s), "features": "all"})
+            for (sel, k), idx in picks.items():
+                rows.append({"dataset": dataset, "seed": s, "selector": sel, "k": k,
+                             "accuracy": fit_score(split, idx, s),
+                             "features": ";".join(names[i] for i in sorted(idx))})
+    return pd.DataFrame(rows)
+
+
+def summarize_downstream(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean held-out accuracy and 95% t interval over seeds per dataset, selector and k."""
+    from ppal_lab.compendium.results import mean_ci
+
+    out = []
+    for (d, sel, k), g in df.groupby(["dataset", "selector", "k"], sort=False):
+        m, ci, n = mean_ci(g["accuracy"])
+        out.append({"dataset": d, "selector": sel, "k": k, "accuracy": m,
+                    "ci_lo": ci[0] if ci else np.nan, "ci_hi": ci[1] if ci else np.nan, "seeds": n})
+    return pd.DataFrame(out)
+
+
+def smallest_k_keeping_accuracy(df: pd.DataFrame, dataset: str, selector: str = "sb",
+                                tolerance: float = 0.01) -> int | None:
+    """Smallest ``k`` whose mean accuracy (over seeds) with ``selector`` is at least the all-features
+    mean accuracy minus ``tolerance``; ``None`` if no ``k`` of the sweep qualifies."""
+    check_range("tolerance", tolerance, 0, 1)
+    d = df[df["dataset"] == dataset]
+    if d.empty:
+        raise ParameterError("dataset", dataset, "a data set present in the sweep")
+    full = d.loc[d["selector"] == "all", "accuracy"].mean()
+    by_k = d[d["selector"] == selector].groupby("k")["accuracy"].mean().sort_index()
+    ok = by_k[by_k >= full - tolerance]
+    return int(ok.index[0]) if len(ok) else None
+
+
+def selector_label(selector: str, solver: str = "bsb", polish: bool = True) -> str:
+    """Display name of a downstream selector (``"sb"`` is named after the SB variant used)."""
+    check_choice("selector", selector, (*SELECTORS, "all"))
+    if selector == "sb":
+        return SOLVER_LABELS[solver + ("+swap" if polish else "")]
+    return SOLVER_LABELS[{"mi_topk": "mi_topk"}.get(selector, selector)]
+
+
+def top_two_features(n_seeds: int = 5, *, seed: int = 0, alpha: float = 0.5, solver: str = "bsb",
+                     polish: bool = True, n_agents: int = 32) -> pd.DataFrame:
+    """On the magnet training split of each seed: the two features with the largest MI relevance, and
+    the two our solver selects with ``k = 2``. Columns: seed, top2_mi, ours_k2, date_and_maker_top2,
+    date_and_maker_ours."""
+    n_seeds = check_int("n_seeds", n_seeds, 1)
+    check_range("alpha", alpha, 0, 1)
+    check_choice("solver", solver, ("bsb", "dsb"))
+    expected = {"manufacturing_date", "manufacturer"}
+    rows = []
+    for s in range(check_int("seed", seed, 0, 2**32 - n_seeds), seed + n_seeds):
+        split = downstream_data("magnet", s)
+        names = np.array(split["names"])
+        r, R = Q.relevance_redundancy(split["X_train"], split["y_train"], discrete=split["categorical"], seed=s)
+        top = set(names[np.argsort(-r, kind="stable")[:2]])
+        x = run_solver(solver + ("+swap" if polish else ""), Q.mrmr_qubo(r, R, 2, alpha),
+                       n_agents=n_agents, seed=s).x
+        ours = set(names[np.flatnonzero(x)])
+        rows.append({"seed": s, "top2_mi": ", ".join(sorted(top)), "ours_k2": ", ".join(sorted(ours)),
+                     "date_and_maker_top2": top == expected, "date_and_maker_ours": ours == expected})
+    return pd.DataFrame(rows)
+
+
+def selection_table(problem: Q.MRMRProblem, picks: dict[tuple[str, int], np.ndarray], names: Sequence[str],
+                    *, solver: str = "bsb", polish: bool = True) -> pd.DataFrame:
+    """One row per selector of ``picks`` (for ``problem.k``): QUBO energy of its selection, mean
+    relevance and mean pairwise redundancy (scaled), whether it holds manufacturing date and
+    manufacturer, and the selected feature names."""
+    names = np.asarray(names)
+    rows = []
+    for (sel, k), idx in picks.items():
+        if k != problem.k:
+            continue
+        idx = np.sort(np.asarray(idx))
+        x = Q.indices_to_x(idx, problem.n)
+        sub = problem.redundancy[np.ix_(idx, idx)]
+        rows.append({"selector": selector_label(sel, solver, polish), "energy": float(problem.energy(x)),
+                     "mean relevance": float(problem.relevance[idx].mean()),
+                     "mean redundancy": float(sub[np.triu_indices(len(idx), 1)].mean()) if len(idx) > 1 else 0.0,
+                     "date & maker": bool({"manufacturing_date", "manufacturer"} <= set(names[idx])),
+                     "features": ", ".join(names[idx])})
+    return pd.DataFrame(rows).set_index("selector").sort_values("energy")
+
+
+def peer_goal_checks(peers: pd.DataFrame, ours: str, rivals: Sequence[str] = ("sbpkg", "sa"),
+                     tol: float = 1e-9) -> pd.DataFrame:
+    """For each size and rival: is our mean energy at most the rival's (+ ``tol``), and our median
+    time at most the rival's? Columns: n, rival, energy_ok, time_ok, energy_diff, time_ratio."""
+    check_choice("ours", ours, list(peers["solver"].unique()))
+    stats = peers.groupby(["n", "solver"]).agg(energy=("energy", "mean"), time=("time_s", "median"))
+    rows = []
+    for n in sorted(peers["n"].unique()):
+        for rival in rivals:
+            mine, theirs = stats.loc[(n, ours)], stats.loc[(n, rival)]
+            rows.append({"n": int(n), "rival": rival, "energy_ok": bool(mine.energy <= theirs.energy + tol),
+                         "time_ok": bool(mine.time <= theirs.time),
+                         "energy_diff": float(mine.energy - theirs.energy),
+                         "time_ratio": float(mine.time / theirs.time)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,504 @@
+"""The registry of notebooks and their parameters (pure data: no algorithms are imported here).
+
+Each spec also declares the :class:`~ppal_lab.compendium.params.Constraint` s its notebook needs between
+parameters: the checks its code makes at run time and the combinations that would crash it, so a bad
+combination is refused before any kernel starts. Data-dependent limits use the constants below, not the
+data (a test compares them with the real loaders).
+"""
+from __future__ import annotations
+
+import math
+
+from ppal_lab.compendium.errors import ParameterError
+from ppal_lab.compendium.params import TIMING, Constraint, NotebookSpec, Param
+
+SEED = Param("seed", int, 0, "seed of every random draw in the notebook", low=0, high=2**32 - 1)
+
+#: Items in scikit-learn's bundled data sets (``ppal_lab.data.load_sklearn``).
+SKLEARN_SIZES = {"breast_cancer": 569, "digits": 1797, "wine": 178}
+#: Steps of one episode of the supply-chain game (``ppal_lab.marl.supply_game.GameConfig().horizon``).
+GAME_HORIZON = 40
+
+
+def seeds_fit(*counts: str) -> Constraint:
+    """Repeats use seeds ``seed .. seed + n - 1``: each must be a 32-bit seed like ``seed`` itself
+    (scikit-learn and the MADDPG learners refuse larger ones, deep inside a run)."""
+    last = lambda v: max(v[c] for c in counts)  # noqa: E731
+    return Constraint(("seed", *counts), lambda v: v["seed"] + last(v) - 1 <= 2**32 - 1,
+                      lambda v: f"<= {2**32 - last(v)} so that the last repeat's seed, seed + "
+                                f"{' / '.join(counts)} - 1, stays <= 2**32 - 1")
+
+
+def _drift_train_rows(v) -> int:
+    """First-quarter drives the drift model of chapter 01 trains on (``describe.drift_accuracy``:
+    at most 6000 drives, 70% of them)."""
+    m = min(6000, 3 * v["n_per_month"])
+    return m - math.ceil(0.3 * m)
+
+
+def _drift_missing_limit(v) -> float:
+    """Largest ``missing_rate`` leaving each feature 20 expected observed values among those drives:
+    scikit-learn's gradient boosting crashes on a feature with none ("window shape cannot be larger
+    than input array shape"). Under MAR ``weight_g`` is never missing, so the 49 other columns carry the
+    whole rate (``data.make_magnet_grades`` refuses MAR rates >= 49/50)."""
+    share = 49 / 50 if v["missing_mechanism"] == "mar" else 1.0
+    return (1 - 20 / _drift_train_rows(v)) * share
+
+
+def _al_pool(v, key: str) -> int:
+    """Pool of chapter 02's data set ``v[key]`` after the held-out split (``al_experiments.pool_size``:
+    ``ceil(test_fraction n)`` items are held out), without loading it."""
+    n = v["n_items"] if v[key] == "remanufacturing" else SKLEARN_SIZES[v[key]]
+    return n - math.ceil(v["test_fraction"] * n)
+
+
+def _al_pool_fits(key: str) -> Constraint:
+    def allowed(v) -> str:
+        size = (f"n_items = {v['n_items']:,}" if v[key] == "remanufacturing"
+                else f"{SKLEARN_SIZES[v[key]]:,} in {v[key]}")
+        return (f"<= the pool of {key} {v[key]!r}: {_al_pool(v, key):,} items ({size}, less "
+                f"test_fraction = {v['test_fraction']:g} held out)")
+
+    return Constraint(("label_budget", key, "n_items", "test_fraction"),
+                      lambda v: v["label_budget"] <= _al_pool(v, key), allowed)
+
+
+def _min_sparse_pool(v) -> int:
+    """Smallest chapter-03 pool giving each feature 200 expected observed values, so the seed's cold
+    start sees both values of ``helium_filled`` (1 for 5% of drives; a constant column makes its
+    feature correlations NaN and it refuses the pool)."""
+    return math.ceil(200 / (1 - v["missing_rate"]) - 1e-9)  # 200 / (1 - 0.8) is 1000.0000000000002
+
+
+def _quarter_labels(v) -> int:
+    """Labelled drives of one quarter in chapter 04 (``continual.check_settings``: 2% a month)."""
+    return 3 * max(1, round(0.02 * v["n_per_month"]))
+
+
+def _prime(n: int) -> bool:
+    from sympy import isprime  # a library's test: the registry imports no algorithm of the field
+
+    return bool(isprime(n))
+
+
+def _verify_pool(v) -> int:
+    """Items of chapter 09's collaborative cycle outside its test quarter (``verify.validate_setup``)."""
+    return v["n_items"] - int(round(0.25 * v["n_items"]))
+
+SPECS: dict[str, NotebookSpec] = {}
+
+
+def register(spec: NotebookSpec) -> NotebookSpec:
+    SPECS[spec.name] = spec
+    return spec
+
+
+register(NotebookSpec(
+    name="01_supply_chain_data",
+    title="The two data sets: remanufacturing and magnet grades",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent data sets for the drift confidence interval", low=1, high=50),
+        Param("n_items", int, 4000, "remanufacturing components generated", low=100, high=1_000_000),
+        Param("n_sites", int, 4, "participants in the horizontal partition", low=1, high=100),
+        Param("n_per_month", int, 10_000, "hard drives arriving per month", low=100, high=1_000_000),
+        Param("n_months", int, 12, "months of hard-drive arrivals (3 per quarter)", low=3, high=60),
+        Param("missing_rate", float, 0.8, "fraction of magnet-data feature values missing",
+              low=0.0, high=1.0, high_open=True),
+        Param("missing_mechanism", str, "mcar", "how magnet-data values go missing",
+              choices=("mcar", "mar", "mnar")),
+        Param("label_rate", float, 0.02, "fraction of hard drives with a known magnet grade",
+              low=0.0, high=1.0, low_open=True),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("missing_rate", "missing_mechanism", "n_per_month"),
+                   lambda v: v["missing_rate"] <= _drift_missing_limit(v),
+                   lambda v: f"<= {_drift_missing_limit(v):.4g} ({v['missing_mechanism']}, n_per_month = "
+                             f"{v['n_per_month']}): the drift model trains on {_drift_train_rows(v)} first-"
+                             "quarter drives and every feature needs >= 20 observed values there (expected)"),
+    ),
+    headline=("remanufacturable_rate", "magnet_missing_rate", "magnet_label_rate",
+              "drift_accuracy_drop"),
+    budget_s=60.0,
+))
+
+
+register(NotebookSpec(
+    name="06_secret_sharing",
+    title="Secret sharing and secure computation",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "repeats (seed, seed + 1, ...) for the confidence intervals", low=2, high=50),
+        Param("t", int, 2, "Shamir threshold: polynomials of degree t, any t + 1 shares reconstruct",
+              low=1, high=10),
+        Param("n_parties", int, 5, "Shamir parties n (multiplication needs n >= 2t + 1)", low=2, high=21),
+        Param("modulus", int, 2**61 - 1, "prime field modulus of the Shamir arithmetic", low=3,
+              high=2**127 - 1),
+        Param("small_modulus", int, 13, "small prime field for the plots and the uniformity test",
+              low=3, high=101),
+        Param("n_sharings", int, 20_000, "sharings per uniformity test (>= 5 small_modulus^t)",
+              low=100, high=2_000_000),
+        Param("n_circuits", int, 50, "random arithmetic circuits evaluated on shares per seed",
+              low=1, high=10_000),
+        Param("precision_bits", int, 16, "CrypTen fixed-point fractional bits (crypten.cfg.encoder)",
+              low=8, high=24),
+        Param("n_inputs", int, 1000, "random inputs per CrypTen operation and seed", low=10, high=100_000),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("n_parties", "t"), lambda v: v["n_parties"] >= 2 * v["t"] + 1,
+                   lambda v: f">= 2t + 1 = {2 * v['t'] + 1} (t = {v['t']}): multiplication on shares needs it"),
+        Constraint(("modulus",), lambda v: _prime(v["modulus"]), "a prime (Z_p is a field only for prime p)"),
+        Constraint(("modulus", "n_parties"), lambda v: v["modulus"] > v["n_parties"],
+                   lambda v: f"> n_parties = {v['n_parties']} (each party needs its own non-zero point)"),
+        Constraint(("small_modulus",), lambda v: _prime(v["small_modulus"]),
+                   "a prime (Z_p is a field only for prime p)"),
+        Constraint(("small_modulus", "n_parties"), lambda v: v["small_modulus"] > v["n_parties"],
+                   lambda v: f"> n_parties = {v['n_parties']} (each party needs its own non-zero point)"),
+        Constraint(("small_modulus", "t"), lambda v: v["small_modulus"] ** v["t"] <= 10**6,
+                   lambda v: f"<= {math.floor(10 ** (6 / v['t']) + 1e-9)} at t = {v['t']}: the uniformity test "
+                             "counts small_modulus^t cells (at most 1e6)"),
+        Constraint(("n_sharings", "small_modulus", "t"),
+                   lambda v: v["n_sharings"] >= 5 * v["small_modulus"] ** v["t"],
+                   lambda v: f">= 5 small_modulus^t = {5 * v['small_modulus'] ** v['t']:,} (the chi-square "
+                             "test needs 5 sharings per cell)"),
+    ),
+    headline=("shamir_reconstruction_rate", "shamir_circuit_exact_rate", "shamir_uniformity_pvalue",
+              "fp_max_abs_error_mul", "fp_max_rel_error_exp", "fp_median_ulp32_sigmoid", "fp_rounds_div"),
+    budget_s=120.0,
+    tolerances=(("fp_time_ms_*", TIMING),),  # wall times are not results
+))
+
+
+register(NotebookSpec(
+    name="03_sparsity",
+    title="Extreme sparsity: sparsity-aware DP, density-aware acquisition and cold start",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent repeats (data set, initial labels, noise) behind each 95% CI",
+              low=1, high=30),
+        Param("n_pool", int, 10_000, "unlabelled hard drives in the pool (one month of intake)",
+              low=100, high=200_000),
+        Param("n_test", int, 5000, "held-out drives for accuracy", low=100, high=100_000),
+        Param("n_labels", int, 200, "label budget of each acquisition run (initial labels included), "
+              "<= n_pool", low=2, high=200_000),
+        Param("n_initial", int, 20, "labels chosen by the cold start (<= 50: the seed's cold start "
+              "picks one per feature cluster)", low=2, high=50),
+        Param("batch_size", int, 20, "labels acquired per round", low=1, high=10_000),
+        Param("strategy", str, "density", "acquisition strategy whose labels the DP section trains on",
+              choices=("random", "entropy", "density")),
+        Param("model", str, "logreg", "classifier: imputation pipeline + logistic regression, or "
+              "NaN-native gradient boosting", choices=("logreg", "hgb")),
+        Param("bandwidth", float, 0.5, "KDE bandwidth of the density ratio, standardised units "
+              "(the seed uses 0.5)", low=0.0, high=100.0, low_open=True),
+        Param("missing_rate", float, 0.8, "fraction of feature values missing (MCAR)",
+              low=0.0, high=1.0, high_open=True),
+        Param("epsilon", float, 0.5, "declared privacy budget epsilon (the seed's pipeline uses 0.5; "
+              "the accountant searches to 0.01)", low=0.01, high=100.0, low_open=True),
+        Param("delta", float, 1e-5, "declared delta", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("dp_batch_size", int, 50, "expected pool items per DP step (Poisson rate = "
+              "dp_batch_size / n_pool), <= n_pool", low=1, high=200_000),
+        Param("dp_steps", int, 1000, "DP training steps", low=1, high=100_000),
+        Param("n_trials", int, 10_000, "audit trials per world (without and with the canary)",
+              low=100, high=1_000_000),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("n_labels", "n_pool"), lambda v: v["n_labels"] <= v["n_pool"],
+                   lambda v: f"<= n_pool = {v['n_pool']:,}"),
+        Constraint(("n_initial", "n_labels"), lambda v: v["n_initial"] <= v["n_labels"],
+                   lambda v: f"<= n_labels = {v['n_labels']} (the cold start's labels are part of the budget)"),
+        Constraint(("dp_batch_size", "n_pool"), lambda v: v["dp_batch_size"] <= v["n_pool"],
+                   lambda v: f"<= n_pool = {v['n_pool']:,} (its Poisson sampling rate is dp_batch_size / n_pool)"),
+        Constraint(("n_pool", "missing_rate"), lambda v: v["n_pool"] >= _min_sparse_pool(v),
+                   lambda v: f">= {_min_sparse_pool(v):,} at missing_rate = {v['missing_rate']:g}: every feature "
+                             "needs >= 200 observed pool values (expected) for the seed's cold start"),
+    ),
+    headline=("accuracy_density_kmeans", "accuracy_entropy_random", "accuracy_random_random",
+              "balanced_accuracy_density_kmeans", "noise_energy_seed_over_dpsgd",
+              "audit_epsilon_seed_empty_batch", "audit_epsilon_opacus_dpsgd"),
+    budget_s=180.0,
+))
+
+
+register(NotebookSpec(
+    name="07_supply_chain_maddpg",
+    title="Two-player supply chain: MADDPG with and without data sharing",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent training runs per mode (seeds seed, seed+1, ...)", low=2, high=50),
+        Param("episodes", int, 100, "measured 40-step episodes after pre-training (the seed's 100 epochs)",
+              low=1, high=5000),
+        Param("pretrain_episodes", int, 1600, "exploration / pre-training episodes on simulated data",
+              low=0, high=1_000_000),
+        Param("pretrain_envs", int, 16, "pre-training episodes played side by side (one update a step)",
+              low=1, high=1024),
+        Param("hidden", int, 128, "hidden units of every actor and critic layer", low=1, high=1024),
+        Param("batch_size", int, 128, "replay minibatch size", low=1, high=4096),
+        Param("lr_actor", float, 1e-3, "Adam learning rate of the actors", low=0.0, high=1.0, low_open=True),
+        Param("lr_critic", float, 1e-3, "Adam learning rate of the critics", low=0.0, high=1.0, low_open=True),
+        Param("gamma", float, 0.95, "discount factor", low=0.0, high=1.0, high_open=True),
+        Param("noise", float, 0.1, "exploration noise std in the measured episodes (action range = 1)",
+              low=0.0, high=1.0),
+        Param("spoilage", float, 0.0, "share of each player's leftover stock that perishes every step",
+              low=0.0, high=1.0),
+        Param("n_jobs", int, 2, "worker processes for training (1 = in the notebook's process)", low=1, high=64),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("batch_size", "episodes", "pretrain_episodes"),
+                   lambda v: v["batch_size"] <= GAME_HORIZON * (v["episodes"] + v["pretrain_episodes"]),
+                   lambda v: f"<= the {GAME_HORIZON * (v['episodes'] + v['pretrain_episodes']):,} transitions of all "
+                             f"episodes ({GAME_HORIZON} steps x (episodes + pretrain_episodes)): the critics learn "
+                             "only once the replay buffer holds a minibatch"),
+    ),
+    headline=("wastage_nds", "wastage_ede", "ncr_nds", "ncr_ede", "wastage_reduction_ede_vs_nds",
+              "ncr_improvement_ede_vs_nds"),
+    budget_s=300.0,
+    tolerances=(("train_cpu_seconds", TIMING),),  # wall times are not results
+))
+
+
+register(NotebookSpec(
+    name="08_secure_maddpg",
+    title="Secure two-party MADDPG with CrypTen",
+    params=(
+        SEED,
+        Param("n_seeds", int, 3, "independent secure phases (seeds seed, seed+1, ...), each beside its EDE twin",
+              low=2, high=20),
+        Param("secure_iterations", int, 40, "secure training iterations per seed (one step and one update each; "
+              "the seed's full run: 800)", low=1, high=20_000),
+        Param("pretrain_episodes", int, 400, "plaintext exploration episodes on simulated data before the "
+              "secure phase", low=0, high=1_000_000),
+        Param("hidden", int, 128, "hidden units of every actor and critic layer", low=1, high=512),
+        Param("batch_size", int, 128, "replay minibatch size", low=1, high=1024),
+        Param("precision_bits", int, 18, "fractional bits of CrypTen's fixed point (workable: 10 to 20)",
+              low=10, high=20),
+        Param("world_size", int, 2, "number of parties (the game and the protocol are two-party)", low=2, high=2),
+        Param("scaling_hidden", list, ["32", "64", "128", "256"], "hidden sizes of the overhead scaling (batch "
+              "batch_size)", choices=("8", "16", "32", "64", "128", "256", "512")),
+        Param("scaling_batch", list, ["32", "256"], "minibatch sizes of the overhead scaling (hidden hidden)",
+              choices=("8", "16", "32", "64", "128", "256", "512", "1024")),
+        Param("scaling_iterations", int, 3, "iterations per scaling run (the first is not timed)", low=2, high=100),
+    ),
+    constraints=(seeds_fit("n_seeds"),),
+    headline=("max_metric_rel_diff", "max_weight_rmse", "secure_online_ms", "secure_offline_ms", "plain_ms",
+              "online_ratio"),
+    budget_s=480.0,
+    tolerances=(("*_ms", TIMING), ("*_ratio", TIMING), ("cost_growth_over_phase", TIMING)),  # wall times are not results
+))
+
+
+register(NotebookSpec(
+    name="04_continual_learning",
+    title="Continual learning under drift: does EWC stop forgetting?",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent data sets and networks (confidence intervals over them)",
+              low=2, high=50),
+        Param("n_per_month", int, 10_000, "hard drives arriving per month (12 months = 4 quarters)",
+              low=500, high=100_000),
+        Param("missing_rate", float, 0.8, "fraction of feature values missing (MCAR) in the main experiment",
+              low=0.0, high=1.0, high_open=True),
+        Param("contrast_missing_rate", float, 0.0, "fraction of feature values missing in the contrast experiment",
+              low=0.0, high=1.0, high_open=True),
+        Param("n_labels", int, 600, "labelled drives per quarter the network trains on "
+              "(at most 3 x round(0.02 n_per_month))", low=1, high=6000),
+        Param("n_test", int, 2000, "unlabelled drives per quarter held out, with true grades, for evaluation",
+              low=50, high=100_000),
+        Param("epochs", int, 10, "passes over each quarter's training labels", low=1, high=500),
+        Param("hidden_units", int, 32, "units in each of the network's two hidden layers", low=1, high=1024),
+        Param("ewc_lambda", float, 1000.0, "EWC penalty weight of the headline comparison (the seed's value)",
+              low=0.0),
+        Param("lambda_min", float, 1.0, "smallest EWC penalty weight of the sweep", low=0.0, low_open=True),
+        Param("lambda_max", float, 1000.0, "largest EWC penalty weight of the sweep (>= lambda_min)",
+              low=0.0, low_open=True),
+        Param("n_lambdas", int, 4, "geometrically spaced penalty weights in the sweep", low=1, high=20),
+        Param("fisher", str, "true", "Fisher diagonal: of the model's predictions (true) or of the labels",
+              choices=("true", "empirical")),
+        Param("consolidation", str, "per_task", "one EWC penalty per past quarter, or one running penalty",
+              choices=("per_task", "online")),
+        Param("strategy", str, "random", "which drives of a quarter get labels: the randomly labelled ones, "
+              "or active learning with the current network", choices=("random", "least_confident", "margin",
+                                                                    "entropy")),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("n_labels", "n_per_month"), lambda v: v["n_labels"] <= _quarter_labels(v),
+                   lambda v: f"<= {_quarter_labels(v)}, the labelled drives of a quarter "
+                             f"(3 x round(2% of n_per_month = {v['n_per_month']:,}))"),
+        Constraint(("n_test", "n_per_month"),
+                   lambda v: v["n_test"] <= 3 * v["n_per_month"] - _quarter_labels(v),
+                   lambda v: f"<= {3 * v['n_per_month'] - _quarter_labels(v):,}, the unlabelled drives of a quarter"),
+        Constraint(("lambda_max", "lambda_min"), lambda v: v["lambda_max"] >= v["lambda_min"],
+                   lambda v: f">= lambda_min = {v['lambda_min']:g}"),
+    ),
+    headline=("finetune_backward_transfer", "ewc_backward_transfer", "finetune_average_accuracy",
+              "ewc_average_accuracy", "joint_average_accuracy", "ewc_minus_finetune_backward_transfer_auc",
+              "contrast_finetune_backward_transfer_auc", "contrast_ewc_minus_finetune_backward_transfer_auc"),
+    budget_s=180.0,
+))
+
+register(NotebookSpec(
+    name="05_qubo_feature_selection",
+    title="QUBO feature selection by simulated bifurcation",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "data splits / solver seeds / instance blocks behind each 95% CI",
+              low=2, high=50),
+        Param("dataset", str, "breast_cancer", "real scikit-learn data set compared with the magnet data",
+              choices=("breast_cancer", "wine", "digits")),
+        Param("k", int, 15, "features to select in the worked example and the peer comparison "
+              "(the seed selects 15 of 50)", low=1, high=49),
+        Param("alpha", float, 0.5, "weight of relevance against redundancy in the mRMR QUBO",
+              low=0.0, high=1.0),
+        Param("solver", str, "bsb", "our simulated-bifurcation variant: ballistic or discrete",
+              choices=("bsb", "dsb")),
+        Param("polish", bool, True, "follow simulated bifurcation by the swap local search"),
+        Param("n_agents", int, 32, "SB agents (and annealing reads / random starts on small instances)",
+              low=1, high=4096),
+        Param("n_instances", int, 100, "random instances (10-20 features) of the optimality study",
+              low=2, high=10_000),
+        Param("peer_seeds", int, 3, "solver seeds per size in the comparison with the peers", low=1, high=20),
+    ),
+    constraints=(
+        seeds_fit("n_seeds", "peer_seeds"),
+        Constraint(("n_seeds", "n_instances"), lambda v: v["n_seeds"] <= v["n_instances"],
+                   lambda v: f"<= n_instances = {v['n_instances']} (the optimality study splits the instances "
+                             "into n_seeds blocks)"),
+    ),
+    headline=("optimality_success_ours", "optimality_success_sb_raw", "optimality_success_seed_routine",
+              "time_n1000_ours_s", "accuracy_magnet_ours_k", "accuracy_magnet_all"),
+    budget_s=180.0,
+    tolerances=(("time_*", TIMING), ("cpu_*", TIMING)),  # wall times are not results
+))
+
+
+register(NotebookSpec(
+    name="02_active_learning",
+    title="Traditional vs privacy-preserving active learning",
+    params=(
+        Param("seed", int, 100, "seed of the data set, split and partition; repeats use seed, seed + 1, ... "
+              "(100: clear of the small seeds used while building ppal_lab)", low=0, high=2**32 - 1),
+        Param("n_seeds", int, 10, "independent repeats behind each 95% CI", low=2, high=50),
+        Param("dataset", str, "remanufacturing", "main data set (sections 1-3)",
+              choices=("remanufacturing", "breast_cancer", "digits", "wine")),
+        Param("real_dataset", str, "breast_cancer", "real scikit-learn data set of section 4",
+              choices=("breast_cancer", "digits", "wine")),
+        Param("n_items", int, 4000, "remanufacturing items generated (pool + test set)", low=100,
+              high=100_000),
+        Param("test_fraction", float, 0.25, "share of each data set held out for testing", low=0.05,
+              high=0.5),
+        Param("epsilon", float, 1.0, "per-participant budget (unit: one record) of the headline and the "
+              "overhead; the grid adds 0.1, 0.5, 1, 2, 4, 8 and no privacy", low=0.0, high=100.0,
+              low_open=True),
+        Param("delta", float, 1e-5, "delta of every participant's budget", low=0.0, high=1.0,
+              low_open=True, high_open=True),
+        Param("n_participants", int, 4, "sites of the horizontal partition", low=1, high=50),
+        Param("non_iid", float, 0.5, "label skew of the partition (0 = stratified)", low=0.0, high=1.0),
+        Param("label_budget", int, 200, "labels per run, initial ones included (<= pool size)", low=3,
+              high=100_000),
+        Param("initial_labels", int, 20, "random labels before the first query (>= n_participants; "
+              ">= 8: a section compares 1, 4 and 8 sites)", low=8, high=10_000),
+        Param("batch_size", int, 10, "labels bought per query round", low=1, high=10_000),
+        Param("strategy", str, "entropy", "uncertainty strategy of the federated runs and the headline "
+              "saving", choices=("least_confident", "margin", "entropy")),
+        Param("model", str, "logreg", "global model of the federated runs and their centralized "
+              "reference", choices=("logreg", "mlp")),
+        Param("target_fraction", float, 0.95, "target accuracy as a fraction of the full-data accuracy",
+              low=0.0, high=1.0, low_open=True),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("initial_labels", "n_participants"), lambda v: v["initial_labels"] >= v["n_participants"],
+                   lambda v: f">= n_participants = {v['n_participants']} (every site starts with a label)"),
+        Constraint(("label_budget", "initial_labels"), lambda v: v["label_budget"] > v["initial_labels"],
+                   lambda v: f"> initial_labels = {v['initial_labels']} (at least one query)"),
+        _al_pool_fits("dataset"),
+        _al_pool_fits("real_dataset"),
+    ),
+    headline=("full_data_accuracy", "label_saving", "labels_to_target_strategy", "labels_to_target_random",
+              "fraction_of_centralized", "fraction_of_centralized_nonprivate", "round_overhead",
+              "real_label_saving", "real_fraction_of_centralized", "real_round_overhead"),
+    budget_s=180.0,
+    tolerances=(("*round_overhead", TIMING),),  # wall times are not results
+))
+
+
+register(NotebookSpec(
+    name="09_inverse_simulation",
+    title="Inverse-simulation verification: the trust layer",
+    params=(
+        SEED,
+        Param("n_seeds", int, 5, "independent repeats (seed, seed + 1, ...) behind every 95% CI", low=2, high=50),
+        Param("n_items", int, 2000, "items per repeat: the verified test stream, each calibration half, and "
+              "the collaborative cycle's population", low=200, high=200_000),
+        Param("anomaly_rate", float, 0.2, "fraction of the test stream made anomalous (kinds in equal shares)",
+              low=0.0, high=1.0, high_open=True),
+        Param("anomaly_kinds", list, ["tampered_prediction", "sensor_fault", "sensor_drift", "ood_component",
+                                      "label_noise"], "anomaly kinds injected",
+              choices=("tampered_prediction", "sensor_fault", "sensor_drift", "ood_component", "label_noise")),
+        Param("fpr_target", float, 0.05, "false-positive rate at which the ROC threshold is set on honest "
+              "calibration items", low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("threshold", float, 0.85, "fixed threshold on both scores compared with the ROC one (the seed's 0.85)",
+              low=0.0, high=1.0, low_open=True, high_open=True),
+        Param("inverse", str, "grid", "inverse model of the claimant and the verifier: grid search (maximum "
+              "likelihood) or a learned MLP", choices=("grid", "mlp")),
+        Param("n_secure", int, 256, "test items verified on secret shares in the one CrypTen launch (<= n_items)",
+              low=16, high=5000),
+        Param("n_sites", int, 4, "participants of the collaborative cycle (one of them corrupts labels)",
+              low=2, high=20),
+        Param("corrupt_rate", float, 1.0, "probability that the corrupted participant's inspector answers an "
+              "item wrongly", low=0.0, high=1.0),
+        Param("label_budget", int, 400, "labels bought in the collaborative cycle, 20 initial ones included "
+              "(<= 3/4 n_items)", low=21, high=150_000),
+        Param("batch_size", int, 40, "labels bought per round of the cycle", low=1, high=10_000),
+        Param("strategy", str, "least_confident", "query strategy of the cycle",
+              choices=("random", "least_confident", "margin", "entropy")),
+    ),
+    constraints=(
+        seeds_fit("n_seeds"),
+        Constraint(("n_secure", "n_items"), lambda v: v["n_secure"] <= v["n_items"],
+                   lambda v: f"<= n_items = {v['n_items']:,} (the secure batch comes from the test stream)"),
+        Constraint(("anomaly_kinds",), lambda v: len(set(v["anomaly_kinds"])) == len(v["anomaly_kinds"]),
+                   "a list without repeats"),
+        Constraint(("anomaly_rate", "n_items", "anomaly_kinds"),
+                   lambda v: round(v["anomaly_rate"] * v["n_items"]) // len(v["anomaly_kinds"]) >= 5,
+                   lambda v: f">= {5 * len(v['anomaly_kinds']) / v['n_items']:.3g} so that each of the "
+                             f"{len(v['anomaly_kinds'])} anomaly kinds gets at least 5 of the n_items = "
+                             f"{v['n_items']:,} test items"),
+        Constraint(("label_budget", "n_items"), lambda v: v["label_budget"] <= _verify_pool(v),
+                   lambda v: f"<= {_verify_pool(v):,}, the cycle's pool (n_items less its test quarter)"),
+        Constraint(("batch_size", "label_budget"), lambda v: v["batch_size"] <= v["label_budget"],
+                   lambda v: f"<= label_budget = {v['label_budget']}"),
+    ),
+    headline=("detection_rate_at_fpr", "false_positive_rate", "fixed_threshold_false_positive_rate",
+              "auc_label_noise", "secure_max_abs_error", "gate_accuracy_gain"),
+    budget_s=180.0,
+    tolerances=(("*_time_s", TIMING), ("*_wall_s", TIMING)),  # wall times are not results
+))
+
+def resolve(name: str) -> NotebookSpec:
+    """Find a notebook by its full name, with or without ``.ipynb``, or by an unambiguous part of it
+    (its number ``01`` or a word ``data``)."""
+    key = name[:-6] if name.endswith(".ipynb") else name
+    key = key.rsplit("/", 1)[-1]
+    if key in SPECS:
+        return SPECS[key]
+    hits = [n for n in SPECS if n.split("_", 1)[0] == key or n.split("_", 1)[-1] == key]
+    if not hits:
+        hits = [n for n in SPECS if key and key in n]
+    if len(hits) == 1:
+        return SPECS[hits[0]]
+    allowed = "one of " + ", ".join(SPECS) if not hits else "unambiguous among " + ", ".join(hits)
+    raise ParameterError("notebook", name, allowed)
+
+
+def get_spec(name: str) -> NotebookSpec:
+    return resolve(name)
+
+
+# Keep chapter order whatever order the chapters were registered in (list, book and errors use it).
+for _name in sorted(SPECS):
+    SPECS[_name] = SPECS.pop(_name)

@@ -1,0 +1,6 @@
+"""Active learning and learning under change: uncertainty strategies and learning curves (``active``),
+density-aware acquisition and cold start (``acquisition``), continual learning with EWC (``continual``).
+
+Who may import it: other field rooms (``federated``, ``verify``) and ``chapters``. It imports only
+``data`` and the compendium's ``errors`` and ``paths``.
+"""

@@ -1,0 +1,64 @@
+"""Every notebook is registered, has one papermill `parameters` cell whose defaults equal its spec,
+validates them first, and is committed executed, up to date, with a valid result record."""
+import ast
+
+import nbformat
+import pytest
+
+from ppal_lab.compendium import runner
+from ppal_lab.compendium.paths import notebooks_dir, repo_root
+from ppal_lab.compendium.results import load_record
+from ppal_lab.compendium.specs import SPECS
+
+NOTEBOOKS = sorted(p.stem for p in notebooks_dir().glob("[0-9]*.ipynb"))
+
+
+def test_every_notebook_is_registered_and_every_spec_has_a_notebook():
+    assert NOTEBOOKS == sorted(SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_parameters_cell_matches_spec_and_is_validated_first(name):
+    nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    defaults = {}
+    for node in ast.parse(code[tagged[0]].source).body:
+        assert isinstance(node, ast.Assign), "the parameters cell holds assignments only"
+        defaults[node.targets[0].id] = ast.literal_eval(node.value)
+    assert defaults == SPECS[name].defaults()
+    assert f'validate_notebook("{name}"' in code[tagged[0] + 1].source
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_committed_notebook_is_executed_and_up_to_date(name):
+    nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert all(c.execution_count is not None for c in code), "every code cell executed"
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+    assert not runner.is_stale(SPECS[name]), "inputs changed since the last run: run `make book`"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_committed_record_is_valid(name):
+    record = load_record(repo_root() / "data" / "results" / f"{name}.json")
+    assert record["notebook"] == name
+    assert record["parameters"] == SPECS[name].defaults()
+    for metric in SPECS[name].headline:
+        assert metric in record["metrics"]
+
+
+def test_claims_ledger_matches_the_committed_records():
+    from ppal_lab.compendium import ledger
+
+    committed = (repo_root() / ledger.LEDGER).read_text()
+    assert committed == ledger.render(ledger.chapter_records()), "run `ppal-lab book` to regenerate it"
+
+
+def test_every_claim_has_a_verdict_and_both_figures():
+    from ppal_lab.compendium import ledger
+
+    for record in ledger.chapter_records():
+        for claim in record["claims"]:
+            assert claim["seed_value"].strip() and claim["measured"].strip() and claim["verdict"]

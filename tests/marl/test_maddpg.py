@@ -1,0 +1,336 @@
+"""MADDPG: hand-written passes and Adam against PyTorch autograd, one full update against an independent
+autograd implementation, the information structure of each mode, identical external randomness across
+modes, reproducibility, learning, and bad parameters."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ppal_lab.compendium.errors import ParameterError
+from ppal_lab.compendium.results import mean_ci
+from ppal_lab.marl.maddpg import (ACTOR_IN, CRITIC_IN, MODES, STREAMS, Adam, ExternalRandomness, MADDPG,
+                             MADDPGConfig, NetStack, claim_verdict, input_masks, mlp_backward,
+                             mlp_forward, paired_change, random_policy, relative_change, run_experiment,
+                             summarize)
+from ppal_lab.marl.supply_game import GameConfig
+
+SMALL = MADDPGConfig(hidden=16, batch_size=32, buffer_size=4000, pretrain_envs=8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def filled(learner: MADDPG, episodes: int = 8) -> MADDPG:
+    learner.play("pretrain", episodes, n_envs=8, noise=0.3, learn=True)
+    return learner
+
+
+# ---- arithmetic -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("out_act", [None, "sigmoid"])
+def test_forward_and_backward_equal_autograd(out_act):
+    gen = torch.Generator().manual_seed(0)
+    n, batch = 3, 9
+    net = NetStack(n, (CRITIC_IN, 12, 12, 2))
+    for p in net.params:
+        p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
+    x = torch.randn(n, batch, CRITIC_IN, generator=gen)
+    mask = torch.ones(n, 1, CRITIC_IN)
+    mask[1, :, 7:] = 0
+    upstream = torch.randn(n, batch, 2, generator=gen)
+    y, cache = mlp_forward(net.params, x, mask, out_act)
+    grad_z = upstream * y * (1 - y) if out_act == "sigmoid" else upstream
+    grads = net.zeros_like()
+    g_in = mlp_backward(net.params, cache, grad_z, grads.params, need_input=True)
+
+    params = [p.clone().requires_grad_() for p in net.params]
+    xr = x.clone().requires_grad_()
+    h = xr * mask
+    for layer in range(3):
+        h = torch.baddbmm(params[2 * layer + 1], h, params[2 * layer])
+        h = torch.relu(h) if layer < 2 else h
+    h = torch.sigmoid(h) if out_act == "sigmoid" else h
+    torch.testing.assert_close(h, y)
+    (h * upstream).sum().backward()
+    for mine, ref in zip(grads.params, params):
+        torch.testing.assert_close(mine, ref.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g_in * mask, xr.grad, rtol=1e-5, atol=1e-6)
+    assert grads.params[0][1, 7:].abs().max() == 0          # masked columns get no gradient
+
+
+def test_adam_equals_torch_adam():
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(200, generator=gen)
+    ref = w.clone().requires_grad_()
+    opt = torch.optim.Adam([ref], lr=3e-3, betas=(0.8, 0.99), eps=1e-7)
+    mine = Adam(w, 3e-3, (0.8, 0.99), 1e-7)
+    for _ in range(25):
+        g = torch.randn(200, generator=gen)
+        mine.step(g)
+        ref.grad = g.clone()
+        opt.step()
+    torch.testing.assert_close(w, ref.detach(), rtol=0, atol=1e-6)
+
+
+def _reference_update(learner: MADDPG, batch: dict) -> dict:
+    """One MADDPG update of a single-run learner written independently with torch.nn, autograd and
+    torch.optim.Adam, starting from the learner's current parameters."""
+    cfg, H = learner.cfg, learner.cfg.hidden
+    mask_a, mask_c = (torch.tensor(m, dtype=torch.float32) for m in input_masks(learner.runs[0][1]))
+
+    def module(net, k, sizes):
+        layers = []
+        for j, (fin, fout) in enumerate(zip(sizes[:-1], sizes[1:])):
+            lin = torch.nn.Linear(fin, fout)
+            with torch.no_grad():
+                lin.weight.copy_(net.params[2 * j][k].T)
+                lin.bias.copy_(net.params[2 * j + 1][k, 0])
+            layers += [lin, torch.nn.ReLU()]
+        return torch.nn.Sequential(*layers[:-1])
+
+    nets = {name: [module(getattr(learner, name), k, sizes) for k in range(2)]
+            for name, sizes in (("actor", (ACTOR_IN, H, H, 2)), ("critic", (CRITIC_IN, H, H, 1)),
+                                ("actor_target", (ACTOR_IN, H, H, 2)), ("critic_target", (CRITIC_IN, H, H, 1)))}
+    o, a, r, o2 = (batch[k][0] for k in ("obs", "act", "rew", "next"))
+
+    def a_in(obs, i):
+        return torch.cat([obs[:, i], obs[:, 1 - i]], -1) * mask_a
+
+    def c_in(obs, act, i):
+        return torch.cat([obs[:, i], act[:, i], obs[:, 1 - i], act[:, 1 - i]], -1) * mask_c
+
+    with torch.no_grad():
+        a2 = torch.stack([torch.sigmoid(nets["actor_target"][i](a_in(o2, i))) for i in range(2)], 1)
+        y = [r[:, i:i + 1] + cfg.gamma * nets["critic_target"][i](c_in(o2, a2, i)) for i in range(2)]
+    opt_c = torch.optim.Adam([p for m in nets["critic"] for p in m.parameters()], lr=cfg.lr_critic)
+    loss = sum(torch.nn.functional.mse_loss(nets["critic"][i](c_in(o, a, i)), y[i]) for i in range(2))
+    loss.backward()
+    opt_c.step()
+    opt_a = torch.optim.Adam([p for m in nets["actor"] for p in m.parameters()], lr=cfg.lr_actor)
+    total = 0.0
+    for i in range(2):
+        z = nets["actor"][i](a_in(o, i))
+        a_new = a.clone()
+        a_new[:, i] = torch.sigmoid(z)
+        total = total - nets["critic"][i](c_in(o, a_new, i)).mean() + cfg.actor_reg * (z ** 2).mean()
+    opt_a.zero_grad()
+    total.backward()
+    opt_a.step()
+    with torch.no_grad():
+        for online, target in (("actor", "actor_target"), ("critic", "critic_target")):
+            for i in range(2):
+                for p, q in zip(nets[online][i].parameters(), nets[target][i].parameters()):
+                    q.mul_(1 - cfg.tau).add_(p, alpha=cfg.tau)
+    return nets
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_update_equals_an_independent_autograd_implementation(mode):
+    learner = filled(MADDPG([3], [mode], cfg=SMALL))      # trained a little: targets differ from online
+    c = learner.cfg                                       # the reference starts Adam afresh: so do we
+    learner.actor_opt = Adam(learner.actor.flat, c.lr_actor, c.adam_betas, c.adam_eps)
+    learner.critic_opt = Adam(learner.critic.flat, c.lr_critic, c.adam_betas, c.adam_eps)
+    batch = learner.sample()
+    ref = _reference_update(learner, batch)
+    learner.critic_step(batch, learner.critic_targets(batch))
+    learner.actor_step(batch)
+    learner.soft_update()
+    for name, nets in ref.items():
+        for k in range(2):
+            mine = getattr(learner, name).select(k)
+            theirs = [t for lin in nets[k] if isinstance(lin, torch.nn.Linear) for t in (lin.weight.T, lin.bias)]
+            for m, t in zip(mine, theirs):
+                torch.testing.assert_close(m.reshape(t.shape), t.detach(), rtol=1e-4, atol=1e-6)
+
+
+# ---- information structure ----------------------------------------------------------------------------
+def test_masks_match_the_modes():
+    a, c = input_masks("nds")
+    assert a.tolist() == [1] * 5 + [0] * 5 and c.tolist() == [1] * 7 + [0] * 7
+    a, c = input_masks("ede")
+    assert a.sum() == ACTOR_IN and c.sum() == CRITIC_IN
+    a, c = input_masks("ctde")
+    assert a.sum() == 5 and c.sum() == CRITIC_IN
+
+
+def test_nds_networks_ignore_the_other_player_and_its_weights_never_move():
+    learner = MADDPG([0], ["nds", "ede"], cfg=SMALL)
+    start = [learner.critic.params[0].clone(), learner.actor.params[0].clone()]
+    filled(learner, 16)
+    assert learner.updates > 0
+    # networks k = player * runs + run; run 0 is NDS, run 1 is EDE
+    for net, first, cols in ((learner.critic, start[0], slice(7, 14)), (learner.actor, start[1], slice(5, 10))):
+        for player in range(2):
+            nds, ede = player * 2, player * 2 + 1
+            assert torch.equal(net.params[0][nds, cols], first[nds, cols])        # masked: never moved
+            assert not torch.equal(net.params[0][ede, cols], first[ede, cols])    # EDE: moved
+    # outputs: changing the other player's observation and action changes EDE's critic only
+    gen = torch.Generator().manual_seed(4)
+    x = torch.rand(4, 6, CRITIC_IN, generator=gen)
+    x2 = x.clone()
+    x2[:, :, 7:] += torch.rand(4, 6, 7, generator=gen)
+    q1, _ = mlp_forward(learner.critic.params, x, learner.critic_mask)
+    q2, _ = mlp_forward(learner.critic.params, x2, learner.critic_mask)
+    assert torch.equal(q1[[0, 2]], q2[[0, 2]]) and not torch.allclose(q1[[1, 3]], q2[[1, 3]])
+
+
+def test_modes_start_from_the_same_draws_scaled_to_their_own_fan_in():
+    learner = MADDPG([7], ["nds", "ede"], cfg=SMALL)
+    for net, own in ((learner.actor, 5), (learner.critic, 7)):
+        full = net.sizes[0]
+        for player in range(2):
+            nds, ede = net.params[0][player * 2], net.params[0][player * 2 + 1]
+            torch.testing.assert_close(nds[:own] * math.sqrt(own), ede[:own] * math.sqrt(full))
+            for p in net.params[2:]:                      # deeper layers: identical
+                assert torch.equal(p[player * 2], p[player * 2 + 1])
+
+
+# ---- randomness and reproducibility ----------------------------------------------------------------------------
+def test_external_randomness_is_identical_across_modes():
+    logs = {}
+    for mode in MODES:
+        learner = MADDPG([11], [mode], cfg=SMALL, record_randomness=True)
+        learner.train(episodes=3, pretrain_episodes=16)
+        logs[mode] = learner.rand[11].log
+    for stream in STREAMS:
+        for mode in MODES[1:]:
+            a, b = logs[MODES[0]][stream], logs[mode][stream]
+            assert len(a) == len(b)
+            assert all(np.array_equal(x, y) for x, y in zip(a, b)), stream
+    assert len(logs["nds"]["batch"]) > 0 and len(logs["nds"]["noise"]) == (2 + 3) * 40
+
+
+def test_streams_are_independent_of_each_other_and_depend_on_the_seed():
+    a, b = ExternalRandomness(1), ExternalRandomness(1)
+    a.minibatch(100, 10)                                  # using one stream leaves the others alone
+    np.testing.assert_array_equal(a.demand("real", 5), b.demand("real", 5))
+    assert not np.array_equal(ExternalRandomness(2).demand("real", 5), b.demand("real", 5))
+
+
+def test_training_is_reproducible_and_runs_do_not_depend_on_their_companions():
+    def run(seeds, modes):
+        learner = MADDPG(seeds, modes, cfg=SMALL)
+        table = learner.train(episodes=2, pretrain_episodes=16)
+        return table, learner
+
+    t1, l1 = run([5], ["nds", "ede"])
+    t2, l2 = run([5], ["nds", "ede"])
+    pd.testing.assert_frame_equal(t1, t2)
+    assert torch.equal(l1.actor.flat, l2.actor.flat) and torch.equal(l1.critic_target.flat, l2.critic_target.flat)
+    t3, l3 = run([6, 5], ["ede"])                         # the same run trained beside another seed
+    pd.testing.assert_frame_equal(t1[t1["mode"] == "ede"].reset_index(drop=True),
+                                  t3[t3["seed"] == 5].reset_index(drop=True))
+    w1, w3 = l1.weights(5, "ede"), l3.weights(5, "ede")
+    assert all(np.array_equal(x, y) for k in w1 for x, y in zip(w1[k], w3[k]))
+    t4, _ = run([6], ["ede"])
+    assert not t4["total_reward"].equals(t3[t3["seed"] == 5]["total_reward"].reset_index(drop=True))
+
+
+def test_random_policy_plays_the_same_measured_episodes_as_training():
+    learner = MADDPG([2], ["ede"], cfg=SMALL, record_randomness=True)
+    learner.train(episodes=3, pretrain_episodes=8)
+    base = MADDPG([2], ["nds"], cfg=SMALL, record_randomness=True)
+    base.play("real", 3, learn=False, policy="random")
+    for stream in ("init_real", "demand_real"):
+        assert all(np.array_equal(x, y) for x, y in zip(learner.rand[2].log[stream], base.rand[2].log[stream]))
+    table = random_policy([2], 3)
+    assert set(table["mode"]) == {"random"} and len(table) == 3
+
+
+@pytest.mark.timeout(120)
+def test_worker_processes_give_the_same_results_as_one_process():
+    kw = dict(seeds=[1, 2], modes=["nds", "ede"], cfg=SMALL, episodes=2, pretrain_episodes=8, progress=False)
+    t1, w1, _ = run_experiment(n_jobs=1, **kw)
+    t2, w2, _ = run_experiment(n_jobs=2, **kw)
+    pd.testing.assert_frame_equal(t1, t2)
+    assert all(np.array_equal(a, b) for key in w1 for net in w1[key] for a, b in zip(w1[key][net], w2[key][net]))
+
+
+# ---- learning -------------------------------------------------------------------------------------
+@pytest.mark.timeout(240)
+def test_short_training_lowers_critic_loss_and_beats_the_random_policy():
+    cfg = MADDPGConfig(hidden=64, batch_size=64, buffer_size=20_000, pretrain_envs=16)
+    learner = MADDPG([0], ["nds", "ede"], cfg=cfg)
+    table = learner.train(episodes=10, pretrain_episodes=320)
+    pre = table[table["phase"] == "pretrain"].assign(round=lambda d: d["episode"] // cfg.pretrain_envs)
+    loss = pre.groupby(["mode", "round"])[["critic_loss_0", "critic_loss_1"]].mean()
+    first = loss.groupby("mode").head(3).groupby("mode").mean()
+    last = loss.groupby("mode").tail(3).groupby("mode").mean()
+    # with both players' data the critics fit their TD targets: the loss falls by more than half ...
+    assert (last.loc["ede"] < 0.5 * first.loc["ede"]).all(), loss
+    assert last.loc["nds", "critic_loss_1"] < 0.5 * first.loc["nds", "critic_loss_1"], loss
+    # ... but the supplier's NDS critic cannot see the order that decides its sales: it stays far worse
+    assert last.loc["nds", "critic_loss_0"] > 3 * last.loc["ede", "critic_loss_0"], loss
+    summary = summarize(pd.concat([table, random_policy([0], 10)]))
+    reward = summary.set_index("mode")["total_reward"]
+    assert reward["nds"] > reward["random"] and reward["ede"] > reward["random"], reward
+
+
+def test_summaries_and_paired_changes():
+    table = pd.DataFrame({"seed": [0, 0, 1, 1], "mode": ["nds", "ede"] * 2, "phase": "real",
+                          **{c: [1.0, 2.0, -2.0, 1.0] for c in ("reward_0", "reward_1", "total_reward", "wastage",
+                                                               "ncr", "p0", "q0", "p1", "q1", "shipped", "sold",
+                                                               "critic_loss_0", "critic_loss_1")}})
+    s = summarize(table)
+    change = paired_change(s, "ncr")
+    assert change["difference"].tolist() == [1.0, 3.0] and change["relative"].tolist() == [1.0, 1.5]
+    # relative change from the means: NDS mean -0.5, EDE mean 1.5 -> (1.5 + 0.5) / 0.5 = 4
+    rel = relative_change(s, "ncr")
+    assert rel["value"] == pytest.approx(4.0) and rel["n"] == 2
+    assert rel["per_seed"].tolist() == [1.0, 1.5]
+    # linearised contributions: R = -3, ede - R * nds = [5, -5], divided by |-0.5|, times sign(-0.5)
+    np.testing.assert_allclose(rel["pseudo"], [-6.0, 14.0])
+    assert rel["ci"] == pytest.approx(mean_ci(rel["pseudo"])[1])
+    red = relative_change(s, "wastage", reduction=True)
+    assert red["value"] == pytest.approx(-4.0) and red["per_seed"].tolist() == [-1.0, -1.5]
+    # an exact, common ratio across seeds has no uncertainty
+    exact = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "mode": ["nds", "ede"] * 3,
+                          "wastage": [10.0, 6.0, 20.0, 12.0, 5.0, 3.0]})
+    red = relative_change(exact, "wastage", reduction=True)
+    assert red["value"] == pytest.approx(0.4) and red["ci"] == pytest.approx((0.4, 0.4))
+    with pytest.raises(ParameterError, match="phase"):
+        summarize(table, "pretrain")
+    with pytest.raises(ParameterError, match="mode"):
+        paired_change(s, "ncr", other="ctde")
+
+
+@pytest.mark.parametrize("ci, claimed, verdict", [
+    ((0.2, 0.5), 0.3571, "reproduced"), ((0.05, 0.2), 0.3571, "partly"), ((-0.1, 0.5), 0.3571, "not reproduced"),
+    ((-0.5, -0.1), 0.3571, "not reproduced"), ((-0.5, -0.1), -0.3, "reproduced"), (None, 0.3, "not measurable"),
+])
+def test_claim_verdict_rule(ci, claimed, verdict):
+    assert claim_verdict(ci, claimed) == verdict
+
+
+# ---- bad parameters ----------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, name", [
+    ({"hidden": 0}, "hidden"), ({"hidden": 2.5}, "hidden"), ({"batch_size": 0}, "batch_size"),
+    ({"batch_size": 64, "buffer_size": 32}, "batch_size"), ({"lr_actor": 0.0}, "lr_actor"),
+    ({"lr_critic": -1e-3}, "lr_critic"), ({"gamma": 1.0}, "gamma"), ({"tau": 0.0}, "tau"),
+    ({"noise": -0.1}, "noise"), ({"pretrain_envs": 0}, "pretrain_envs"),
+])
+def test_bad_hyper_parameters_raise(kwargs, name):
+    with pytest.raises(ParameterError, match=f"^{name} ="):
+        MADDPGConfig(**kwargs)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: MADDPG([], ["nds"]), "seeds"),
+    (lambda: MADDPG([1, 1], ["nds"]), "seeds"),
+    (lambda: MADDPG([-1], ["nds"]), "seed"),
+    (lambda: MADDPG([0], ["shared"]), "mode"),
+    (lambda: MADDPG([0], ["nds"], cfg=SMALL).train(episodes=0, pretrain_episodes=0), "episodes"),
+    (lambda: MADDPG([0], ["nds"], cfg=SMALL).train(episodes=1, pretrain_episodes=-5), "pretrain_episodes"),
+    (lambda: run_experiment([0], episodes=0, progress=False), "episodes"),
+    (lambda: run_experiment([0], n_jobs=0, progress=False), "n_jobs"),
+    (lambda: MADDPG([0], ["nds"], game=GameConfig(price_limits=(10, -18))), "price_limits[1]"),
+])
+def test_bad_arguments_raise_before_any_work(call, name):
+    with pytest.raises(ParameterError, match=name.replace("[", r"\[").replace("]", r"\]") + " ="):
+        call()
