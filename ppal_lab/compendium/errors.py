@@ -92,3 +92,35 @@ def as_generator(rng: Any) -> np.random.Generator:
     if isinstance(rng, Integral) and not isinstance(rng, bool) and int(rng) >= 0:
         return np.random.default_rng(int(rng))
     raise ParameterError("rng", rng, "a numpy.random.Generator or an int seed >= 0")
+
+
+def check_matrix(name: str, X: Any, *, allow_nan: bool = False, n_cols: int | None = None,
+                 dtype=np.float64) -> np.ndarray:
+    """A non-empty 2-d numeric array (a DataFrame is accepted) with finite values, or NaN where
+    ``allow_nan`` (missing features); ``n_cols`` fixes the width. Returns it as ``dtype``."""
+    try:
+        A = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ParameterError(name, type(X).__name__, "a 2-d numeric array") from None
+    if A.ndim != 2 or A.shape[0] == 0 or A.shape[1] == 0 or (n_cols is not None and A.shape[1] != n_cols):
+        width = f" with {n_cols} columns" if n_cols is not None else ""
+        raise ParameterError(name, f"array of shape {A.shape}", f"a non-empty 2-d array{width}")
+    ok = np.isfinite(A) | np.isnan(A) if allow_nan else np.isfinite(A)
+    if not ok.all():
+        raise ParameterError(name, "an array with " + ("infinite" if allow_nan else "NaN or infinite")
+                             + " values", "finite values" + (" or NaN" if allow_nan else ""))
+    return A
+
+
+def check_labels(name: str, y: Any, n: int, n_classes: int | None = None) -> np.ndarray:
+    """``n`` integer class codes ``0..C-1`` (integral floats are accepted), as ``int64``."""
+    a = np.asarray(y)
+    if a.shape != (n,):
+        raise ParameterError(name, f"array of shape {a.shape}", f"shape ({n},)")
+    integral = a.dtype.kind in "iub" or (a.dtype.kind == "f" and np.all(np.isfinite(a))
+                                         and np.all(a == np.round(a)))
+    if not integral or (a.size and a.min() < 0):
+        raise ParameterError(name, f"array of dtype {a.dtype}", "integer class codes 0..C-1")
+    if n_classes is not None and a.size and a.max() >= n_classes:
+        raise ParameterError(name, int(a.max()), f"class codes in [0, {n_classes - 1}]")
+    return a.astype(np.int64)

@@ -8,7 +8,6 @@ a kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
@@ -198,13 +197,3 @@ class NotebookSpec:
     def parse(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:
         """Parse ``(name, text)`` pairs from the command line into validated values (overrides only)."""
         return {name: self.param(name).parse(text) for name, text in pairs}
-
-
-def validate_notebook(name: str, namespace: Mapping[str, Any]) -> SimpleNamespace:
-    """Validate a notebook's parameters as they stand in its namespace (call it after the
-    ``parameters`` cell: ``P = validate_notebook("01_supply_chain_data", globals())``)."""
-    from ppal_lab.compendium.specs import get_spec
-
-    spec = get_spec(name)
-    values = {p.name: namespace[p.name] for p in spec.params if p.name in namespace}
-    return SimpleNamespace(**spec.validate(values))

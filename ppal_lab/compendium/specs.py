@@ -8,6 +8,8 @@ data (a test compares them with the real loaders).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
+from typing import Any, Mapping
 
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.params import TIMING, Constraint, NotebookSpec, Param
@@ -502,3 +504,11 @@ def get_spec(name: str) -> NotebookSpec:
 # Keep chapter order whatever order the chapters were registered in (list, book and errors use it).
 for _name in sorted(SPECS):
     SPECS[_name] = SPECS.pop(_name)
+
+
+def validate_notebook(name: str, namespace: Mapping[str, Any]) -> SimpleNamespace:
+    """Validate a notebook's parameters as they stand in its namespace (call it after the
+    ``parameters`` cell: ``P = validate_notebook("01_supply_chain_data", globals())``)."""
+    spec = get_spec(name)
+    values = {p.name: namespace[p.name] for p in spec.params if p.name in namespace}
+    return SimpleNamespace(**spec.validate(values))
