@@ -83,6 +83,13 @@ def test_pins_hold_in_a_new_process_whatever_the_user_set():
     assert state["OMP_NUM_THREADS"] == "2" and state["torch_threads"] == 2
 
 
+def test_importing_ppal_lab_pins_before_numpy_or_torch_load():
+    """numpy reads NPY_DISABLE_CPU_FEATURES and OpenBLAS its thread count only when they load."""
+    code = "import sys, ppal_lab; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_pinned_results_do_not_depend_on_the_cpu_path_the_user_asks_for():
     """torch's AVX-512 and AVX2 exp differ in the last bits on AVX-512 machines; pinned, they agree."""
     code = ("import ppal_lab, hashlib, torch; torch.manual_seed(0); x = torch.randn(4096); "
