@@ -3,7 +3,7 @@
 One acquisition step from scratch on the magnet data (50 features, 80% missing values): class
 probabilities of a fitted classifier on the whole pool, the pool KDE on a reference subsample of
 ``--n-reference`` items, the KDE of ``--n-labelled`` labelled items, and the top-``--batch`` selection
-(:func:`ppal_lab.learning.acquisition.density_query` with its parts timed separately). The classifier (mean
+(:func:`ppal_lab.learning.density.density_query` with its parts timed separately). The classifier (mean
 imputation + logistic regression) is fitted once on the labelled items, outside the timing.
 
 For comparison, at the sizes up to ``--seed-max`` the seed's own computation is timed too: a
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppal_lab.learning import acquisition as aq  # noqa: E402
+from ppal_lab.learning import acquisition as aq, active, density  # noqa: E402
 from ppal_lab.data import make_magnet_grades  # noqa: E402
 from ppal_lab.compendium.errors import ParameterError, check_range  # noqa: E402
 from ppal_lab.compendium.results import library_versions, write_json_atomic  # noqa: E402
@@ -90,15 +90,15 @@ def bench_size(n: int, args: argparse.Namespace) -> dict:
     for r in range(args.repeats):
         t_tot, c_tot = time.perf_counter(), time.process_time()
         t_p, proba = _time(lambda: model.predict_proba(X))
-        t_pool, log_pool = _time(lambda: aq.pool_log_density(Z, args.bandwidth, args.n_reference,
+        t_pool, log_pool = _time(lambda: density.pool_log_density(Z, args.bandwidth, args.n_reference,
                                                             np.random.default_rng(args.seed + r)))
-        t_lab, log_lab = _time(lambda: aq.kde_log_density(Z, Z[lab], args.bandwidth))
+        t_lab, log_lab = _time(lambda: density.kde_log_density(Z, Z[lab], args.bandwidth))
 
         def select():
             cand = np.setdiff1d(np.arange(n), lab)
-            score = aq.density_scores(proba[cand], (log_pool - log_lab)[cand])
+            score = density.density_scores(proba[cand], (log_pool - log_lab)[cand])
             score = np.where(np.isfinite(score), score, -1e300)
-            return cand[aq.active.top_k(score, args.batch)]
+            return cand[active.top_k(score, args.batch)]
 
         t_sel, picks = _time(select)
         parts["total"].append(time.perf_counter() - t_tot)
@@ -109,7 +109,7 @@ def bench_size(n: int, args: argparse.Namespace) -> dict:
         if picks_first is None:
             picks_first = picks
     # the timed pieces are exactly density_query (same reference draw as repeat 0)
-    check = aq.density_query(model, X, Z, lab, args.batch, args.bandwidth, args.n_reference,
+    check = density.density_query(model, X, Z, lab, args.batch, args.bandwidth, args.n_reference,
                              np.random.default_rng(args.seed))
     row = {"items": n, "features": int(X.shape[1]), "missing_share": float(np.isnan(X).mean()),
            **{f"{k}_median_s": float(np.median(v)) for k, v in parts.items()},

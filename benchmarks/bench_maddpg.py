@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ppal_lab.compendium.errors import check_range  # noqa: E402
-from ppal_lab.marl.maddpg import ACTOR_IN, CRITIC_IN, MADDPG, Adam, MADDPGConfig, input_masks  # noqa: E402
+from ppal_lab.marl.maddpg import ACTOR_IN, CRITIC_IN, MADDPG, MADDPGConfig, input_masks  # noqa: E402
+from ppal_lab.marl.networks import Adam  # noqa: E402
 from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 from ppal_lab.marl.supply_game import AGENTS, GameConfig, SupplyChainEnv, SupplyChainVec  # noqa: E402
 

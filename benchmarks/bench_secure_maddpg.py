@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 from ppal_lab.compendium.errors import check_range  # noqa: E402
 from ppal_lab.marl.maddpg import MADDPGConfig  # noqa: E402
 from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
-from ppal_lab.secure.secure_maddpg import PRECISION_BITS_RANGE, SecureSettings  # noqa: E402
+from ppal_lab.secure.fixed_point import TRAINING_PRECISION_BITS_RANGE  # noqa: E402
+from ppal_lab.secure.secure_maddpg import SecureSettings  # noqa: E402
 from ppal_lab.chapters.ch08_secure_maddpg import (equivalence_runs, metric_averages,  # noqa: E402
                                                 weights_by_network)
 
@@ -45,7 +46,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     check_range("iterations", args.iterations, 1)
     check_range("pretrain_episodes", args.pretrain_episodes, 0)
-    check_range("precision_bits", args.precision_bits, *PRECISION_BITS_RANGE)
+    check_range("precision_bits", args.precision_bits, *TRAINING_PRECISION_BITS_RANGE)
     cfg = MADDPGConfig(hidden=args.hidden, batch_size=args.batch)
     load_before = os.getloadavg()
     start = time.perf_counter()

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from ppal_lab.compendium.errors import check_range  # noqa: E402
 from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
-from ppal_lab.secure.secure_mlp import PRECISION_BITS_RANGE, MLPConfig, run_secure_training  # noqa: E402
+from ppal_lab.secure.fixed_point import PRECISION_BITS_RANGE  # noqa: E402
+from ppal_lab.secure.secure_mlp import MLPConfig, run_secure_training  # noqa: E402
 
 
 def _parse(argv):

@@ -4,7 +4,7 @@ Three studies, each a function that returns a tidy :class:`pandas.DataFrame` (on
 and a summary helper:
 
 * :func:`optimality_study` — random mRMR instances with ``n <= 24`` variables built from random
-  classification data; every solver's energy beside the exact optimum (:func:`ppal_lab.optimize.qubo.exact_solve`).
+  classification data; every solver's energy beside the exact optimum (:func:`ppal_lab.optimize.exact.exact_solve`).
 * :func:`peer_comparison` — one instance per size (50, 200, 1000 features); our simulated bifurcation
   beside the ``simulated-bifurcation`` package and D-Wave's ``SimulatedAnnealingSampler``, each also
   followed by the same swap local search, timed in one process, one after the other.
@@ -14,9 +14,20 @@ and a summary helper:
 Solvers are named by the keys of :data:`SOLVER_LABELS`. All timings are wall-clock seconds of the solver
 call alone (relevance and redundancy are shared inputs and not timed), with the threads torch and
 BLAS had when called; the chapter and the benchmark run everything single-threaded.
+
+The notebook (``notebooks/05_qubo_feature_selection.ipynb``) also calls :func:`worked_example` and
+:func:`form_agreement` (figure ``05_worked_example``), the three exercises (:func:`lambda_threshold_study`,
+:func:`imputed_comparison`, :func:`agents_study`), :func:`record_metrics` and :func:`add_claims`, which
+fill its record and judge its seven claims (seed 001's four and the chapter's three goals) with
+:func:`count_verdict`, :func:`optimality_verdict`, :func:`peer_verdict` and :func:`time_verdict`.
+Figures: ``05_worked_example``, ``05_optimality``, ``05_peers``, ``05_downstream``. Data: random
+``make_classification`` instances, the seeded magnet grades (6000 drives, complete features) and a
+scikit-learn data set (breast cancer by default). At the defaults (100 instances, 3 peer seeds, 5 seeds)
+the whole notebook ran in about 60 s for the committed record (``wall_time_s``), single-threaded.
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import Any, NamedTuple, Sequence
@@ -24,7 +35,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from ppal_lab.optimize import qubo as Q
+from ppal_lab import optimize as Q
 from ppal_lab.data import load_sklearn, make_magnet_grades, SKLEARN_DATASETS
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range
 
@@ -35,7 +46,10 @@ __all__ = [
     "optimality_study", "summarize_optimality", "peer_instance", "peer_comparison", "summarize_peers",
     "downstream_data", "select", "fit_score", "downstream_sweep", "summarize_downstream",
     "smallest_k_keeping_accuracy", "wilson_interval", "selector_label", "top_two_features",
-    "selection_table", "peer_goal_checks",
+    "selection_table", "peer_goal_checks", "WorkedExample", "single_threaded", "ours_name",
+    "machine_load", "worked_example", "form_agreement", "peer_solvers", "lambda_threshold_study",
+    "imputed_comparison", "agents_study", "record_metrics", "headline_table", "count_verdict",
+    "optimality_verdict", "peer_verdict", "time_verdict", "add_claims",
 ]
 
 #: Display names of every solver and selector.
@@ -167,7 +181,7 @@ def run_solvers(names: Sequence[str], problem: Q.MRMRProblem, *, n_agents: int =
     problem; return ``{name: SolverRun(x, time_s, cpu_s)}``.
 
     A ``+swap`` variant polishes every agent's (read's, start's) output of its base solver with
-    :func:`ppal_lab.optimize.qubo.swap_polish` and keeps the best; its time is the base time plus the polish
+    :func:`ppal_lab.optimize.local_search.swap_polish` and keeps the best; its time is the base time plus the polish
     time, and a base asked for together with its ``+swap`` variant runs only once. Settings: our SB
     with ``n_agents`` agents and ``max_steps`` steps; the ``simulated-bifurcation`` package in heated
     discrete mode (its strongest) with ``agents=n_agents``, ``max_steps=pkg_max_steps`` (default
@@ -565,3 +579,298 @@ def peer_goal_checks(peers: pd.DataFrame, ours: str, rivals: Sequence[str] = ("s
                          "energy_diff": float(mine.energy - theirs.energy),
                          "time_ratio": float(mine.time / theirs.time)})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook's worked example, exercises, record and verdicts
+# --------------------------------------------------------------------------------------------------
+class WorkedExample(NamedTuple):
+    """The worked example's inputs: the magnet split, feature names, relevance, redundancy, problem."""
+
+    split: dict[str, Any]
+    names: np.ndarray
+    relevance: np.ndarray
+    redundancy: np.ndarray
+    problem: Q.MRMRProblem
+
+
+def single_threaded(seed: int) -> None:
+    """One torch thread for every solver (a like-for-like comparison) and torch seeded with ``seed``."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+
+
+def ours_name(solver: str, polish: bool) -> str:
+    """The key in :data:`SOLVER_LABELS` of our solver: ``solver``, with ``+swap`` when ``polish``."""
+    return check_choice("solver", solver, ("bsb", "dsb")) + ("+swap" if polish else "")
+
+
+def machine_load() -> tuple[float, int]:
+    """The one-minute load average and the number of cores: timings are read beside them."""
+    return os.getloadavg()[0], os.cpu_count()
+
+
+def worked_example(seed: int, k: int, alpha: float) -> WorkedExample:
+    """The magnet data of :func:`downstream_data` and its mRMR "select ``k``" problem (MI relevance,
+    |correlation| redundancy, estimated on the training rows)."""
+    split = downstream_data("magnet", seed)
+    rel, red = Q.relevance_redundancy(split["X_train"], split["y_train"], discrete=split["categorical"],
+                                      seed=seed)
+    return WorkedExample(split, np.array(split["names"]), rel, red, Q.mrmr_qubo(rel, red, k, alpha))
+
+
+def form_agreement(problem: Q.MRMRProblem, seed: int, n_states: int = 1000) -> tuple[float, float]:
+    """Largest |energy difference| between the QUBO and its Ising form, and between the QUBO and its
+    ``dimod`` export, over ``n_states`` random 0/1 vectors."""
+    X = np.random.default_rng(seed).integers(0, 2, size=(n_states, problem.n))
+    ising, bqm = problem.qubo.to_ising(), problem.qubo.to_bqm()
+    return (float(np.abs(ising.energy(2 * X - 1) - problem.energy(X)).max()),
+            float(np.abs(bqm.energies((X, range(problem.n))) - problem.energy(X)).max()))
+
+
+def peer_solvers(solver: str) -> list[str]:
+    """The solvers of the peer comparison, ours (``solver``, raw and with swaps) first."""
+    return [solver, solver + "+swap", "sbpkg", "sbpkg+swap", "sa", "sa+swap", "random+swap", "greedy"]
+
+
+def lambda_threshold_study(seed: int, alpha: float, n_instances: int = 20,
+                           fractions: Sequence[float] = (0.1, 0.25, 0.5, 0.75, 1.0, 1.2)) -> pd.Series:
+    """Exercise "ex-qubo-lambda": the share of small random instances whose unconstrained optimum is
+    feasible when the penalty is ``fraction`` times the bound ``D``."""
+    rows = []
+    for i in range(n_instances):
+        base = random_instance(instance_seed(seed + 777, i), (10, 14), alpha)
+        for frac in fractions:
+            p = Q.mrmr_qubo(base.relevance, base.redundancy, base.k, alpha, lam=frac * base.lam_bound)
+            rows.append({"lambda / D": frac, "feasible": Q.exact_solve(p).x.sum() == base.k})
+    return (pd.DataFrame(rows).groupby("lambda / D")["feasible"].mean()
+            .rename("share of instances with a feasible optimum"))
+
+
+def imputed_comparison(example: WorkedExample, selected: Sequence[int], *, seed: int, k: int, alpha: float,
+                       solver: str, n_agents: int) -> pd.DataFrame:
+    """Exercise "ex-qubo-missing": the worked example again on the observed magnet features, missing
+    values imputed by the training column's median; top three features by MI and held-out accuracy of
+    the ``k`` features our solver selects, beside the complete-data case (``selected``)."""
+    from sklearn.model_selection import train_test_split
+
+    d = make_magnet_grades(*MAGNET_DRIVES, seed=seed)
+    Xtr, Xte, ytr, yte = train_test_split(d.X.to_numpy(), d.y, train_size=MAGNET_TRAIN, random_state=seed,
+                                          stratify=d.y)
+    median = np.nanmedian(Xtr, axis=0)
+    cat = example.split["categorical"]
+    imputed = {"X_train": np.where(np.isnan(Xtr), median, Xtr), "y_train": ytr,
+               "X_test": np.where(np.isnan(Xte), median, Xte), "y_test": yte,
+               "names": list(d.feature_names), "categorical": cat}
+    r_imp, R_imp = Q.relevance_redundancy(imputed["X_train"], ytr, discrete=cat, seed=seed)
+    x_imp = run_solver(solver, Q.mrmr_qubo(r_imp, R_imp, k, alpha), n_agents=n_agents, seed=seed).x
+    names, rel = example.names, example.relevance
+    return pd.DataFrame({
+        "top 3 by MI": [", ".join(names[np.argsort(-rel)[:3]]), ", ".join(names[np.argsort(-r_imp)[:3]])],
+        f"accuracy, k = {k}": [fit_score(example.split, sorted(selected), seed),
+                               fit_score(imputed, np.flatnonzero(x_imp), seed)],
+    }, index=["complete features", "observed, median-imputed"])
+
+
+def agents_study(seed: int, alpha: float, n_instances: int = 30,
+                 agents: Sequence[int] = (1, 4, 16, 64)) -> pd.DataFrame:
+    """Exercise "ex-qubo-agents": share of small instances where raw bSB and random starts + swap find
+    the exact optimum, by number of agents (starts)."""
+    rows = []
+    for i in range(n_instances):
+        p = random_instance(instance_seed(seed + 999, i), (10, 18), alpha)
+        best = Q.exact_solve(p).energy
+        for n_agents in agents:
+            res = run_solvers(["bsb", "random+swap"], p, n_agents=n_agents, seed=i)
+            for name, run in res.items():
+                rows.append({"agents / starts": n_agents, "solver": SOLVER_LABELS[name],
+                             "optimum found": p.energy(run.x) <= best + 1e-9})
+    return pd.DataFrame(rows).pivot_table(index="agents / starts", columns="solver", values="optimum found")
+
+
+def _ks_sweep(k: int) -> list[int]:
+    return sorted(set(K_SWEEP) | {k})
+
+
+def record_metrics(record: Any, params: Any, opt: pd.DataFrame, peers: pd.DataFrame, sweep: pd.DataFrame,
+                   load: float) -> tuple[int | None, int | None]:
+    """Fill ``record`` with the chapter's metrics from the three studies (``params``: the notebook's
+    validated parameters; ``load``: the load average after the peer comparison). Returns the smallest
+    ``k`` keeping accuracy within 0.01 on the magnet data and on the real data set."""
+    P, ours = params, ours_name(params.solver, params.polish)
+    blocks = opt.groupby(["solver", "block"])
+    rate = blocks["success"].mean()
+    gap = blocks["gap"].mean()
+    record.add_metric("optimality_success_ours", rate[ours].to_list(), "fraction",
+                      f"share of random instances (n 10-20) where {SOLVER_LABELS[ours]} finds the exact optimum; "
+                      f"mean and t interval over {P.n_seeds} blocks of instances")
+    record.add_metric("optimality_success_sb_raw", rate[P.solver].to_list(), "fraction",
+                      f"the same for {SOLVER_LABELS[P.solver]} without the swap search")
+    record.add_metric("optimality_success_seed_routine", rate["momentum"].to_list(), "fraction",
+                      "the same for the seed's momentum + simplex routine")
+    record.add_metric("optimality_success_sbpkg", rate["sbpkg"].to_list(), "fraction",
+                      "the same for the simulated-bifurcation package (heated dSB)")
+    record.add_metric("optimality_success_sa", rate["sa"].to_list(), "fraction",
+                      "the same for D-Wave's simulated annealing")
+    record.add_metric("optimality_gap_ours", gap[ours].to_list(), "relative energy gap",
+                      "mean (E - E*) / |E*| of our solver")
+    record.add_metric("optimality_gap_seed_routine", gap["momentum"].to_list(), "relative energy gap",
+                      "mean (E - E*) / |E*| of the seed's routine")
+    big = peers[peers["n"] == 1000].set_index(["solver", "seed"])
+    record.add_metric("time_n1000_ours_s", big.loc[ours, "time_s"].to_list(), "s",
+                      f"wall time of our solver on the n = 1000 instance, one thread, load average {load:.1f}")
+    record.add_metric("cpu_n1000_ours_s", big.loc[ours, "cpu_s"].to_list(), "s",
+                      "CPU time of the same runs (what an idle core would take for this single-threaded work)")
+    for name in (ours, "sbpkg", "sa"):
+        record.add_metric(f"gap_n1000_{name.replace('+', '_')}", big.loc[name, "gap_to_best"].to_list(),
+                          "relative energy gap", f"{SOLVER_LABELS[name]}: gap to the best energy found at n = 1000")
+    acc = sweep.set_index(["dataset", "selector", "k"]).sort_index()["accuracy"]
+    record.add_metric("accuracy_magnet_ours_k", acc.loc[("magnet", "sb", P.k)].to_list(), "fraction",
+                      f"held-out accuracy on magnet data with the k = {P.k} features our solver selects")
+    record.add_metric("accuracy_magnet_all", acc.loc[("magnet", "all")].to_list(), "fraction",
+                      "held-out accuracy on magnet data with all 50 features")
+    n_real = int(sweep.loc[sweep["dataset"] == P.dataset, "k"].max())
+    k_real = max(k for k in _ks_sweep(P.k) if k <= n_real)
+    record.add_metric("accuracy_real_ours_k", acc.loc[(P.dataset, "sb", min(P.k, k_real))].to_list(), "fraction",
+                      f"held-out accuracy on {P.dataset} with the k = {min(P.k, k_real)} features our solver selects")
+    record.add_metric("accuracy_real_all", acc.loc[(P.dataset, "all")].to_list(), "fraction",
+                      f"held-out accuracy on {P.dataset} with all {n_real} features")
+    k_keep = smallest_k_keeping_accuracy(sweep, "magnet", "sb", 0.01)
+    k_keep_real = smallest_k_keeping_accuracy(sweep, P.dataset, "sb", 0.01)
+    if k_keep is not None:
+        record.add_metric("k_keep_magnet", float(k_keep), "features",
+                          "smallest k of the sweep whose mean accuracy is within 0.01 of all 50 features (ours)")
+    return k_keep, k_keep_real
+
+
+def headline_table(record: Any) -> pd.DataFrame:
+    """The record's metrics (value, rounded 95% interval, n, unit), timings left out."""
+    return pd.DataFrame({k: {"value": v["value"],
+                             "ci95": None if v["ci95"] is None else [round(c, 4) for c in v["ci95"]],
+                             "n": v["n"], "unit": v["unit"]}
+                         for k, v in record.metrics.items() if not k.startswith(("time_", "cpu_"))}).T
+
+
+def count_verdict(k_keep: int | None) -> str:
+    """The seed's "12-15 features keep accuracy": reproduced when the smallest such ``k`` is 12-15,
+    partly when fewer suffice, not reproduced when none of the sweep (or more than 15) is needed."""
+    if k_keep is None or k_keep > 15:
+        return "not reproduced"
+    if k_keep >= 12:
+        return "reproduced"
+    return "partly"
+
+
+def optimality_verdict(success_rate: float) -> str:
+    """The chapter goal "exact optimum on at least 99% of the instances"."""
+    return "reproduced" if success_rate >= 0.99 else "not reproduced"
+
+
+def peer_verdict(goals: pd.DataFrame) -> str:
+    """The peer goal from :func:`peer_goal_checks`: reproduced when energy and time are both at least
+    as good in every comparison, partly when only the energy is."""
+    energy_all, time_all = goals["energy_ok"].all(), goals["time_ok"].all()
+    return "reproduced" if energy_all and time_all else ("partly" if energy_all else "not reproduced")
+
+
+def time_verdict(cpu_s: float) -> str:
+    """The goal "n = 1000 solved in at most 2 s", judged on the single-threaded run's CPU time."""
+    return "reproduced" if cpu_s <= 2.0 else "not reproduced"
+
+
+def add_claims(record: Any, params: Any, opt_summary: pd.DataFrame, peers: pd.DataFrame, top2: pd.DataFrame,
+               k_keep: int | None, k_keep_real: int | None, load: float, cores: int) -> dict[str, float]:
+    """Add the chapter's seven claims to ``record`` (after :func:`record_metrics`), each with its
+    measurement and verdict; return the numbers the prose quotes (the glue values), by name."""
+    P, ours = params, ours_name(params.solver, params.polish)
+    ours_rate = opt_summary.loc[ours, "success"]
+    raw_rate = opt_summary.loc[P.solver, "success"]
+    seed_rate, seed_gap = opt_summary.loc["momentum", ["success", "mean_gap"]]
+    big = peers[peers["n"] == 1000].set_index(["solver", "seed"])
+    t1000 = float(np.median(big.loc[ours, "time_s"]))
+    c1000 = float(np.median(big.loc[ours, "cpu_s"]))
+    m = record.metrics
+
+    record.add_claim(
+        "qubo_seed_routine_is_sb", "001",
+        "The seed's selector is a simulated-bifurcation algorithm (a classical approximation of quantum "
+        "annealing) that solves the feature-selection QUBO.",
+        "simulated bifurcation",
+        f"its update is projected gradient ascent with momentum (no pump, bifurcation or walls); it finds the "
+        f"exact optimum on {seed_rate:.0%} of {P.n_instances} instances (mean gap {seed_gap:.1%}) against "
+        f"{ours_rate:.0%} for {SOLVER_LABELS[ours]}",
+        "not reproduced",
+        "Re-implemented from the seed's description on our QUBO; its own Q also rewards negatively correlated pairs.")
+    record.add_claim(
+        "qubo_12_15_features", "001",
+        "The quantum-inspired selector consistently identified 12-15 critical features out of 50 that keep "
+        "the predictive accuracy.",
+        "12-15 of 50",
+        f"smallest k of {_ks_sweep(P.k)} within 0.01 of all-feature accuracy with our selection: {k_keep} on the "
+        f"magnet data, {k_keep_real} on {P.dataset}; at k = {P.k}: "
+        f"{m['accuracy_magnet_ours_k']['value']:.3f} vs {m['accuracy_magnet_all']['value']:.3f}",
+        count_verdict(k_keep),
+        "Accuracy is kept with 12-15 features, but on our synthetic magnet data two features carry the signal by "
+        "construction, so fewer already suffice; the count reflects the data, not the solver.")
+    record.add_claim(
+        "qubo_70pct_cost_reduction", "001",
+        "Feature selection reduced data-collection costs by 70%.", "70%",
+        f"selecting {k_keep} of 50 features drops {1 - (k_keep or 50) / 50:.0%} of the features; no cost data",
+        "not measurable",
+        "70% is 35 of 50 features dropped; a cost saving needs the cost of collecting each feature, which the "
+        "seed does not give.")
+    record.add_claim(
+        "qubo_top_two_features", "001",
+        "Drive manufacturing date and original equipment manufacturer are the two most predictive features.",
+        "date and manufacturer on top",
+        f"top two by mutual information in {int(top2['date_and_maker_top2'].sum())}/{len(top2)} seeds; our "
+        f"solver with k = 2 picks both in {int(top2['date_and_maker_ours'].sum())}/{len(top2)}",
+        "not measurable",
+        "Our magnet generator builds this ranking in (see the data chapter), so finding it again is no "
+        "evidence about the seed's facility, whose data are not published.")
+    record.add_claim(
+        "qubo_goal_optimality", "001",
+        "Chapter goal: our solver finds the exact optimum on at least 99% of at least 100 random mRMR instances "
+        "with n <= 24.",
+        ">= 99%",
+        f"{SOLVER_LABELS[ours]}: {ours_rate:.1%} of {P.n_instances} (Wilson 95% CI "
+        f"{opt_summary.loc[ours, 'wilson_lo']:.1%}-{opt_summary.loc[ours, 'wilson_hi']:.1%}); "
+        f"{SOLVER_LABELS[P.solver]}: {raw_rate:.1%}",
+        optimality_verdict(ours_rate),
+        "A goal set by the chapter's issue, not a claim of the seed.")
+    goals = peer_goal_checks(peers, ours)
+    slower = ", ".join(f"{r.rival} at n = {r.n}" for r in goals.itertuples() if not r.time_ok) or "none"
+    record.add_claim(
+        "qubo_goal_peers", "001",
+        "Chapter goal: at n = 50, 200 and 1000 our solver reaches equal or better energy than the "
+        "simulated-bifurcation package and D-Wave's simulated annealing in equal or less time.",
+        "equal or better energy, equal or less time",
+        f"energy equal or better in {goals['energy_ok'].sum()}/{len(goals)} comparisons; time equal or less "
+        f"in {goals['time_ok'].sum()}/{len(goals)} (slower than: {slower}); load average {load:.1f}",
+        peer_verdict(goals),
+        "A goal set by the chapter's issue. Times depend on the machine's load; benchmarks/bench_qubo.py repeats it.")
+    record.add_claim(
+        "qubo_goal_n1000_time", "001",
+        "Chapter goal: an n = 1000 instance is solved in at most 2 s on 2 cores.",
+        "<= 2 s",
+        f"median CPU time {c1000:.2f} s (one thread); wall time {t1000:.2f} s with a load average of "
+        f"{load:.1f} on {cores} cores; {P.peer_seeds} seeds",
+        time_verdict(c1000),
+        "A goal set by the chapter's issue. The machine was shared with other work, so the verdict uses the CPU "
+        "time of this single-threaded run, which is its wall time on an idle core; the wall time is reported beside it.")
+    return {"ours_rate": ours_rate, "raw_rate": raw_rate, "seed_rate": seed_rate,
+            "seed_gap": seed_gap, "t1000": t1000, "c1000": c1000, "load": load,
+            "sbpkg_rate": opt_summary.loc["sbpkg", "success"], "sa_rate": opt_summary.loc["sa", "success"],
+            "random_swap_rate": opt_summary.loc["random+swap", "success"],
+            "greedy_rate": opt_summary.loc["greedy", "success"],
+            "dsb_rate": opt_summary.loc["dsb", "success"],
+            "acc_magnet_k": m["accuracy_magnet_ours_k"]["value"],
+            "acc_magnet_all": m["accuracy_magnet_all"]["value"],
+            "acc_real_k": m["accuracy_real_ours_k"]["value"],
+            "acc_real_all": m["accuracy_real_all"]["value"],
+            "k_keep": k_keep if k_keep is not None else float("nan"),
+            "n1000_gap_sbpkg": m["gap_n1000_sbpkg"]["value"],
+            "n1000_gap_sa": m["gap_n1000_sa"]["value"],
+            "n1000_gap_ours": m[f"gap_n1000_{ours.replace('+', '_')}"]["value"]}

@@ -8,7 +8,7 @@ from sklearn.feature_selection import mutual_info_classif
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from ppal_lab.data import SupplyChainData
+from ppal_lab.data.supply_chain_data import SupplyChainData
 
 
 def site_summary(data: SupplyChainData, parts: list[np.ndarray]) -> pd.DataFrame:

@@ -32,8 +32,8 @@ secure two-party run can replay them by building the same object from the same s
 sample the *same* row indices (seed 002, Appendix E).
 
 **Arithmetic that can run on secret shares.** The networks are plain tensors with explicit forward
-(:func:`mlp_forward`) and backward (:func:`mlp_backward`) passes and a hand-written Adam
-(:class:`Adam`), built only from matrix products, additions, ReLU masks and the sigmoid — operations a
+(:func:`~ppal_lab.marl.networks.mlp_forward`) and backward (:func:`~ppal_lab.marl.networks.mlp_backward`)
+passes and a hand-written Adam (:class:`~ppal_lab.marl.networks.Adam`), built only from matrix products, additions, ReLU masks and the sigmoid — operations a
 secret-sharing engine provides — and each update is split into :meth:`MADDPG.critic_targets`,
 :meth:`MADDPG.critic_step`, :meth:`MADDPG.actor_step` and :meth:`MADDPG.soft_update` so that a secure
 variant can replace them one by one. Because each input puts the player's own columns first, a first layer
@@ -45,30 +45,39 @@ tests check the passes and Adam against PyTorch autograd, and one whole update a
 Many runs (seeds × modes) can train at once as one batch of networks (leading dimension ``2 × runs``,
 player-major). A run's numbers are bit-for-bit the same whichever runs share its batch (the tests check
 this); at 128 hidden units the arithmetic dominates, so batching saves little time
-(``benchmarks/bench_maddpg.py``), and :func:`run_experiment` spreads runs over worker processes instead.
+(``benchmarks/bench_maddpg.py``), and chapter 7's driver
+(:func:`ppal_lab.chapters.ch07_supply_chain_maddpg.run_experiment`) spreads runs over worker processes
+instead.
+
+The randomness streams live in :mod:`ppal_lab.marl.randomness`, the networks, passes and Adam in
+:mod:`ppal_lab.marl.networks`; both are re-exported here.
 """
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range
-from ppal_lab.marl.supply_game import ACT_DIM, N_INIT, OBS_DIM, GameConfig, game_step, initial_obs
+from ppal_lab.marl.networks import Adam, NetStack, mlp_backward, mlp_forward
+from ppal_lab.marl.randomness import PHASES, STREAMS, ExternalRandomness
+from ppal_lab.marl.supply_game import (ACT_DIM, OBS_DIM, GameConfig, game_step, initial_obs,
+                                       normalized_revenue)
+
+__all__ = ["ACTOR_IN", "ACT_DIM", "Adam", "CRITIC_IN", "EPISODE_COLUMNS", "ExternalRandomness", "GameConfig",
+           "MADDPG", "MADDPGConfig", "MODES", "MODE_NAMES", "NetStack", "OBS_DIM", "PHASES", "STREAMS",
+           "actor_inputs", "critic_inputs", "game_step", "initial_obs", "input_masks", "mlp_backward",
+           "mlp_forward", "progress_bar", "random_policy"]
 
 MODES = ("nds", "ede", "ctde")
 MODE_NAMES = {"nds": "no data sharing (NDS)", "ede": "explicit data exchange (EDE)",
               "ctde": "centralised critic only (CTDE)"}
 ACTOR_IN = 2 * OBS_DIM                 # 10, as in seed 002's Appendix G
 CRITIC_IN = 2 * (OBS_DIM + ACT_DIM)    # 14
-PHASES = ("pretrain", "real", "eval")
-STREAMS = ("weights", "init_pretrain", "demand_pretrain", "init_real", "demand_real", "init_eval",
-           "demand_eval", "noise", "batch", "random_policy")
 EPISODE_COLUMNS = ("reward_0", "reward_1", "total_reward", "wastage", "ncr", "p0", "q0", "p1", "q1",
                    "shipped", "sold", "critic_loss_0", "critic_loss_1")
 
@@ -124,145 +133,6 @@ def input_masks(mode: str) -> tuple[np.ndarray, np.ndarray]:
     actor = np.concatenate([own_a, np.full(OBS_DIM, float(actor_joint))])
     critic = np.concatenate([own_c, np.full(OBS_DIM + ACT_DIM, float(critic_joint))])
     return actor, critic
-
-
-# --------------------------------------------------------------------------------------------------
-# External randomness
-# --------------------------------------------------------------------------------------------------
-class ExternalRandomness:
-    """All draws a training run needs besides its arithmetic, one independent stream per purpose.
-
-    Built from the run's seed alone, so any process (a plaintext run in another mode, or a secure run's
-    parties) that builds it from the same seed and asks in the same order gets the same numbers. With
-    ``record=True`` every draw is kept in :attr:`log` (stream name → list of arrays).
-    """
-
-    def __init__(self, seed: int, record: bool = False):
-        check_int("seed", seed, 0, 2**32 - 1)
-        children = np.random.SeedSequence(int(seed)).spawn(len(STREAMS))
-        self.seed = int(seed)
-        self._gen = {name: np.random.Generator(np.random.PCG64(ss)) for name, ss in zip(STREAMS, children)}
-        self.record = record
-        self.log: dict[str, list[np.ndarray]] = {name: [] for name in STREAMS}
-
-    def _keep(self, name: str, x: np.ndarray) -> np.ndarray:
-        if self.record:
-            self.log[name].append(np.array(x, copy=True))
-        return x
-
-    def weights(self, shape: tuple[int, ...]) -> np.ndarray:
-        """Uniform(-1, 1) draws; the learner scales them to each layer's initialisation bound."""
-        return self._keep("weights", self._gen["weights"].uniform(-1.0, 1.0, size=shape))
-
-    def initial(self, phase: str, n: int) -> np.ndarray:
-        """``(n, 6)`` uniform draws for :func:`ppal_lab.marl.supply_game.initial_obs`."""
-        check_choice("phase", phase, PHASES)
-        return self._keep(f"init_{phase}", self._gen[f"init_{phase}"].random((n, N_INIT)))
-
-    def demand(self, phase: str, n: int) -> np.ndarray:
-        """``(n,)`` standard-normal demand shocks for one step of ``n`` episodes."""
-        check_choice("phase", phase, PHASES)
-        return self._keep(f"demand_{phase}", self._gen[f"demand_{phase}"].standard_normal(n))
-
-    def action_noise(self, n: int) -> np.ndarray:
-        """``(n, 2 players, 2)`` standard-normal exploration noise (scaled by the learner)."""
-        return self._keep("noise", self._gen["noise"].standard_normal((n, 2, ACT_DIM)))
-
-    def minibatch(self, size: int, batch: int) -> np.ndarray:
-        """``batch`` row indices drawn uniformly, with replacement, from a buffer holding ``size`` rows."""
-        return self._keep("batch", self._gen["batch"].integers(0, size, batch))
-
-    def random_actions(self, n: int) -> np.ndarray:
-        """``(n, 2, 2)`` uniform actions in [0, 1] units for the random-policy baseline."""
-        return self._keep("random_policy", self._gen["random_policy"].random((n, 2, ACT_DIM)))
-
-
-# --------------------------------------------------------------------------------------------------
-# Networks as plain tensors: forward, backward, Adam
-# --------------------------------------------------------------------------------------------------
-class NetStack:
-    """``n`` MLPs of the same shape stored in one flat tensor; ``params`` are views
-    ``[W1 (n, in, h), b1 (n, 1, h), W2, b2, W3 (n, h, out), b3]`` into it."""
-
-    def __init__(self, n: int, sizes: Sequence[int], flat: torch.Tensor | None = None):
-        self.n, self.sizes = n, tuple(sizes)
-        self.shapes = []
-        for fin, fout in zip(self.sizes[:-1], self.sizes[1:]):
-            self.shapes += [(n, fin, fout), (n, 1, fout)]
-        total = sum(math.prod(s) for s in self.shapes)
-        self.flat = torch.zeros(total, dtype=torch.float32) if flat is None else flat
-        self.params, k = [], 0
-        for s in self.shapes:
-            size = math.prod(s)
-            self.params.append(self.flat[k:k + size].view(s))
-            k += size
-
-    def zeros_like(self) -> "NetStack":
-        return NetStack(self.n, self.sizes)
-
-    def clone(self) -> "NetStack":
-        return NetStack(self.n, self.sizes, self.flat.clone())
-
-    def select(self, k: int) -> list[torch.Tensor]:
-        """The parameters of network ``k`` (copies, without the leading dimension)."""
-        return [p[k].clone() for p in self.params]
-
-
-def mlp_forward(params: Sequence[torch.Tensor], x: torch.Tensor, mask: torch.Tensor | None = None,
-                out_act: str | None = None):
-    """Forward pass of a stack of MLPs. ``x``: ``(n, batch, in)``; ``mask``: ``(n, 1, in)`` or ``None``.
-
-    Returns ``(y, cache)``: ``y`` is ``(n, batch, out)`` (after the sigmoid when ``out_act="sigmoid"``)
-    and ``cache`` holds each layer's input and the pre-activation output, for :func:`mlp_backward`.
-    """
-    h = x * mask if mask is not None else x
-    cache = [h]
-    n_layers = len(params) // 2
-    for layer in range(n_layers):
-        z = torch.baddbmm(params[2 * layer + 1], h, params[2 * layer])
-        if layer < n_layers - 1:
-            h = torch.relu(z)
-            cache.append(h)
-    cache.append(z)
-    y = torch.sigmoid(z) if out_act == "sigmoid" else z
-    return y, cache
-
-
-def mlp_backward(params: Sequence[torch.Tensor], cache: list[torch.Tensor], grad_z: torch.Tensor,
-                 grads: Sequence[torch.Tensor] | None = None, need_input: bool = False):
-    """Backward pass: ``grad_z`` is the loss gradient w.r.t. the last layer's pre-activation output.
-
-    Writes parameter gradients into ``grads`` (same shapes as ``params``) when given; returns the
-    gradient w.r.t. the (masked) input when ``need_input``, else ``None``.
-    """
-    g = grad_z
-    n_layers = len(params) // 2
-    for layer in reversed(range(n_layers)):
-        h_in = cache[layer]
-        if grads is not None:
-            torch.bmm(h_in.transpose(1, 2), g, out=grads[2 * layer])
-            torch.sum(g, dim=1, keepdim=True, out=grads[2 * layer + 1])
-        if layer > 0 or need_input:
-            g = torch.bmm(g, params[2 * layer].transpose(1, 2))
-            if layer > 0:
-                g = g.masked_fill_(h_in <= 0, 0.0)        # ReLU: pass the gradient where the unit was on
-    return g if need_input else None
-
-
-class Adam:
-    """Adam on a flat parameter tensor, written out (PyTorch's formula; no weight decay, no amsgrad)."""
-
-    def __init__(self, flat: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.flat, self.lr, self.betas, self.eps = flat, lr, betas, eps
-        self.m, self.v, self.t = torch.zeros_like(flat), torch.zeros_like(flat), 0
-
-    def step(self, grad: torch.Tensor) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        self.m.mul_(b1).add_(grad, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (self.v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
-        self.flat.addcdiv_(self.m, denom, value=-self.lr / (1 - b1 ** self.t))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,6 +310,35 @@ class MADDPG:
         return loss.view(2, self.n_runs).T.numpy().copy()
 
     # ---- playing episodes --------------------------------------------------------------------
+    def initial(self, phase: str, n_envs: int = 1) -> np.ndarray:
+        """The initial observations ``(runs, n_envs, 2, 5)`` of ``n_envs`` new episodes of ``phase``."""
+        return initial_obs(self.game, self._per_run(lambda rd: rd.initial(phase, n_envs)))
+
+    def step(self, phase: str, obs: np.ndarray, t: int, noise: float = 0.0, learn: bool = True,
+             policy: str = "actor") -> tuple[np.ndarray, np.ndarray, dict, list[np.ndarray]]:
+        """One environment step ``t`` of every run's episodes from ``obs (runs, E, 2, 5)``: act (with
+        exploration ``noise``), play the game, and with ``learn`` store the transition and update
+        ``updates_per_step`` times once the buffer holds a minibatch. Returns the next observations, the
+        rewards, the game's ``info`` and the critic losses of the updates (a list of ``(runs, 2)``)."""
+        E, losses = obs.shape[1], []
+        obs_n = self.normalize(obs)
+        if policy == "actor":
+            with torch.no_grad():
+                unit = self.act(obs_n)
+            eps = torch.from_numpy(self._per_run(lambda rd: rd.action_noise(E))).float()
+            unit = (unit + noise * eps).clamp_(0.0, 1.0)
+        else:
+            unit = torch.from_numpy(self._per_run(lambda rd: rd.random_actions(E))).float()
+        phys = unit.numpy().astype(np.float64) * self.act_high
+        shock = self._per_run(lambda rd: rd.demand(phase, E))
+        nxt, rew, info = game_step(self.game, obs, phys, shock, last=t == self.game.horizon - 1)
+        if learn:
+            self.store(obs_n, unit, torch.from_numpy(rew * self.cfg.reward_scale).float(), self.normalize(nxt))
+            if self.buf_size >= self.cfg.batch_size:
+                for _ in range(self.cfg.updates_per_step):
+                    losses.append(self.update())
+        return nxt, rew, info, losses
+
     def play(self, phase: str, episodes: int, n_envs: int = 1, noise: float = 0.0, learn: bool = True,
              policy: str = "actor", progress=None) -> pd.DataFrame:
         """Play ``episodes`` episodes (``n_envs`` side by side), learning after every step when ``learn``;
@@ -452,33 +351,17 @@ class MADDPG:
         rows, done, T, R = [], 0, self.game.horizon, self.n_runs
         while done < episodes:
             E = min(n_envs, episodes - done)
-            obs = initial_obs(self.game, self._per_run(lambda rd: rd.initial(phase, E)))
+            obs = self.initial(phase, E)
             tot = {k: np.zeros((R, E)) for k in ("r0", "r1", "waste", "p0", "q0", "p1", "q1", "ship", "sold")}
             losses = []
             for t in range(T):
-                obs_n = self.normalize(obs)
-                if policy == "actor":
-                    with torch.no_grad():
-                        unit = self.act(obs_n)
-                    eps = torch.from_numpy(self._per_run(lambda rd: rd.action_noise(E))).float()
-                    unit = (unit + noise * eps).clamp_(0.0, 1.0)
-                else:
-                    unit = torch.from_numpy(self._per_run(lambda rd: rd.random_actions(E))).float()
-                phys = unit.numpy().astype(np.float64) * self.act_high
-                shock = self._per_run(lambda rd: rd.demand(phase, E))
-                nxt, rew, info = game_step(self.game, obs, phys, shock, last=t == T - 1)
-                if learn:
-                    self.store(obs_n, unit, torch.from_numpy(rew * self.cfg.reward_scale).float(),
-                               self.normalize(nxt))
-                    if self.buf_size >= self.cfg.batch_size:
-                        for _ in range(self.cfg.updates_per_step):
-                            losses.append(self.update())
+                obs, rew, info, step_losses = self.step(phase, obs, t, noise, learn, policy)
+                losses += step_losses
                 a = info["actions"]
                 for key, val in (("r0", rew[..., 0]), ("r1", rew[..., 1]), ("waste", info["wastage"]),
                                  ("p0", a[..., 0, 0]), ("q0", a[..., 0, 1]), ("p1", a[..., 1, 0]),
                                  ("q1", a[..., 1, 1]), ("ship", info["shipped"]), ("sold", info["sold"])):
                     tot[key] += val
-                obs = nxt
             loss = np.mean(losses, axis=0) if losses else np.full((R, 2), np.nan)
             for r, (seed, mode) in enumerate(self.runs):
                 for e in range(E):
@@ -486,7 +369,7 @@ class MADDPG:
                     rows.append({"seed": seed, "mode": mode, "phase": phase, "policy": policy,
                                  "episode": done + e, "reward_0": tot["r0"][r, e], "reward_1": tot["r1"][r, e],
                                  "total_reward": total, "wastage": tot["waste"][r, e],
-                                 "ncr": total - self.game.raw_price * tot["waste"][r, e],
+                                 "ncr": normalized_revenue(self.game, total, tot["waste"][r, e]),
                                  **{k: tot[k][r, e] / T for k in ("p0", "q0", "p1", "q1")},
                                  "shipped": tot["ship"][r, e] / T, "sold": tot["sold"][r, e] / T,
                                  "critic_loss_0": loss[r, 0], "critic_loss_1": loss[r, 1]})
@@ -503,7 +386,7 @@ class MADDPG:
         check_int("pretrain_episodes", pretrain_episodes, 0)
         bar = None
         if progress:
-            bar = _progress_bar(episodes + pretrain_episodes, f"seeds {self.seeds}", leave=False)
+            bar = progress_bar(episodes + pretrain_episodes, f"seeds {self.seeds}", leave=False)
         c = self.cfg
         pre = self.play("pretrain", pretrain_episodes, c.pretrain_envs, c.pretrain_noise, progress=bar)
         real = self.play("real", episodes, 1, c.noise, progress=bar)
@@ -523,9 +406,9 @@ class MADDPG:
 
 
 # --------------------------------------------------------------------------------------------------
-# Experiments
+# Progress and the random-policy baseline
 # --------------------------------------------------------------------------------------------------
-def _progress_bar(total: int, desc: str, leave: bool = True):
+def progress_bar(total: int, desc: str, leave: bool = True):
     import warnings
 
     with warnings.catch_warnings():       # tqdm.auto warns when ipywidgets is missing; text bars are fine
@@ -538,171 +421,3 @@ def random_policy(seeds: Iterable[int], episodes: int, game: GameConfig | None =
     """Uniformly random actions on the same measured episodes (initial states, demand) as training."""
     learner = MADDPG(seeds, ["nds"], game, MADDPGConfig(buffer_size=1, batch_size=1, hidden=1))
     return learner.play("real", episodes, 1, learn=False, policy="random").assign(mode="random")
-
-
-def _train_task(seed: int, modes: list[str], game: GameConfig, cfg: MADDPGConfig, episodes: int,
-                pretrain_episodes: int, threads: int) -> tuple[pd.DataFrame, dict, float]:
-    torch.set_num_threads(threads)
-    t0 = time.process_time()
-    learner = MADDPG([seed], modes, game, cfg)
-    df = learner.train(episodes, pretrain_episodes)
-    weights = {m: learner.weights(seed, m) for m in modes}
-    return df, weights, time.process_time() - t0
-
-
-def run_experiment(seeds: Iterable[int], modes: Iterable[str] = ("nds", "ede"), game: GameConfig | None = None,
-                   cfg: MADDPGConfig | None = None, episodes: int = 100, pretrain_episodes: int = 1600,
-                   n_jobs: int = 1, progress: bool = True, baseline: bool = True):
-    """Train every (seed, mode) pair, in this process (``n_jobs=1``: one task per seed, its modes side by
-    side) or in ``n_jobs`` worker processes (one task per run). A run's numbers do not depend on which
-    runs share its task (the tests check this), so both give the same results.
-
-    Returns ``(episodes_table, weights, seconds)``: the per-episode table of all runs (plus, with
-    ``baseline``, the random policy on the same measured episodes, mode ``"random"``),
-    ``weights[(seed, mode)]`` as in :meth:`MADDPG.weights`, and the CPU seconds of each task.
-    """
-    seeds, modes = list(seeds), list(modes)
-    game, cfg = game or GameConfig(), cfg or MADDPGConfig()
-    MADDPG(seeds, modes, game, MADDPGConfig(hidden=1, batch_size=1, buffer_size=1))  # validates seeds/modes
-    check_int("episodes", episodes, 1)
-    check_int("pretrain_episodes", pretrain_episodes, 0)
-    check_int("n_jobs", n_jobs, 1)
-    groups = [modes] if n_jobs == 1 else [[m] for m in modes]
-    tasks = [(s, g, game, cfg, episodes, pretrain_episodes, 1) for s in seeds for g in groups]
-    results = []
-    bar = _progress_bar(len(tasks), "training runs" if n_jobs > 1 else "seeds") if progress else None
-    if n_jobs == 1:
-        saved = torch.get_num_threads()
-        try:
-            for task in tasks:
-                results.append((task[:2], _train_task(*task)))
-                if bar is not None:
-                    bar.update(1)
-        finally:
-            torch.set_num_threads(saved)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=mp.get_context("spawn")) as ex:
-            futures = {ex.submit(_train_task, *task): task[:2] for task in tasks}
-            for fut in as_completed(futures):
-                results.append((futures[fut], fut.result()))
-                if bar is not None:
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
-    frames, weights, seconds = {}, {}, {}
-    for (seed, group), (df, w, sec) in results:
-        for m in group:
-            frames[(seed, m)] = df[df["mode"] == m]
-            weights[(seed, m)] = w[m]
-        seconds[(seed, tuple(group))] = sec
-    ordered = [frames[(s, m)] for s in seeds for m in modes]
-    if baseline:
-        ordered.append(random_policy(seeds, episodes, game))
-    return pd.concat(ordered, ignore_index=True), weights, seconds
-
-
-def summarize(table: pd.DataFrame, phase: str = "real") -> pd.DataFrame:
-    """Per (seed, mode): averages over the episodes of ``phase`` (the seed's "average over the 100
-    epochs"), including the mean per-player reward (``reward_per_player``)."""
-    check_choice("phase", phase, PHASES)
-    sel = table[table["phase"] == phase]
-    if sel.empty:
-        raise ParameterError("phase", phase, "a phase present in the table")
-    out = sel.groupby(["mode", "seed"])[list(EPISODE_COLUMNS)].mean()
-    out["reward_per_player"] = out["total_reward"] / 2
-    return out.reset_index()
-
-
-def paired_change(summary: pd.DataFrame, metric: str, base: str = "nds", other: str = "ede") -> pd.DataFrame:
-    """Per seed: ``other - base`` and the relative change ``(other - base) / |base|`` of ``metric``."""
-    wide = summary.pivot(index="seed", columns="mode", values=metric)
-    for m in (base, other):
-        if m not in wide:
-            raise ParameterError("mode", m, "a mode present in the summary: " + ", ".join(map(str, wide)))
-    diff = wide[other] - wide[base]
-    return pd.DataFrame({base: wide[base], other: wide[other], "difference": diff,
-                         "relative": diff / wide[base].abs()})
-
-
-def config_dict(game: GameConfig, cfg: MADDPGConfig) -> dict:
-    return {"game": asdict(game), "maddpg": asdict(cfg)}
-
-
-def relative_change(summary: pd.DataFrame, metric: str, base: str = "nds", other: str = "ede",
-                    reduction: bool = False) -> dict:
-    """The relative change of ``metric`` from ``base`` to ``other`` computed from the two modes' means over
-    seeds — ``(mean_other - mean_base) / |mean_base|``, or ``(mean_base - mean_other) / |mean_base|`` with
-    ``reduction`` — the way a table of averages such as seed 002's reports it.
-
-    Its 95% interval is the delta-method (ratio-estimator) interval over paired seeds: the per-seed
-    linearised contributions ``pseudo = value ± (other_s - R base_s) / |mean_base|`` (``R`` the ratio of
-    the means) have mean ``value``, and their Student-t interval is the interval returned, so
-    ``mean_ci(pseudo)`` reproduces it. Also returned: ``per_seed``, each seed's own relative change.
-    """
-    from ppal_lab.compendium.results import mean_ci
-
-    change = paired_change(summary, metric, base, other)
-    b, o = change[base].to_numpy(float), change[other].to_numpy(float)
-    if b.mean() == 0:
-        raise ParameterError(metric, 0.0, f"a non-zero mean for mode {base!r} (the base of a relative change)")
-    sign = -1.0 if reduction else 1.0
-    value = sign * (o.mean() - b.mean()) / abs(b.mean())
-    ratio = o.mean() / b.mean()
-    pseudo = value + sign * np.sign(b.mean()) * (o - ratio * b) / abs(b.mean())
-    mean, ci, n = mean_ci(pseudo)
-    per_seed = sign * change["relative"].to_numpy(float)
-    return {"value": float(value), "ci": ci, "n": n, "pseudo": pseudo, "per_seed": per_seed}
-
-
-def claim_verdict(ci: tuple[float, float] | None, claimed: float) -> str:
-    """``reproduced`` when our 95% CI excludes zero on the claimed side and contains the claimed value;
-    ``partly`` when it excludes zero on the claimed side but misses the value; else ``not reproduced``."""
-    if ci is None:
-        return "not measurable"
-    lo, hi = ci
-    same_side = lo > 0 if claimed > 0 else hi < 0
-    if same_side and lo <= claimed <= hi:
-        return "reproduced"
-    return "partly" if same_side else "not reproduced"
-
-
-def moving_average_ci(table: pd.DataFrame, metric: str, window: int = 10, phase: str = "real") -> pd.DataFrame:
-    """Per mode and episode: the moving average (trailing ``window`` episodes) of ``metric`` within each
-    seed, then its mean over seeds and a 95% Student-t interval (columns ``mode, episode, mean, lo, hi``)."""
-    from scipy import stats
-
-    check_int("window", window, 1)
-    check_choice("phase", phase, PHASES)
-    sel = table[table["phase"] == phase]
-    if metric not in sel or sel.empty:
-        raise ParameterError("metric", metric, "a column of a non-empty phase of the table")
-    wide = sel.pivot_table(index="episode", columns=["mode", "seed"], values=metric)
-    smooth = wide.rolling(window, min_periods=1).mean()
-    rows = []
-    for mode in smooth.columns.get_level_values(0).unique():
-        x = smooth[mode].to_numpy()
-        n = x.shape[1]
-        mean = x.mean(axis=1)
-        half = (stats.t.ppf(0.975, n - 1) * x.std(axis=1, ddof=1) / np.sqrt(n)) if n > 1 else np.zeros_like(mean)
-        rows.append(pd.DataFrame({"mode": mode, "episode": smooth.index, "mean": mean,
-                                  "lo": mean - half, "hi": mean + half}))
-    return pd.concat(rows, ignore_index=True)
-
-
-def critic_loss_curve(table: pd.DataFrame, pretrain_envs: int, horizon: int = 40) -> pd.DataFrame:
-    """Critic losses over the whole of training, long format (``mode, seed, player, updates, loss``),
-    where ``updates`` counts the environment steps (one update each) played so far."""
-    check_int("pretrain_envs", pretrain_envs, 1)
-    pre = table[table["phase"] == "pretrain"].assign(steps=lambda d: (d["episode"] // pretrain_envs + 1) * horizon)
-    pre = pre.drop_duplicates(["mode", "seed", "steps"])
-    offset = int(pre["steps"].max()) if len(pre) else 0
-    real = table[table["phase"] == "real"].assign(steps=lambda d: offset + (d["episode"] + 1) * horizon)
-    both = pd.concat([pre, real]).dropna(subset=["critic_loss_0"])
-    long = both.melt(id_vars=["mode", "seed", "steps"], value_vars=["critic_loss_0", "critic_loss_1"],
-                     var_name="player", value_name="loss")
-    long["player"] = long["player"].map({"critic_loss_0": "player 0 (supplier)",
-                                         "critic_loss_1": "player 1 (retailer)"})
-    return long.rename(columns={"steps": "updates"})

@@ -1,5 +1,26 @@
-"""QUBO models and their solvers: the mRMR feature-selection QUBO, simulated bifurcation, exact
-enumeration, swap polishing and the peers it is compared with (``qubo``).
+"""Optimisation for feature selection: the mRMR "select k" problem as a QUBO, and its solvers.
 
-Who may import it: ``chapters``. It imports only the compendium's ``errors`` and ``paths``.
+* :mod:`~ppal_lab.optimize.qubo` — QUBO and Ising models, the cardinality penalty and its bound, the
+  mRMR problem (:func:`mrmr_qubo`) and its relevance/redundancy inputs;
+* :mod:`~ppal_lab.optimize.bifurcation` — ballistic and discrete simulated bifurcation;
+* :mod:`~ppal_lab.optimize.exact` — exhaustive search for ``n <= 24``;
+* :mod:`~ppal_lab.optimize.local_search` — swap polishing and Peng's greedy mRMR;
+* :mod:`~ppal_lab.optimize.baselines` — MI top-k, the L1 logistic path and the seed's momentum-simplex
+  routine.
+
+Who may import it: ``chapters`` (and tests and benchmarks). It imports only the compendium's ``errors``
+(and no other room).
 """
+from ppal_lab.optimize.baselines import l1_logistic_path, mi_top_k, momentum_simplex, project_simplex
+from ppal_lab.optimize.bifurcation import SB_MODES, SBResult, simulated_bifurcation
+from ppal_lab.optimize.exact import MAX_EXACT_N, ExactResult, exact_energies, exact_solve
+from ppal_lab.optimize.local_search import greedy_mrmr, swap_polish
+from ppal_lab.optimize.qubo import (QUBO, REDUNDANCY_MEASURES, Ising, MRMRProblem, cardinality_penalty,
+                                    indices_to_x, mrmr_qubo, penalty_bound, relevance_redundancy)
+
+__all__ = [
+    "ExactResult", "Ising", "MAX_EXACT_N", "MRMRProblem", "QUBO", "REDUNDANCY_MEASURES", "SBResult",
+    "SB_MODES", "cardinality_penalty", "exact_energies", "exact_solve", "greedy_mrmr", "indices_to_x",
+    "l1_logistic_path", "mi_top_k", "momentum_simplex", "mrmr_qubo", "penalty_bound", "project_simplex",
+    "relevance_redundancy", "simulated_bifurcation", "swap_polish",
+]

@@ -50,7 +50,7 @@ import numpy as np
 from scipy import stats
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_open_unit, check_range
-from ppal_lab.privacy import noise_multiplier_for
+from ppal_lab.privacy.accounting import noise_multiplier_for
 from ppal_lab.privacy.sparsity import SparsityAwareDP, density_noise_factors
 
 __all__ = [

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from ppal_lab.compendium.errors import ParameterError, as_generator, check_choice, check_int, check_open_unit, check_positive, check_range
-from ppal_lab.privacy import dpsgd_epsilon, gaussian_sigma, noise_multiplier_for
+from ppal_lab.privacy.accounting import dpsgd_epsilon, gaussian_sigma, noise_multiplier_for
 
 __all__ = [
     "MECHANISMS",
@@ -84,7 +84,7 @@ MECHANISMS: tuple[str, ...] = ("nonprivate", "dpsgd", "seed", "seed_density")
 def seed_noise_std(epsilon: float, delta: float, sensitivity: float = 1.0) -> float:
     r"""The seed's per-batch noise, :math:`\Delta\sqrt{2\ln(1.25/\delta)}/\varepsilon`.
 
-    Equal to :func:`ppal_lab.privacy.gaussian_sigma` with ``method="classical"`` for
+    Equal to :func:`ppal_lab.privacy.accounting.gaussian_sigma` with ``method="classical"`` for
     :math:`\varepsilon < 1`; computed for any :math:`\varepsilon > 0` because the seed uses it at
     :math:`\varepsilon = 1` too (where the classical theorem no longer applies).
     """

@@ -1,9 +1,16 @@
-"""Secure computation: the single CrypTen import shim and multi-process party helpers.
+"""Secure computation: the single CrypTen import shim and multi-process party helpers
+(``crypten_compat``, ``twoparty``), fixed point and its measured error (``fixed_point``), Shamir sharing
+(``shamir``), secure similarity (``similarity``), the passes of a perceptron on shares
+(``mlp_on_shares``) with the two trainers built on them -- one network (``secure_mlp``) and the secure
+two-party MADDPG (``secure_maddpg``, the driver; ``maddpg_party``, one player's process) -- the sigmoid on
+shares (``secure_sigmoid``) and small party functions for demonstrations and tests (``examples``).
+
+Who may import it: ``chapters`` (and tests and benchmarks). It imports ``marl`` (the secure MADDPG reuses
+the game, the learner and its networks) and the compendium's ``errors`` and ``paths`` only.
 
 ``from ppal_lab.secure import crypten`` is the only way the project imports CrypTen (see
-:mod:`ppal_lab.secure.crypten_compat` for why a shim is needed on torch 2.x). The CrypTen-related names
-below are loaded lazily, on first use, so that the other modules of this package (which need no
-CrypTen) import quickly.
+:mod:`ppal_lab.secure.crypten_compat` for why a shim is needed on torch 2.x). The names below are loaded
+lazily, on first use, so that the modules of this package that need no CrypTen import quickly.
 """
 from __future__ import annotations
 
@@ -22,6 +29,14 @@ _LAZY = {
     "PartyResults": "twoparty",
     "PartyOutcome": "twoparty",
     "CommStats": "twoparty",
+    "PRECISION_BITS_RANGE": "fixed_point",
+    "TRAINING_PRECISION_BITS_RANGE": "fixed_point",
+    "MLPConfig": "secure_mlp",
+    "run_secure_training": "secure_mlp",
+    "SecurePhase": "secure_maddpg",
+    "SecureSettings": "secure_maddpg",
+    "run_secure_phase": "secure_maddpg",
+    "weight_table": "secure_maddpg",
 }
 
 __all__ = sorted(_LAZY)

@@ -67,16 +67,34 @@ def crashing_party(rank: int, exit_code: int) -> None:
 
 
 def sigmoid_party(rank: int, xs, precision_bits: int) -> dict:
-    """Party 0 holds ``xs``; both compute :func:`ppal_lab.secure.secure_maddpg.secure_sigmoid` and
+    """Party 0 holds ``xs``; both compute :func:`ppal_lab.secure.secure_sigmoid.secure_sigmoid` and
     CrypTen's own ``sigmoid`` on its shares; returns both, revealed."""
     from ppal_lab.secure.fixed_point import decode_exact
-    from ppal_lab.secure.secure_maddpg import secure_sigmoid
+    from ppal_lab.secure.secure_sigmoid import secure_sigmoid
 
     crypten.cfg.encoder.precision_bits = int(precision_bits)
     x = _share({"xs": xs}, "xs", 0, rank, tuple(xs.shape))
     scale = 2 ** int(precision_bits)
     return {"ours": decode_exact(secure_sigmoid(x).reveal(), scale),
             "crypten": decode_exact(x.sigmoid().reveal(), scale)}
+
+
+def passes_party(rank: int, params, x, g, precision_bits: int = 18) -> dict:
+    """Party 0 holds the stacked network ``params`` and the upstream gradient ``g``, party 1 the input ``x``;
+    both run :func:`ppal_lab.secure.mlp_on_shares.forward` and :func:`~ppal_lab.secure.mlp_on_shares.backward`
+    on shares. Returns the revealed last pre-activation and gradients, and the number of compared elements."""
+    from ppal_lab.secure.fixed_point import decode_exact
+    from ppal_lab.secure.mlp_on_shares import backward, forward, tally
+
+    crypten.cfg.encoder.precision_bits = int(precision_bits)
+    scale, before = 2 ** int(precision_bits), tally["comparisons"]
+    w = [_share({"w": p}, "w", 0, rank, tuple(p.shape)) for p in params]
+    xs = _share({"x": x}, "x", 1, rank, tuple(x.shape))
+    gs = _share({"g": g}, "g", 0, rank, tuple(g.shape))
+    z, cache = forward(w, xs)
+    grads = backward(w, cache, gs)
+    return {"z": decode_exact(z.reveal(), scale), "grads": [decode_exact(d.reveal(), scale) for d in grads],
+            "comparisons": tally["comparisons"] - before}
 
 
 def reveal_probe(rank: int, mine) -> dict:

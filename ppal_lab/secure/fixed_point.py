@@ -35,7 +35,8 @@ import pandas as pd
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
-    "OpSpec", "OPS", "OP_NAMES", "REL_FLOOR", "PRECISION_BITS_RANGE", "CFG_OVERRIDES",
+    "OpSpec", "OPS", "OP_NAMES", "REL_FLOOR", "PRECISION_BITS_RANGE", "TRAINING_PRECISION_BITS_RANGE",
+    "CFG_OVERRIDES",
     "draw_inputs", "reference", "ulp32", "crypten_algorithm", "secure_ops_party", "OpTable",
     "run_op_table", "encode_fixed_point", "beaver_multiply", "decode_exact",
 ]
@@ -45,8 +46,17 @@ REL_FLOOR = 1e-3
 relative error says nothing about fixed point, whose error is absolute)."""
 
 PRECISION_BITS_RANGE = (8, 24)
-"""Allowed fractional bits. Above ~24, products of the larger values in :data:`OPS` (e.g. exp near its
-upper range: 2.2e4 * 2^(2b) before truncation) approach the 2^63 limit of CrypTen's 64-bit ring."""
+"""Allowed fractional bits of CrypTen's fixed point (this room's single definition, used by the op table and
+:mod:`ppal_lab.secure.secure_mlp`). Below 8 the gradients of a small network are mostly rounding; above ~24
+the products before truncation (value * 2^(2b)) approach the 2^63 limit of CrypTen's 64-bit ring -- e.g.
+exp near the upper end of its range in :data:`OPS`: 2.2e4 * 2^(2b)."""
+
+TRAINING_PRECISION_BITS_RANGE = (10, 20)
+"""The narrower range a long secure training run works with (the secure MADDPG,
+:class:`ppal_lab.secure.maddpg_party.SecureSettings`, and chapter 8's ``precision_bits``): below 10 the
+fixed-point resolution (1e-3) swamps the gradients; above 20 truncation wrap-arounds (probability
+~ |v| 2^(2b-64) per element, ~1e6 truncated elements per iteration) come so often that most iterations
+need a retry."""
 
 CFG_OVERRIDES = {
     "functions.exp_iterations": (int, 1, 16),

@@ -1,6 +1,8 @@
 """Two-party secure training step of a small MLP whose input is split between the parties.
 
-The building block of the secure MADDPG chapter: a 3-layer perceptron (``Linear -> ReLU -> Linear ->
+The building block of the secure MADDPG chapter -- its passes on shares are
+:mod:`ppal_lab.secure.mlp_on_shares`, which the secure MADDPG (:mod:`ppal_lab.secure.maddpg_party`) runs on
+stacks of networks -- shown here on one network: a 3-layer perceptron (``Linear -> ReLU -> Linear ->
 ReLU -> Linear``, output either the identity -- a critic -- or ``out_scale * sigmoid`` -- an actor)
 
 * whose **input** is the concatenation ``[x0 | x1]`` of party 0's private feature block ``x0`` and
@@ -81,6 +83,8 @@ import numpy as np
 import torch
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
+from ppal_lab.secure.fixed_point import PRECISION_BITS_RANGE
+from ppal_lab.secure.mlp_on_shares import backward, forward
 
 __all__ = [
     "PRECISION_BITS_RANGE", "OUTPUTS", "PARAM_NAMES", "WRAP_SUSPECT", "MLPConfig", "init_weights",
@@ -88,10 +92,6 @@ __all__ = [
     "plain_gradients", "plain_training", "secure_mlp_party", "crypten_autograd_party", "TrainingComparison",
     "run_secure_training", "weight_errors",
 ]
-
-PRECISION_BITS_RANGE = (8, 24)
-"""Workable fractional bits: below 8 the gradients are mostly rounding; above ~24 the products before
-truncation (value * 2^(2b)) approach the 2^63 limit of CrypTen's ring."""
 
 OUTPUTS = ("identity", "sigmoid")
 WRAP_SUSPECT = 1e4
@@ -193,7 +193,8 @@ def plain_training(weights, xs0, xs1, targets, config: MLPConfig):
 # -------------------------------------------------------------------------------------- secure side
 
 def _secure_step(crypten, rank: int, config: MLPConfig, w_plain, x0, x1, target, batch: int, timer):
-    """One secure forward + backward; returns the encrypted, flattened, *unscaled* gradients."""
+    """One secure forward + backward (the passes of :mod:`ppal_lab.secure.mlp_on_shares`); returns the
+    encrypted, flattened, *unscaled* gradients."""
     owner = config.owner
     shapes = config.shapes()
     t = time.perf_counter()
@@ -205,23 +206,8 @@ def _secure_step(crypten, rank: int, config: MLPConfig, w_plain, x0, x1, target,
     tgt = crypten.cryptensor(target if rank == owner else torch.empty(batch, config.out_dim), src=owner)
     timer["share"] += time.perf_counter() - t
 
-    t = time.perf_counter()
-    z1 = x.matmul(w["W1"]) + w["b1"]
-    timer["matmul"] += time.perf_counter() - t
-    t = time.perf_counter()
-    m1 = z1.gt(0)              # scale-1 share of 1{z1 > 0}: the only comparison of layer 1
-    h1 = z1 * m1               # no truncation (m1 has scale 1)
-    timer["relu"] += time.perf_counter() - t
-    t = time.perf_counter()
-    z2 = h1.matmul(w["W2"]) + w["b2"]
-    timer["matmul"] += time.perf_counter() - t
-    t = time.perf_counter()
-    m2 = z2.gt(0)
-    h2 = z2 * m2
-    timer["relu"] += time.perf_counter() - t
-    t = time.perf_counter()
-    o = h2.matmul(w["W3"]) + w["b3"]
-    timer["matmul"] += time.perf_counter() - t
+    params = [w[k] for k in PARAM_NAMES]
+    o, cache = forward(params, x, timer)
     t = time.perf_counter()
     if config.output == "sigmoid":
         s = o.sigmoid()
@@ -231,25 +217,7 @@ def _secure_step(crypten, rank: int, config: MLPConfig, w_plain, x0, x1, target,
     else:
         g3 = o - tgt
     timer["output"] += time.perf_counter() - t
-
-    t = time.perf_counter()
-    d_w3 = h2.t().matmul(g3)
-    g2 = g3.matmul(w["W3"].t())
-    timer["matmul"] += time.perf_counter() - t
-    t = time.perf_counter()
-    g2 = g2 * m2               # ReLU derivative from the forward comparison: no new comparison
-    timer["relu"] += time.perf_counter() - t
-    t = time.perf_counter()
-    d_w2 = h1.t().matmul(g2)
-    g1 = g2.matmul(w["W2"].t())
-    timer["matmul"] += time.perf_counter() - t
-    t = time.perf_counter()
-    g1 = g1 * m1
-    timer["relu"] += time.perf_counter() - t
-    t = time.perf_counter()
-    d_w1 = x.t().matmul(g1)
-    timer["matmul"] += time.perf_counter() - t
-    grads = {"W1": d_w1, "b1": g1.sum(0), "W2": d_w2, "b2": g2.sum(0), "W3": d_w3, "b3": g3.sum(0)}
+    grads = dict(zip(PARAM_NAMES, backward(params, cache, g3, timer)))
     return crypten.cat([grads[k].flatten() for k in PARAM_NAMES])
 
 

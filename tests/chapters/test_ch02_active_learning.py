@@ -276,3 +276,52 @@ def test_privacy_utility_grid_shape_budget_and_seeds(small):
     assert len(frac) == 4 and np.all(frac["fraction"] > 0)
     over = E.round_overhead(grid, 1.0)
     assert len(over) == 2 and np.all(np.isfinite(over["overhead"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# the notebook's claims and record
+# ---------------------------------------------------------------------------------------------
+class _Record:
+    """The part of a ResultRecord that the claims and metrics fill."""
+
+    def __init__(self):
+        self.metrics, self.claims = {}, []
+
+    def add_claim(self, cid, seed, claim, seed_value, measured, verdict, note):
+        self.claims.append({"id": cid, "verdict": verdict, "measured": measured, "note": note})
+
+    def add_metric(self, name, values, unit, description, **kw):
+        self.metrics[name] = {"values": values, **kw}
+
+
+def test_claims_of_section_what_we_found_follow_the_verdict_rule():
+    """Chapter 2's rule: the seed's value inside our 95% CI on both data sets = reproduced, on one =
+    partly (read off the tables the notebook passes in)."""
+    from types import SimpleNamespace
+
+    P = SimpleNamespace(strategy="entropy", dataset="remanufacturing", real_dataset="breast_cancer",
+                        target_fraction=0.95, delta=1e-5, n_participants=4, label_budget=200, epsilon=1.0)
+    saving = lambda m, lo, hi: pd.DataFrame({"saving": [m], "saving_low": [lo], "saving_high": [hi],
+                                             "n_seeds": [10]}, index=["entropy"])
+    frac = lambda m, lo, hi: pd.DataFrame({"epsilon": [0.5, 1.0], "fraction": [0.5, m], "fraction_low": [0.4, lo],
+                                           "fraction_high": [0.6, hi], "n": [10, 10]})
+    over = pd.DataFrame({"overhead": [0.45, 0.5, 0.55]})
+    sets = E.claim_sets(P, [saving(0.7, 0.6, 0.8), saving(0.3, 0.2, 0.4)],
+                        [frac(0.93, 0.9, 0.96), frac(0.95, 0.93, 0.97)], [over, over * 10])
+    assert sets["privacy_utility_eps1"][2][0] == E.fraction_at(frac(0.93, 0.9, 0.96), 1.0) == (0.93, 0.9, 0.96, 10)
+    record = _Record()
+    verdicts = E.add_claims(record, P, sets)
+    assert verdicts == {"label_saving": "partly", "privacy_utility_eps1": "partly", "privacy_overhead": "partly"}
+    assert [c["verdict"] for c in record.claims] == list(verdicts.values())
+    assert "remanufacturing: 70% (95% CI 60% to 80%, n = 10)" in record.claims[0]["measured"]
+
+
+def test_undefined_metrics_are_left_out_of_the_record():
+    record = _Record()
+    E.add_metric(record, "saving_per_seed", [], "fraction", "no repeat reached the target")
+    E.add_bootstrap_metric(record, "label_saving", float("nan"), 0.1, 0.2, 10, "fraction", "censored")
+    assert record.metrics == {}
+    E.add_metric(record, "saving_per_seed", [0.2, 0.3], "fraction", "two repeats")
+    E.add_bootstrap_metric(record, "label_saving", 0.5, 0.4, 0.6, 10, "fraction", "curve saving")
+    assert record.metrics["label_saving"] == {"values": 0.5, "ci": (0.4, 0.6), "n": 10}
+    np.testing.assert_array_equal(record.metrics["saving_per_seed"]["values"], [0.2, 0.3])

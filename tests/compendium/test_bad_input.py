@@ -280,6 +280,7 @@ def test_chapter_03_pool_limit_is_where_the_seed_cold_start_stops_failing():
 def test_chapter_07_batch_limit_is_where_the_critics_first_learn():
     """With exactly one minibatch of transitions the critics update once (a loss curve exists); one
     transition fewer and they never do (the notebook's loss plot then fails)."""
+    from ppal_lab.chapters.ch07_supply_chain_maddpg import critic_loss_curve
     from ppal_lab.marl import maddpg
     from ppal_lab.marl.supply_game import GameConfig
 
@@ -288,4 +289,4 @@ def test_chapter_07_batch_limit_is_where_the_critics_first_learn():
             is not learns
         learner = maddpg.MADDPG([0], ["nds"], GameConfig(), maddpg.MADDPGConfig(hidden=2, batch_size=batch))
         table = learner.train(episodes=1, pretrain_episodes=0)
-        assert (len(maddpg.critic_loss_curve(table, 16)) > 0) is learns
+        assert (len(critic_loss_curve(table, 16)) > 0) is learns

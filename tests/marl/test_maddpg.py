@@ -1,6 +1,7 @@
-"""MADDPG: hand-written passes and Adam against PyTorch autograd, one full update against an independent
-autograd implementation, the information structure of each mode, identical external randomness across
-modes, reproducibility, learning, and bad parameters."""
+"""MADDPG: one full update against an independent autograd implementation, the information structure of
+each mode, identical external randomness across modes, reproducibility, the random-policy baseline, and
+bad parameters. (The passes and Adam: ``test_networks.py``; the streams: ``test_randomness.py``; the
+chapter's driver and summaries: ``tests/chapters/test_ch07_supply_chain_maddpg.py``.)"""
 import math
 
 import numpy as np
@@ -9,11 +10,8 @@ import pytest
 import torch
 
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.compendium.results import mean_ci
-from ppal_lab.marl.maddpg import (ACTOR_IN, CRITIC_IN, MODES, STREAMS, Adam, ExternalRandomness, MADDPG,
-                             MADDPGConfig, NetStack, claim_verdict, input_masks, mlp_backward,
-                             mlp_forward, paired_change, random_policy, relative_change, run_experiment,
-                             summarize)
+from ppal_lab.marl.maddpg import (ACTOR_IN, CRITIC_IN, MODES, STREAMS, Adam, MADDPG, MADDPGConfig, input_masks,
+                                  mlp_forward, random_policy)
 from ppal_lab.marl.supply_game import GameConfig
 
 SMALL = MADDPGConfig(hidden=16, batch_size=32, buffer_size=4000, pretrain_envs=8)
@@ -32,50 +30,7 @@ def filled(learner: MADDPG, episodes: int = 8) -> MADDPG:
     return learner
 
 
-# ---- arithmetic -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("out_act", [None, "sigmoid"])
-def test_forward_and_backward_equal_autograd(out_act):
-    gen = torch.Generator().manual_seed(0)
-    n, batch = 3, 9
-    net = NetStack(n, (CRITIC_IN, 12, 12, 2))
-    for p in net.params:
-        p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
-    x = torch.randn(n, batch, CRITIC_IN, generator=gen)
-    mask = torch.ones(n, 1, CRITIC_IN)
-    mask[1, :, 7:] = 0
-    upstream = torch.randn(n, batch, 2, generator=gen)
-    y, cache = mlp_forward(net.params, x, mask, out_act)
-    grad_z = upstream * y * (1 - y) if out_act == "sigmoid" else upstream
-    grads = net.zeros_like()
-    g_in = mlp_backward(net.params, cache, grad_z, grads.params, need_input=True)
-
-    params = [p.clone().requires_grad_() for p in net.params]
-    xr = x.clone().requires_grad_()
-    h = xr * mask
-    for layer in range(3):
-        h = torch.baddbmm(params[2 * layer + 1], h, params[2 * layer])
-        h = torch.relu(h) if layer < 2 else h
-    h = torch.sigmoid(h) if out_act == "sigmoid" else h
-    torch.testing.assert_close(h, y)
-    (h * upstream).sum().backward()
-    for mine, ref in zip(grads.params, params):
-        torch.testing.assert_close(mine, ref.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(g_in * mask, xr.grad, rtol=1e-5, atol=1e-6)
-    assert grads.params[0][1, 7:].abs().max() == 0          # masked columns get no gradient
-
-
-def test_adam_equals_torch_adam():
-    gen = torch.Generator().manual_seed(1)
-    w = torch.randn(200, generator=gen)
-    ref = w.clone().requires_grad_()
-    opt = torch.optim.Adam([ref], lr=3e-3, betas=(0.8, 0.99), eps=1e-7)
-    mine = Adam(w, 3e-3, (0.8, 0.99), 1e-7)
-    for _ in range(25):
-        g = torch.randn(200, generator=gen)
-        mine.step(g)
-        ref.grad = g.clone()
-        opt.step()
-    torch.testing.assert_close(w, ref.detach(), rtol=0, atol=1e-6)
+# ---- one update -----------------------------------------------------------------------------------
 
 
 def _reference_update(learner: MADDPG, batch: dict) -> dict:
@@ -150,6 +105,8 @@ def test_one_update_equals_an_independent_autograd_implementation(mode):
 
 
 # ---- information structure ----------------------------------------------------------------------------
+
+
 def test_masks_match_the_modes():
     a, c = input_masks("nds")
     assert a.tolist() == [1] * 5 + [0] * 5 and c.tolist() == [1] * 7 + [0] * 7
@@ -192,6 +149,8 @@ def test_modes_start_from_the_same_draws_scaled_to_their_own_fan_in():
 
 
 # ---- randomness and reproducibility ----------------------------------------------------------------------------
+
+
 def test_external_randomness_is_identical_across_modes():
     logs = {}
     for mode in MODES:
@@ -204,13 +163,6 @@ def test_external_randomness_is_identical_across_modes():
             assert len(a) == len(b)
             assert all(np.array_equal(x, y) for x, y in zip(a, b)), stream
     assert len(logs["nds"]["batch"]) > 0 and len(logs["nds"]["noise"]) == (2 + 3) * 40
-
-
-def test_streams_are_independent_of_each_other_and_depend_on_the_seed():
-    a, b = ExternalRandomness(1), ExternalRandomness(1)
-    a.minibatch(100, 10)                                  # using one stream leaves the others alone
-    np.testing.assert_array_equal(a.demand("real", 5), b.demand("real", 5))
-    assert not np.array_equal(ExternalRandomness(2).demand("real", 5), b.demand("real", 5))
 
 
 def test_training_is_reproducible_and_runs_do_not_depend_on_their_companions():
@@ -243,72 +195,9 @@ def test_random_policy_plays_the_same_measured_episodes_as_training():
     assert set(table["mode"]) == {"random"} and len(table) == 3
 
 
-@pytest.mark.timeout(120)
-def test_worker_processes_give_the_same_results_as_one_process():
-    kw = dict(seeds=[1, 2], modes=["nds", "ede"], cfg=SMALL, episodes=2, pretrain_episodes=8, progress=False)
-    t1, w1, _ = run_experiment(n_jobs=1, **kw)
-    t2, w2, _ = run_experiment(n_jobs=2, **kw)
-    pd.testing.assert_frame_equal(t1, t2)
-    assert all(np.array_equal(a, b) for key in w1 for net in w1[key] for a, b in zip(w1[key][net], w2[key][net]))
-
-
-# ---- learning -------------------------------------------------------------------------------------
-@pytest.mark.timeout(240)
-def test_short_training_lowers_critic_loss_and_beats_the_random_policy():
-    cfg = MADDPGConfig(hidden=64, batch_size=64, buffer_size=20_000, pretrain_envs=16)
-    learner = MADDPG([0], ["nds", "ede"], cfg=cfg)
-    table = learner.train(episodes=10, pretrain_episodes=320)
-    pre = table[table["phase"] == "pretrain"].assign(round=lambda d: d["episode"] // cfg.pretrain_envs)
-    loss = pre.groupby(["mode", "round"])[["critic_loss_0", "critic_loss_1"]].mean()
-    first = loss.groupby("mode").head(3).groupby("mode").mean()
-    last = loss.groupby("mode").tail(3).groupby("mode").mean()
-    # with both players' data the critics fit their TD targets: the loss falls by more than half ...
-    assert (last.loc["ede"] < 0.5 * first.loc["ede"]).all(), loss
-    assert last.loc["nds", "critic_loss_1"] < 0.5 * first.loc["nds", "critic_loss_1"], loss
-    # ... but the supplier's NDS critic cannot see the order that decides its sales: it stays far worse
-    assert last.loc["nds", "critic_loss_0"] > 3 * last.loc["ede", "critic_loss_0"], loss
-    summary = summarize(pd.concat([table, random_policy([0], 10)]))
-    reward = summary.set_index("mode")["total_reward"]
-    assert reward["nds"] > reward["random"] and reward["ede"] > reward["random"], reward
-
-
-def test_summaries_and_paired_changes():
-    table = pd.DataFrame({"seed": [0, 0, 1, 1], "mode": ["nds", "ede"] * 2, "phase": "real",
-                          **{c: [1.0, 2.0, -2.0, 1.0] for c in ("reward_0", "reward_1", "total_reward", "wastage",
-                                                               "ncr", "p0", "q0", "p1", "q1", "shipped", "sold",
-                                                               "critic_loss_0", "critic_loss_1")}})
-    s = summarize(table)
-    change = paired_change(s, "ncr")
-    assert change["difference"].tolist() == [1.0, 3.0] and change["relative"].tolist() == [1.0, 1.5]
-    # relative change from the means: NDS mean -0.5, EDE mean 1.5 -> (1.5 + 0.5) / 0.5 = 4
-    rel = relative_change(s, "ncr")
-    assert rel["value"] == pytest.approx(4.0) and rel["n"] == 2
-    assert rel["per_seed"].tolist() == [1.0, 1.5]
-    # linearised contributions: R = -3, ede - R * nds = [5, -5], divided by |-0.5|, times sign(-0.5)
-    np.testing.assert_allclose(rel["pseudo"], [-6.0, 14.0])
-    assert rel["ci"] == pytest.approx(mean_ci(rel["pseudo"])[1])
-    red = relative_change(s, "wastage", reduction=True)
-    assert red["value"] == pytest.approx(-4.0) and red["per_seed"].tolist() == [-1.0, -1.5]
-    # an exact, common ratio across seeds has no uncertainty
-    exact = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2], "mode": ["nds", "ede"] * 3,
-                          "wastage": [10.0, 6.0, 20.0, 12.0, 5.0, 3.0]})
-    red = relative_change(exact, "wastage", reduction=True)
-    assert red["value"] == pytest.approx(0.4) and red["ci"] == pytest.approx((0.4, 0.4))
-    with pytest.raises(ParameterError, match="phase"):
-        summarize(table, "pretrain")
-    with pytest.raises(ParameterError, match="mode"):
-        paired_change(s, "ncr", other="ctde")
-
-
-@pytest.mark.parametrize("ci, claimed, verdict", [
-    ((0.2, 0.5), 0.3571, "reproduced"), ((0.05, 0.2), 0.3571, "partly"), ((-0.1, 0.5), 0.3571, "not reproduced"),
-    ((-0.5, -0.1), 0.3571, "not reproduced"), ((-0.5, -0.1), -0.3, "reproduced"), (None, 0.3, "not measurable"),
-])
-def test_claim_verdict_rule(ci, claimed, verdict):
-    assert claim_verdict(ci, claimed) == verdict
-
-
 # ---- bad parameters ----------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"hidden": 0}, "hidden"), ({"hidden": 2.5}, "hidden"), ({"batch_size": 0}, "batch_size"),
     ({"batch_size": 64, "buffer_size": 32}, "batch_size"), ({"lr_actor": 0.0}, "lr_actor"),
@@ -327,8 +216,6 @@ def test_bad_hyper_parameters_raise(kwargs, name):
     (lambda: MADDPG([0], ["shared"]), "mode"),
     (lambda: MADDPG([0], ["nds"], cfg=SMALL).train(episodes=0, pretrain_episodes=0), "episodes"),
     (lambda: MADDPG([0], ["nds"], cfg=SMALL).train(episodes=1, pretrain_episodes=-5), "pretrain_episodes"),
-    (lambda: run_experiment([0], episodes=0, progress=False), "episodes"),
-    (lambda: run_experiment([0], n_jobs=0, progress=False), "n_jobs"),
     (lambda: MADDPG([0], ["nds"], game=GameConfig(price_limits=(10, -18))), "price_limits[1]"),
 ])
 def test_bad_arguments_raise_before_any_work(call, name):

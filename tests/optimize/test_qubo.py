@@ -1,60 +1,11 @@
-"""mRMR QUBO, its Ising and dimod forms, the exact solver, simulated bifurcation and the baselines."""
-import itertools
-
+"""mRMR QUBO, the cardinality penalty and its bound, the Ising and dimod forms."""
 import numpy as np
 import pytest
 
-from ppal_lab.optimize import qubo as q
-from ppal_lab.chapters import ch05_qubo_feature_selection as fx
+from ppal_lab import optimize as q
 from ppal_lab.compendium.errors import ParameterError
 
-
-def brute_force(qubo: q.QUBO):
-    """Every state by an explicit loop (the slow reference the vectorised search must match)."""
-    states = np.array(list(itertools.product([0, 1], repeat=qubo.n)))
-    energies = np.array([s @ qubo.Q @ s + qubo.offset for s in states.astype(float)])
-    return states, energies
-
-
-def random_qubo(n, seed):
-    rng = np.random.default_rng(seed)
-    return q.QUBO(rng.normal(size=(n, n)), float(rng.normal()))
-
-
-def random_mrmr(n, k, seed, alpha=0.5):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(200, n))
-    X[:, 1:4] += X[:, [0]]                        # redundant block
-    y = (X[:, 0] + 0.5 * X[:, 5] + 0.3 * rng.normal(size=200) > 0).astype(int)
-    r, R = q.relevance_redundancy(X, y, seed=seed)
-    return q.mrmr_qubo(r, R, k, alpha)
-
-
-# ---------------------------------------------------------------------------------------------
-# exact search
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n", [1, 5, 9, 13, 14])
-def test_exact_solve_equals_brute_force(n):
-    qubo = random_qubo(n, seed=n)
-    states, energies = brute_force(qubo)
-    res = q.exact_solve(qubo)
-    assert res.energy == pytest.approx(energies.min(), abs=1e-9)
-    assert qubo.energy(res.x) == pytest.approx(energies.min(), abs=1e-9)
-    assert res.n_states == 2**n
-
-
-@pytest.mark.parametrize("n", [6, 13])
-def test_exact_energies_in_code_order_and_constrained_minimum(n):
-    qubo = random_qubo(n, seed=100 + n)
-    states, energies = brute_force(qubo)
-    codes = (states * (1 << np.arange(n))).sum(axis=1)     # bit i of the code is x_i
-    ours = q.exact_energies(qubo)
-    np.testing.assert_allclose(ours[codes], energies, atol=1e-9)
-    for k in (0, 2, n):
-        mask = states.sum(axis=1) == k
-        res = q.exact_solve(qubo, k=k)
-        assert res.x.sum() == k
-        assert res.energy == pytest.approx(energies[mask].min(), abs=1e-9)
+from qubo_cases import brute_force, random_mrmr, random_qubo  # noqa: E402  (tests/optimize/qubo_cases.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,113 +92,6 @@ def test_dimod_export_gives_the_same_energies():
 
 
 # ---------------------------------------------------------------------------------------------
-# simulated bifurcation
-# ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", q.SB_MODES)
-def test_sb_is_reproducible_by_seed(mode):
-    problem = random_mrmr(30, 6, seed=2)
-    a = q.simulated_bifurcation(problem, mode, n_agents=8, max_steps=300, seed=4, num_threads=1)
-    b = q.simulated_bifurcation(problem, mode, n_agents=8, max_steps=300, seed=4, num_threads=1)
-    np.testing.assert_array_equal(a.samples, b.samples)
-    assert a.energy == b.energy and a.steps == b.steps
-    glass = q.Ising(np.random.default_rng(0).normal(size=(30, 30)), np.zeros(30))
-    d = q.simulated_bifurcation(glass, mode, n_agents=8, max_steps=1, seed=4, num_threads=1)
-    e = q.simulated_bifurcation(glass, mode, n_agents=8, max_steps=1, seed=5, num_threads=1)
-    assert not np.array_equal(d.samples, e.samples)     # different seeds start elsewhere
-    assert a.samples.shape == (8, 30) and set(np.unique(a.samples)) <= {0, 1}
-
-
-def test_sb_energies_are_the_qubo_energies_of_its_samples():
-    problem = random_mrmr(20, 5, seed=9)
-    res = q.simulated_bifurcation(problem, n_agents=16, seed=0)
-    np.testing.assert_allclose(res.energies, problem.energy(res.samples))
-    assert res.energy == res.energies.min()
-    np.testing.assert_array_equal(res.x, res.samples[np.argmin(res.energies)])
-
-
-def test_discrete_sb_solves_a_small_spin_glass_exactly():
-    rng = np.random.default_rng(3)
-    A = rng.normal(size=(14, 14))
-    ising = q.Ising((A + A.T) / 2, np.zeros(14))
-    res = q.simulated_bifurcation(ising, "discrete", n_agents=32, seed=0)
-    assert res.energy == pytest.approx(q.exact_solve(ising).energy, abs=1e-9)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_sb_with_swaps_finds_the_exact_mrmr_optimum(seed):
-    problem = fx.random_instance(fx.instance_seed(12345, seed))
-    x = fx.run_solver("bsb+swap", problem, seed=seed).x
-    assert problem.energy(x) == pytest.approx(q.exact_solve(problem).energy, abs=1e-9)
-
-
-# ---------------------------------------------------------------------------------------------
-# swap polish and baselines
-# ---------------------------------------------------------------------------------------------
-def test_swap_polish_returns_feasible_local_optima():
-    problem = random_mrmr(15, 5, seed=21)
-    X = np.random.default_rng(0).integers(0, 2, size=(10, 15))
-    P = q.swap_polish(problem, X)
-    assert np.all(P.sum(axis=1) == 5)
-    for x in P:                        # no single swap improves any row
-        f = problem.objective_value(x)
-        for i in np.flatnonzero(x):
-            for j in np.flatnonzero(x == 0):
-                y = x.copy()
-                y[i], y[j] = 0, 1
-                assert problem.objective_value(y) >= f - 1e-12
-
-
-def test_greedy_mrmr_and_top_k():
-    problem = random_mrmr(12, 4, seed=8, alpha=0.5)
-    g = q.greedy_mrmr(problem)
-    assert g[0] == np.argmax(problem.relevance) and len(set(g)) == 4
-    # the second pick maximises relevance minus redundancy with the first
-    score = 0.5 * problem.relevance - 0.5 * problem.redundancy[g[0]]
-    score[g[0]] = -np.inf
-    assert g[1] == np.argmax(score)
-    top = q.mi_top_k(problem.relevance, 3)
-    np.testing.assert_array_equal(top, np.argsort(-problem.relevance, kind="stable")[:3])
-
-
-def test_simplex_projection_and_the_seed_routine():
-    v = np.random.default_rng(0).normal(size=(5, 9)) * 3
-    P = q.project_simplex(v, 4.0)
-    np.testing.assert_allclose(P.sum(axis=1), 4.0)
-    assert np.all(P >= 0)
-    # optimality: P = max(v - theta, 0) with one theta per row
-    for p, row in zip(P, v):
-        theta = (row - p)[p > 0]
-        np.testing.assert_allclose(theta, theta[0])
-        assert np.all(row[p == 0] <= theta[0] + 1e-12)
-    problem = random_mrmr(12, 4, seed=1)
-    picks = q.momentum_simplex(problem, seed=0)
-    assert len(set(picks)) == 4
-    np.testing.assert_array_equal(picks, q.momentum_simplex(problem, seed=0))
-
-
-def test_l1_path_and_relevance_estimates():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(400, 8))
-    X[:, 7] = 1.0                                   # constant column
-    y = (X[:, 0] - X[:, 1] + 0.2 * rng.normal(size=400) > 0).astype(int)
-    r, R = q.relevance_redundancy(X, y, seed=0)
-    assert set(np.argsort(-r)[:2]) == {0, 1}
-    assert np.allclose(R, R.T) and np.all(np.diag(R) == 0) and R.max() <= 1
-    assert np.all(R[7] == 0)
-    _, Rmi = q.relevance_redundancy(X[:, :4], y, redundancy="mi", seed=0)
-    assert np.allclose(Rmi, Rmi.T) and Rmi.shape == (4, 4)
-    path = q.l1_logistic_path(X, y, [1, 2, 5])
-    assert set(path[2]) == {0, 1} and all(len(path[k]) == k for k in (1, 2, 5))
-
-
-def test_wilson_interval():
-    lo, hi = fx.wilson_interval(100, 100)
-    assert hi == pytest.approx(1.0) and 0.96 < lo < 0.97
-    lo, hi = fx.wilson_interval(0, 10)
-    assert lo == pytest.approx(0.0, abs=1e-12) and 0.27 < hi < 0.29
-
-
-# ---------------------------------------------------------------------------------------------
 # bad input: a clear error before any work
 # ---------------------------------------------------------------------------------------------
 def test_bad_input_is_rejected_with_the_parameter_named():
@@ -257,20 +101,5 @@ def test_bad_input_is_rejected_with_the_parameter_named():
         with pytest.raises(ParameterError, match=f"^{name} = "):
             q.mrmr_qubo(r, R, **kwargs)
     problem = q.mrmr_qubo(r, R, 2)
-    with pytest.raises(ParameterError, match="^n_agents = 0"):
-        q.simulated_bifurcation(problem, n_agents=0)
-    with pytest.raises(ParameterError, match="^mode = "):
-        q.simulated_bifurcation(problem, mode="quantum")
-    big = q.QUBO(np.zeros((25, 25)))
-    with pytest.raises(ParameterError, match="^n = 25 .*<= 24"):
-        q.exact_solve(big)
-    with pytest.raises(ParameterError, match="^n = 25"):
-        q.exact_energies(big)
-    with pytest.raises(ParameterError, match="^ks = 4"):
-        q.l1_logistic_path(np.zeros((10, 3)), np.arange(10) % 2, [4])
-    with pytest.raises(ParameterError, match="^n_agents = "):
-        fx.run_solver("bsb", problem, n_agents=0)
-    with pytest.raises(ParameterError, match="^alpha = "):
-        fx.optimality_study(2, n_seeds=1, alpha=2.0)
     with pytest.raises(ParameterError, match="^x = "):
         problem.energy([0, 1, 2, 0, 0])

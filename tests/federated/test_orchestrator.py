@@ -1,43 +1,18 @@
-"""Tests of ppal_lab.federated: FedAvg, accounting, privacy plumbing, determinism, references."""
+"""Tests of ppal_lab.federated.orchestrator: accounting of whole runs, privacy plumbing, determinism,
+and input checks."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-import torch
 from opacus.accountants import RDPAccountant
-from sklearn.model_selection import train_test_split
 
-from ppal_lab import federated
-from ppal_lab.learning.active import uncertainty_scores
-from ppal_lab.data import horizontal_partition, make_remanufacturing
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.federated import (
-    ACCOUNTING_ALPHAS,
-    Participant,
-    TrainingPlan,
-    allocate_batch,
-    fedavg,
-    federated_round,
-    make_model,
-    normalized_scores,
-    run_centralized,
-    run_federated_al,
-)
-from ppal_lab.privacy import PrivacyBudget, exponential_probabilities
+from ppal_lab.federated import ACCOUNTING_ALPHAS, accounting, run_federated_al
+from ppal_lab.privacy import PrivacyBudget
 
 DELTA = 1e-5
-
-
-@pytest.fixture(scope="module")
-def reman():
-    """Remanufacturing data (2000 items), a stratified 75/25 split, a non-IID 4-site partition."""
-    data = make_remanufacturing(2000, seed=1)
-    X, y = data.to_numpy()
-    tr, te = train_test_split(np.arange(y.size), test_size=0.25, stratify=y, random_state=0)
-    parts = horizontal_partition(data.subset(tr), 4, non_iid=0.5, seed=1)
-    return X[tr], y[tr], X[te], y[te], parts
 
 
 def _run(reman, **kw):
@@ -47,96 +22,6 @@ def _run(reman, **kw):
     args.update(kw)
     return run_federated_al(X, y, Xt, yt, parts, **args)
 
-
-# ---------------------------------------------------------------------------------------------
-# building blocks
-# ---------------------------------------------------------------------------------------------
-def test_fedavg_is_the_weighted_average():
-    rng = np.random.default_rng(0)
-    vecs = [torch.tensor(rng.normal(size=7), dtype=torch.float32) for _ in range(3)]
-    w = [5.0, 12.0, 3.0]
-    expected = sum(wi * v.double() for wi, v in zip(w, vecs)) / sum(w)
-    np.testing.assert_allclose(fedavg(vecs, w).double().numpy(), expected.numpy(), rtol=1e-6)
-    assert torch.equal(fedavg([vecs[0]], [37.0]), vecs[0])  # one site: bit-identical
-    with pytest.raises(ParameterError) as err:
-        fedavg(vecs, [0.0, 0.0, 0.0])
-    assert err.value.name == "weights"
-
-
-def _sites(reman, private: bool, n_sites: int = 3):
-    X, y, _, _, parts = reman
-    Xs = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
-    z = 1.3 if private else None
-    plan = TrainingPlan(sample_rate=0.5, local_steps=4, lr=0.5, max_grad_norm=0.1,
-                        noise_multiplier=z)
-    sites = []
-    for p in range(n_sites):
-        rng = np.random.default_rng(p)
-        rows = parts[p]
-        budget = (PrivacyBudget(50.0, DELTA, owner=f"s{p}", alphas=ACCOUNTING_ALPHAS) if private
-                  else None)
-        init = rng.choice(rows.size, size=5 + 3 * p, replace=False)  # unequal sizes: weights matter
-        sites.append(Participant(f"s{p}", Xs[rows], y[rows], init,
-                                 make_model("logreg", X.shape[1], 2), plan, budget, rng, 10 + p,
-                                 20 + p))
-    return sites, plan, make_model("logreg", X.shape[1], 2, seed=3)
-
-
-def test_federated_round_averages_local_weights_by_labelled_set_size(reman):
-    sites, _, model = _sites(reman, private=False)
-    start = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
-    new, local, weights = federated_round(sites, start, 0)
-    assert all(v is not None and not torch.equal(v, start) for v in local)  # every site trained
-    np.testing.assert_array_equal(weights, [5, 8, 11])
-    expected = sum(w * v.double() for w, v in zip(weights, local)) / weights.sum()
-    np.testing.assert_allclose(new.double().numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
-
-
-def test_private_round_charges_exactly_the_steps_taken(reman):
-    sites, plan, model = _sites(reman, private=True)
-    start = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
-    federated_round(sites, start, 0)
-    federated_round(sites, start, 1)
-    for s in sites:
-        assert s.noisy_steps == 2 * plan.local_steps
-        acc = RDPAccountant()
-        acc.history = [(plan.noise_multiplier, plan.sample_rate, plan.local_steps)] * 2
-        opacus_eps = acc.get_epsilon(delta=DELTA, alphas=list(ACCOUNTING_ALPHAS))
-        assert s.epsilon_spent == pytest.approx(opacus_eps, rel=1e-10)
-
-
-def test_normalized_scores_lie_in_unit_interval_and_keep_the_ranking():
-    P = np.random.default_rng(0).dirichlet(np.ones(3), size=300)
-    for strategy in ("least_confident", "margin", "entropy"):
-        s = normalized_scores(P, strategy)
-        assert s.min() >= 0.0 and s.max() <= 1.0
-        raw = uncertainty_scores(P, strategy)
-        np.testing.assert_array_equal(np.argsort(s, kind="stable"), np.argsort(raw, kind="stable"))
-        assert normalized_scores(np.full((1, 3), 1 / 3), strategy)[0] == pytest.approx(1.0)
-
-
-def test_halved_sensitivity_is_dp_when_one_score_moves():
-    """The claim behind ``sensitivity=0.5``: with one coordinate moved by <= 1 the exponential
-    mechanism with weights exp(eps * u) changes every probability by at most e^eps."""
-    rng = np.random.default_rng(1)
-    eps = 0.7
-    worst = 0.0
-    for _ in range(200):
-        s = rng.random(12)
-        j = rng.integers(12)
-        s2 = s.copy()
-        s2[j] = rng.random()  # any value in [0, 1]: zero-out or a different record
-        p1 = exponential_probabilities(s, 0.5, eps)
-        p2 = exponential_probabilities(s2, 0.5, eps)
-        worst = max(worst, np.max(np.abs(np.log(p1) - np.log(p2))))
-    assert worst <= eps + 1e-12
-
-
-def test_allocate_batch_takes_the_largest_released_values():
-    released = [np.array([0.9, 0.1]), None, np.array([0.5, 0.8, 0.7])]
-    np.testing.assert_array_equal(allocate_batch(released, 3), [1, 0, 2])
-    np.testing.assert_array_equal(allocate_batch(released, 10), [2, 0, 3])  # fewer than the batch
-    np.testing.assert_array_equal(allocate_batch([None, None], 4), [0, 0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +87,8 @@ def test_tiny_epsilon_never_exceeds_the_budget(reman):
 
 def test_refused_releases_stop_the_site_and_are_logged(reman, monkeypatch):
     # Sabotage the plan (80 % of the noise it needs): the ledger must refuse, not overspend.
-    real = federated._plan_noise_multiplier
-    monkeypatch.setattr(federated, "_plan_noise_multiplier", lambda *a: 0.8 * real(*a))
+    real = accounting._plan_noise_multiplier
+    monkeypatch.setattr(accounting, "_plan_noise_multiplier", lambda *a: 0.8 * real(*a))
     res = _run(reman, epsilon=2.0)
     planned_steps = 5 * res.plan.local_steps  # 4 query rounds -> 5 training rounds
     assert np.all(res.epsilon_spent <= 2.0 * (1 + 1e-12))
@@ -214,17 +99,6 @@ def test_refused_releases_stop_the_site_and_are_logged(reman, monkeypatch):
     assert res.stopped_early and res.curve.n_labels[-1] < 100
     assert "no site could propose" in res.log[-1]
     assert len(res.curve.accuracy) == len(res.curve.n_labels)
-
-
-def test_one_site_non_private_equals_centralized(reman):
-    X, y, Xt, yt, parts = reman
-    pool = np.sort(np.concatenate(parts))
-    for strategy in ("margin", "random"):
-        fed = run_federated_al(X, y, Xt, yt, [pool], 100, 20, strategy, epsilon=None, seed=2)
-        cen = run_centralized(X, y, Xt, yt, 100, 20, strategy, seed=2)
-        np.testing.assert_allclose(fed.curve.accuracy, cen.curve.accuracy, atol=1e-9)
-        np.testing.assert_array_equal(fed.curve.queried, cen.curve.queried)
-        assert np.isinf(fed.epsilon_spent).all() and fed.dpsgd_steps.tolist() == [0]
 
 
 def test_accuracy_grows_with_epsilon_and_reaches_non_private(reman):

@@ -1,0 +1,402 @@
+r"""Experiments of the chapter "continual learning under drift" (seed 001): a small network trained
+quarter by quarter on the magnet-grade data, with and without elastic weight consolidation (EWC).
+
+Claims and figures (``notebooks/04_continual_learning.ipynb``, record
+``data/results/04_continual_learning.json``):
+
+* *a model updated on new data forgets earlier patterns* — :func:`run_experiment` over seeds and
+  penalty strengths, summarised per run by :func:`summarise` (the continual-learning metrics of
+  :func:`ppal_lab.learning.continual.cl_metrics`); accuracy matrices (figure ``04_accuracy_matrix``,
+  :func:`mean_matrix`), past vs current quarters (figure ``04_past_vs_current``, :func:`per_quarter`,
+  :func:`ci_table`); verdict by :func:`forgetting_verdict`;
+* *EWC counters the forgetting* — the lambda sweeps (figures ``04_lambda_sweep`` and
+  ``04_lambda_sweep_contrast``), :func:`metric_table`, the paired differences of
+  :func:`paired_difference`; verdict by :func:`mitigation_verdict`.
+
+:func:`fill_metrics` writes the measured figures into the record, :func:`add_claims` the two claims.
+The algorithms live in the learning room: the encoder and quarterly tasks in
+:mod:`ppal_lab.learning.quarter_tasks`, the MLP, Fisher information, EWC penalty and training in
+:mod:`ppal_lab.learning.ewc`, one quarter-by-quarter run in :mod:`ppal_lab.learning.continual`.
+
+Data: :func:`ppal_lab.data.make_magnet_grades` (12 months, drift on) per seed, at the chapter's missing
+rate and, as a contrast, with complete features; quarters become tasks by
+:func:`ppal_lab.learning.quarter_tasks.make_quarter_tasks`.
+
+Run time: the defaults (5 seeds, 10,000 drives a month, 600 labels a quarter, 10 epochs, four lambdas,
+both settings) ran in about 90 s of cell time for the committed notebook; the reduced size of
+``tests/compendium/test_determinism.py`` in about 8 s.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from ppal_lab.compendium import plots
+from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range, check_real
+from ppal_lab.compendium.results import ResultRecord, mean_ci
+from ppal_lab.data import SupplyChainData, describe, make_magnet_grades
+from ppal_lab.learning.continual import (METHODS, SCORES, check_settings, check_training, cl_metrics, lambda_grid,
+                                         run_sequence)
+from ppal_lab.learning.quarter_tasks import QuarterTasks, make_quarter_tasks
+
+__all__ = [
+    "METRICS",
+    "SCORE_NAME",
+    "add_claims",
+    "check_settings",
+    "ci_sign",
+    "ci_table",
+    "fill_metrics",
+    "forgetting_verdict",
+    "glue_values",
+    "headline_table",
+    "mean_matrix",
+    "metric_table",
+    "mitigation_verdict",
+    "paired_difference",
+    "per_quarter",
+    "quarter_table",
+    "run_experiment",
+    "start",
+    "summarise",
+    "sweep_plot",
+]
+
+#: Scores shown in the chapter, with their display names.
+SCORE_NAME = {"accuracy": "accuracy", "roc_auc": "ROC AUC"}
+#: Continual-learning metrics recorded per configuration.
+METRICS = ("average_accuracy", "backward_transfer", "forgetting", "plasticity")
+_UNIT = {"accuracy": "accuracy (fraction)", "roc_auc": "ROC AUC"}
+
+
+def start(P: Any) -> tuple[ResultRecord, list[float], list[int], dict[str, Any], str]:
+    """Cross-parameter checks (before any data exist), one torch thread, and the chapter's constants:
+    ``(record, lambdas, seeds, settings, ewc_label)`` — the sorted lambda sweep (with ``P.ewc_lambda``),
+    the seeds, the keyword arguments of :func:`run_experiment` shared by every study, and the label of
+    EWC at ``P.ewc_lambda``."""
+    check_settings(P.n_per_month, P.n_labels, P.n_test)
+    lambdas = sorted(set(lambda_grid(P.lambda_min, P.lambda_max, P.n_lambdas)) | {P.ewc_lambda})
+    torch.set_num_threads(1)            # small networks: one thread is fastest, and fair to a busy machine
+    record = ResultRecord("04_continual_learning", vars(P))
+    seeds = list(range(P.seed, P.seed + P.n_seeds))
+    settings = dict(n_labels=P.n_labels, n_test=P.n_test, n_per_month=P.n_per_month, epochs=P.epochs,
+                    hidden=(P.hidden_units, P.hidden_units), fisher=P.fisher,
+                    consolidation=P.consolidation, strategy=P.strategy)
+    return record, lambdas, seeds, settings, f"EWC λ={P.ewc_lambda:g}"
+
+
+def quarter_table(example: SupplyChainData, tasks: QuarterTasks) -> pd.DataFrame:
+    """Per quarter of one data set: drives, positive rate, labels, missingness, manufacturers and mean
+    date (:func:`ppal_lab.data.describe.quarter_summary`), the training labels and the test drives'
+    majority-class accuracy."""
+    table = describe.quarter_summary(example)[["quarter", "items", "positive_rate", "labelled", "missing_rate",
+                                               "manufacturers", "mean_manufacturing_date"]]
+    table["training labels"] = [len(i) for i in tasks.labelled]
+    table["majority-class accuracy"] = [max(y.mean(), 1 - y.mean()) for y in tasks.y_test]
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# Experiments over seeds and lambdas
+# --------------------------------------------------------------------------------------------------
+def run_experiment(seeds: Iterable[int], *, ewc_lambdas: Sequence[float], n_labels: int = 600,
+                   n_test: int = 2000, missing_rate: float = 0.8, n_per_month: int = 10_000,
+                   label_rate: float = 0.02, methods: Sequence[str] = METHODS, epochs: int = 30,
+                   hidden: Sequence[int] | int = (32, 32), lr: float = 1e-3, batch_size: int = 32,
+                   fisher: str = "true", consolidation: str = "per_task", strategy: str = "random",
+                   progress: bool = False) -> pd.DataFrame:
+    """Every method (EWC at each of ``ewc_lambdas``) on a fresh magnet data set per seed.
+
+    Seed ``s`` drives the data (``make_magnet_grades(seed=s)``), the labelled and test draws, the
+    initial weights and the minibatch order. Returns the long table of :meth:`ContinualRun.as_frame`
+    for all runs (``train_quarter``/``eval_quarter`` from 0).
+    """
+    seeds = [check_int("seed", s, 0) for s in seeds]
+    if not seeds:
+        raise ParameterError("seeds", seeds, "at least one seed")
+    lambdas = [check_real("ewc_lambdas", v, 0.0) for v in ewc_lambdas]
+    methods = [check_choice("methods", m, METHODS) for m in methods]
+    if "ewc" in methods and not lambdas:
+        raise ParameterError("ewc_lambdas", list(ewc_lambdas), "at least one lambda >= 0 for 'ewc'")
+    check_range("missing_rate", missing_rate, 0.0, 1.0, high_open=True)
+    check_settings(n_per_month, n_labels, n_test, label_rate)
+    settings = dict(epochs=epochs, hidden=hidden, lr=lr, batch_size=batch_size, fisher=fisher,
+                    consolidation=consolidation, strategy=strategy)
+    # validate the training settings once, before generating any data
+    check_training(epochs, hidden, lr, batch_size, fisher, consolidation, strategy)
+    if not isinstance(progress, bool):
+        raise ParameterError("progress", progress, "True or False")
+
+    configs = [(m, 0.0) for m in methods if m != "ewc"]
+    configs += [("ewc", lam) for lam in lambdas] if "ewc" in methods else []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(seeds) * len(configs), desc="continual runs", leave=False)
+    frames = []
+    for s in seeds:
+        data = make_magnet_grades(n_per_month=n_per_month, missing_rate=missing_rate,
+                                  label_rate=label_rate, seed=s)
+        tasks = make_quarter_tasks(data, n_labels, n_test, seed=s)
+        for method, lam in configs:
+            frames.append(run_sequence(tasks, method, ewc_lambda=lam, seed=s, **settings).as_frame())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise(frame: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
+    """Per seed and configuration: the :func:`cl_metrics` of its accuracy matrix (``value`` column).
+    One row per (seed, method, ewc_lambda, label)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ParameterError("frame", type(frame).__name__, "a DataFrame from run_experiment")
+    check_choice("value", value, SCORES)
+    rows = []
+    for (s, m, lam, label), g in frame.groupby(["seed", "method", "ewc_lambda", "label"], sort=False):
+        R = g.pivot(index="train_quarter", columns="eval_quarter", values=value).to_numpy()
+        rows.append({"seed": s, "method": m, "ewc_lambda": lam, "label": label, **cl_metrics(R)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summaries for tables and plots
+# --------------------------------------------------------------------------------------------------
+def mean_matrix(frame: pd.DataFrame, label: str, value: str = "accuracy") -> pd.DataFrame:
+    """Mean over seeds of one configuration's matrix (rows: train quarter, columns: eval quarter)."""
+    check_choice("value", value, SCORES)
+    check_choice("label", label, list(dict.fromkeys(frame["label"])))
+    g = frame[frame["label"] == label]
+    return g.pivot_table(index="train_quarter", columns="eval_quarter", values=value, aggfunc="mean")
+
+
+def per_quarter(frame: pd.DataFrame, value: str = "accuracy") -> pd.DataFrame:
+    """Per seed, configuration and training quarter ``q``: the mean score on the *past* quarters
+    (``j < q``; NaN for the first) and on the *current* quarter ``q``."""
+    check_choice("value", value, SCORES)
+    past = (frame[frame["eval_quarter"] < frame["train_quarter"]]
+            .groupby(["seed", "label", "train_quarter"], sort=False)[value].mean().rename("past"))
+    current = (frame[frame["eval_quarter"] == frame["train_quarter"]]
+               .set_index(["seed", "label", "train_quarter"])[value].rename("current"))
+    return pd.concat([current, past], axis=1).reset_index()
+
+
+def paired_difference(summary: pd.DataFrame, metric: str, label_a: str, label_b: str) -> np.ndarray:
+    """``metric`` of configuration ``label_a`` minus that of ``label_b``, seed by seed (same seeds:
+    same data, same initial weights), from :func:`summarise`."""
+    labels = list(dict.fromkeys(summary["label"]))
+    check_choice("label_a", label_a, labels)
+    check_choice("label_b", label_b, labels)
+    check_choice("metric", metric, [c for c in summary.columns if c not in ("seed", "method",
+                                                                            "ewc_lambda", "label")])
+    a = summary[summary["label"] == label_a].set_index("seed")[metric]
+    b = summary[summary["label"] == label_b].set_index("seed")[metric]
+    return (a - b.reindex(a.index)).to_numpy(dtype=float)
+
+
+def ci_sign(values: Iterable[float], confidence: float = 0.95) -> int:
+    """+1 if the Student-t interval of the mean of ``values`` lies above 0, -1 if below, else 0."""
+    _, ci, _ = mean_ci(values, confidence)
+    if ci is None:
+        return 0
+    return 1 if ci[0] > 0 else (-1 if ci[1] < 0 else 0)
+
+
+def metric_table(summary: pd.DataFrame, metrics: Sequence[str] = ("average_accuracy", "backward_transfer",
+                 "forgetting", "plasticity"), digits: int = 3) -> pd.DataFrame:
+    """``mean [low, high]`` (95% Student-t CI over seeds) of each metric per configuration."""
+    rows = {}
+    for label, g in summary.groupby("label", sort=False):
+        cells = {}
+        for m in metrics:
+            mean, ci, _ = mean_ci(g[m])
+            cells[m] = (f"{mean:.{digits}f}" if ci is None
+                        else f"{mean:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]")
+        rows[label] = cells
+    return pd.DataFrame(rows).T
+
+
+def ci_table(frame: pd.DataFrame, by: str | Sequence[str], value: str,
+             confidence: float = 0.95) -> pd.DataFrame:
+    """Mean, Student-t interval (``low``, ``high``) and count of ``value`` per group of ``by``
+    (rows with NaN ``value`` are dropped; a group of one has ``low == high == mean``)."""
+    keys = [by] if isinstance(by, str) else list(by)
+    rows = []
+    for key, g in frame.dropna(subset=[value]).groupby(keys, sort=False):
+        mean, ci, n = mean_ci(g[value], confidence)
+        lo, hi = ci if ci is not None else (mean, mean)
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
+                     "mean": mean, "low": lo, "high": hi, "n": n})
+    return pd.DataFrame(rows)
+
+
+def forgetting_verdict(bwt: dict[str, Iterable[float]],
+                       contrast_bwt: dict[str, Iterable[float]] | None = None) -> str:
+    """Verdict on "a model updated quarter by quarter forgets earlier quarters", from fine-tuning's
+    backward transfer per seed for each score (e.g. accuracy, ROC AUC):
+
+    * ``"reproduced"`` — significantly negative (95% CI below 0) for every score;
+    * ``"partly"`` — for some score, or only in the contrast setting;
+    * ``"not reproduced"`` — for none.
+    """
+    if not bwt:
+        raise ParameterError("bwt", bwt, "a non-empty dict score -> values per seed")
+    signs = [ci_sign(v) for v in bwt.values()]
+    if all(s < 0 for s in signs):
+        return "reproduced"
+    if any(s < 0 for s in signs) or any(ci_sign(v) < 0 for v in (contrast_bwt or {}).values()):
+        return "partly"
+    return "not reproduced"
+
+
+def mitigation_verdict(bwt_gain: dict[str, Iterable[float]],
+                       average_gain: dict[str, Iterable[float]]) -> str:
+    """Verdict on "EWC counters forgetting", from paired per-seed differences EWC minus fine-tuning
+    of backward transfer (``bwt_gain``) and of average accuracy (``average_gain``), per score; the
+    rule mirrors :func:`forgetting_verdict`:
+
+    * ``"reproduced"`` — backward transfer significantly better (95% CI above 0) for every score, and
+      average accuracy significantly worse for none;
+    * ``"partly"`` — backward transfer significantly better for some score (or for every score but at
+      a significant cost in average accuracy), or no better backward transfer while average accuracy
+      improves significantly;
+    * ``"not reproduced"`` — otherwise.
+    """
+    if not bwt_gain or not average_gain:
+        raise ParameterError("bwt_gain", bwt_gain, "non-empty dicts score -> values per seed")
+    better = [ci_sign(v) > 0 for v in bwt_gain.values()]
+    avg = [ci_sign(v) for v in average_gain.values()]
+    if all(better) and not any(s < 0 for s in avg):
+        return "reproduced"
+    if any(better) or any(s > 0 for s in avg):
+        return "partly"
+    return "not reproduced"
+
+
+
+def sweep_plot(summ: dict[str, pd.DataFrame], title: str, name: str) -> None:
+    """Average score, backward transfer and plasticity of EWC against lambda (mean, 95% CI), with
+    fine-tuning and joint training as bands, for each score of :data:`SCORE_NAME`; saved as ``name``."""
+    fig, axes = plt.subplots(2, 3, figsize=(14, 6.8), sharex=True)
+    for row, score in enumerate(SCORE_NAME):
+        s = summ[score]
+        for ax, metric in zip(axes[row], ["average_accuracy", "backward_transfer", "plasticity"]):
+            e = ci_table(s[(s["method"] == "ewc") & (s["ewc_lambda"] > 0)], "ewc_lambda", metric)
+            ax.errorbar(e["ewc_lambda"], e["mean"], yerr=[e["mean"] - e["low"], e["high"] - e["mean"]],
+                        marker="o", capsize=3, label="EWC")
+            for label, ls, c in [("finetune", "--", "k"), ("joint", ":", "grey")]:
+                ref = ci_table(s[s["label"] == label], "label", metric).iloc[0]
+                ax.axhline(ref["mean"], ls=ls, c=c, label=label)
+                ax.axhspan(ref["low"], ref["high"], color=c, alpha=0.08)
+            ax.set(xscale="log", xlabel="EWC penalty λ (log scale)",
+                   ylabel=f"{metric.replace('_', ' ')}\n({SCORE_NAME[score]})")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plots.save(fig, name)
+    plt.show()
+
+# --------------------------------------------------------------------------------------------------
+# The record: figures, claims and verdicts
+# --------------------------------------------------------------------------------------------------
+def fill_metrics(record: ResultRecord, P: Any, ewc_label: str, studies: Sequence[tuple[str, dict, pd.DataFrame, float]]) -> None:
+    """Every measured figure into ``record``, for each study ``(prefix, summaries by score, frame,
+    missing rate)``: the first-quarter network's drift, the metrics of fine-tuning, EWC at
+    ``P.ewc_lambda`` and joint training, the paired EWC-minus-fine-tuning differences, and the sweep's
+    best lambda (chosen on the test drives: optimistic)."""
+    for prefix, S, F, where in studies:
+        first = F[(F["label"] == "finetune") & (F["train_quarter"] == 0)].pivot(index="seed", columns="eval_quarter",
+                                                                              values="roc_auc")
+        record.add_metric(f"{prefix}drift_auc_drop", first.iloc[:, 0] - first.iloc[:, -1], "ROC AUC",
+                          f"first-quarter network: ROC AUC on the first quarter minus on the last ({where:.0%} missing)")
+        for score, suffix in [("accuracy", ""), ("roc_auc", "_auc")]:
+            for key, label in [("finetune", "finetune"), ("ewc", ewc_label), ("joint", "joint")]:
+                rows = S[score][S[score]["label"] == label]
+                for m in METRICS:
+                    record.add_metric(f"{prefix}{key}_{m}{suffix}", rows[m], _UNIT[score],
+                                      f"{label}: {m.replace('_', ' ')} of {SCORE_NAME[score]}, {where:.0%} missing")
+            for m in ("average_accuracy", "backward_transfer"):
+                record.add_metric(f"{prefix}ewc_minus_finetune_{m}{suffix}",
+                                  paired_difference(S[score], m, ewc_label, "finetune"), _UNIT[score],
+                                  f"{ewc_label} minus fine-tuning, paired by seed: {m.replace('_', ' ')} ({where:.0%} missing)")
+            ewc_rows = S[score][S[score]["method"] == "ewc"]
+            best = ewc_rows.groupby("ewc_lambda")["average_accuracy"].mean().idxmax()
+            record.add_metric(f"{prefix}best_lambda{suffix}", float(best), "lambda",
+                              f"sweep lambda with the highest mean average {SCORE_NAME[score]} (chosen on the test drives)")
+            record.add_metric(f"{prefix}ewc_best_lambda_average_accuracy{suffix}",
+                              ewc_rows[ewc_rows["ewc_lambda"] == best]["average_accuracy"], _UNIT[score],
+                              f"average {SCORE_NAME[score]} of EWC at that lambda (optimistic: chosen on the test drives)")
+
+
+def add_claims(record: ResultRecord, P: Any, ewc_label: str, summ: dict[str, pd.DataFrame],
+               summ_c: dict[str, pd.DataFrame]) -> tuple[str, str]:
+    """The two claims with the verdicts of :func:`forgetting_verdict` and :func:`mitigation_verdict`
+    (returned, forgetting first), from the per-seed summaries at the chapter's missing rate (``summ``)
+    and with complete features (``summ_c``)."""
+    def ci_text(name):
+        m = record.metrics[name]
+        return f"{m['value']:+.3f} [{m['ci95'][0]:+.3f}, {m['ci95'][1]:+.3f}]" if m["ci95"] else f"{m['value']:+.3f}"
+
+    ft_bwt = {s: summ[s].query("label == 'finetune'")["backward_transfer"] for s in SCORE_NAME}
+    ft_bwt_c = {s: summ_c[s].query("label == 'finetune'")["backward_transfer"] for s in SCORE_NAME}
+    gain = {m: {s: paired_difference(summ[s], m, ewc_label, "finetune") for s in SCORE_NAME}
+            for m in ("backward_transfer", "average_accuracy")}
+    verdict_forget = forgetting_verdict(ft_bwt, ft_bwt_c)
+    verdict_ewc = mitigation_verdict(gain["backward_transfer"], gain["average_accuracy"])
+    record.add_claim(
+        "ewc_forgetting_under_drift", "001",
+        "When new products enter the supply chain (quarterly drift), a model updated on new data forgets earlier patterns.",
+        "qualitative; no number given",
+        f"fine-tuning backward transfer at {P.missing_rate:.0%} missing: accuracy {ci_text('finetune_backward_transfer')}, "
+        f"ROC AUC {ci_text('finetune_backward_transfer_auc')}; with complete features: accuracy "
+        f"{ci_text('contrast_finetune_backward_transfer')}, ROC AUC {ci_text('contrast_finetune_backward_transfer_auc')} "
+        f"({P.n_seeds} seeds, 95% CI)",
+        verdict_forget,
+        "Reproduced = backward transfer significantly negative for accuracy and ROC AUC in the seed's setting; "
+        "partly = for one of them or only with complete features.")
+    record.add_claim(
+        "ewc_mitigates_forgetting", "001",
+        "Elastic weight consolidation (lambda = 1000 in the seed's code) counters the forgetting by penalising changes to important weights.",
+        "qualitative; no number given (lambda = 1000)",
+        f"{ewc_label} minus fine-tuning, paired by seed, at {P.missing_rate:.0%} missing: backward transfer accuracy "
+        f"{ci_text('ewc_minus_finetune_backward_transfer')}, ROC AUC {ci_text('ewc_minus_finetune_backward_transfer_auc')}; "
+        f"average accuracy {ci_text('ewc_minus_finetune_average_accuracy')}, average ROC AUC "
+        f"{ci_text('ewc_minus_finetune_average_accuracy_auc')}; complete features: backward transfer ROC AUC "
+        f"{ci_text('contrast_ewc_minus_finetune_backward_transfer_auc')}, average ROC AUC "
+        f"{ci_text('contrast_ewc_minus_finetune_average_accuracy_auc')}",
+        verdict_ewc,
+        "Reproduced = backward transfer significantly better for accuracy and for ROC AUC, and average score "
+        "significantly worse for neither (the same two scores as the forgetting claim); partly = better backward "
+        "transfer for one score or at a cost in average score, or a better average score without better backward "
+        "transfer. Joint training is the reference a continual method tries to reach.")
+    return verdict_forget, verdict_ewc
+
+
+def glue_values(record: ResultRecord, P: Any, table: pd.DataFrame, verdicts: tuple[str, str]) -> dict[str, Any]:
+    """The values the chapter's prose quotes, by glue name: every metric with its interval
+    (``name``, ``name_lo``, ``name_hi``), the two verdicts, the majority-class range and two parameters."""
+    values = {}
+    for name, m in record.metrics.items():
+        values[name] = m["value"]
+        values[name + "_lo"] = m["ci95"][0] if m["ci95"] else m["value"]
+        values[name + "_hi"] = m["ci95"][1] if m["ci95"] else m["value"]
+    values["verdict_forget"], values["verdict_ewc"] = verdicts
+    values["majority_low"] = min(table["majority-class accuracy"])
+    values["majority_high"] = max(table["majority-class accuracy"])
+    values["majority_mean"] = float(np.mean(table["majority-class accuracy"]))
+    values["seed_value"] = P.seed
+    values["ewc_lambda_value"] = f"{P.ewc_lambda:g}"
+    return values
+
+
+def headline_table(record: ResultRecord) -> pd.DataFrame:
+    """Every metric of the record: mean, 95% interval (the mean twice for one seed) and n."""
+    return pd.DataFrame({k: {"mean": v["value"], "ci95 low": (v["ci95"] or [v["value"]] * 2)[0],
+                             "ci95 high": (v["ci95"] or [v["value"]] * 2)[1], "n": v["n"]}
+                         for k, v in record.metrics.items()}).T

@@ -1,0 +1,320 @@
+"""The loop of the federated active-learning protocol: FedAvg rounds, evaluation by the orchestrator,
+queries and the allocation of each round's batch, labelling, and an optional label gate between
+labelling and training.
+
+One round of :class:`FederatedProtocol`:
+
+1. *training* — :func:`federated_round`: every site trains the global model on its labelled set and the
+   orchestrator aggregates the local models (FedAvg, or a caller's aggregation such as masked FedAvg);
+2. *evaluation* — the orchestrator scores the global model on its own test set;
+3. *query* — uncertainty strategies: every site proposes candidates and releases their (noisy) scores,
+   the orchestrator splits the batch with :func:`allocate_batch`; ``"random"``: a hypergeometric split of
+   the batch over the public unlabelled counts; each site labels its share;
+4. *gate* (optional) — a :data:`LabelGate` decides which new labels enter the training sets; rejected
+   items stay inspected (:meth:`~ppal_lab.federated.participant.Participant.reject`), so the label
+   budget counts labels *bought*.
+
+:func:`~ppal_lab.federated.orchestrator.run_federated_al` builds the sites, the plan and the seed streams
+and runs this loop; so does any variant of the protocol (e.g. chapter 9's verified-label gate), so there
+is one implementation of the loop. The privacy analysis is in :mod:`ppal_lab.federated.orchestrator`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ppal_lab.compendium.errors import ParameterError, check_int
+from ppal_lab.federated.aggregation import fedavg
+from ppal_lab.federated.participant import Participant
+from ppal_lab.federated.training import _load_vector
+
+__all__ = ["Aggregate", "FederatedProtocol", "History", "LabelGate", "allocate_batch",
+           "federated_round", "initial_split", "seed_streams"]
+
+#: ``aggregate(vectors, weights) -> average``: how the orchestrator combines the local models.
+Aggregate = Callable[[Sequence[torch.Tensor], np.ndarray], torch.Tensor]
+#: ``gate(round_index, new) -> keep``: per site, a boolean mask over the local positions ``new[p]``
+#: labelled in this round (``round_index = -1``: the initial labels); rejected labels never train.
+LabelGate = Callable[[int, list], list]
+
+
+def allocate_batch(released: Sequence[np.ndarray | None], batch: int) -> np.ndarray:
+    """Split a global batch across participants from their released proposal scores.
+
+    The orchestrator merges all released values and keeps the ``batch`` largest (ties: lower
+    participant, then earlier proposal); participant *p* gets as many labels as it has values among
+    them. It never learns which items the values belong to.
+
+    Parameters
+    ----------
+    released : sequence of (numpy.ndarray or None)
+        Per participant, its released (noisy) scores, or ``None`` if it proposed nothing.
+    batch : int
+        Labels to allocate, >= 0.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Labels per participant (sum = ``min(batch, number of released values)``).
+    """
+    batch = check_int("batch", batch, 0)
+    owner, value, rank = [], [], []
+    for p, v in enumerate(released):
+        if v is None:
+            continue
+        v = np.asarray(v, dtype=np.float64)
+        owner.append(np.full(v.size, p))
+        value.append(v)
+        rank.append(np.arange(v.size))
+    counts = np.zeros(len(released), dtype=np.int64)
+    if not owner or batch == 0:
+        return counts
+    o, v, r = np.concatenate(owner), np.concatenate(value), np.concatenate(rank)
+    order = np.lexsort((r, o, -v))[:batch]
+    np.add.at(counts, o[order], 1)
+    return counts
+
+
+
+def federated_round(participants: Sequence[Participant], global_params: torch.Tensor,
+                    round_index: int, aggregate: Aggregate = fedavg
+                    ) -> tuple[torch.Tensor, list[torch.Tensor | None], np.ndarray]:
+    """One FedAvg round: local updates, then their average weighted by labelled-set sizes.
+
+    ``aggregate(vectors, weights)`` computes the average (default :func:`fedavg`; e.g. a
+    :func:`~ppal_lab.federated.aggregation.secure_fedavg` closure for masked aggregation).
+
+    Sites that send nothing (training stopped) are left out of the average; if none sends, the global
+    model is unchanged.
+
+    Returns
+    -------
+    new_params : torch.Tensor
+        The new global parameter vector.
+    local_params : list of (torch.Tensor or None)
+        What each site sent.
+    weights : numpy.ndarray
+        Labelled-set sizes used as weights (0 for sites that sent nothing).
+    """
+    local = [p.local_update(global_params, round_index) for p in participants]
+    weights = np.array([p.n_labelled if v is not None else 0 for p, v in zip(participants, local)],
+                       dtype=np.float64)
+    sent = [v for v in local if v is not None]
+    if not sent:
+        return global_params.clone(), local, weights
+    return aggregate(sent, weights[weights > 0]), local, weights
+
+
+
+def initial_split(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Initial labels per site, proportional to pool size (largest remainder), >= 1, <= pool."""
+    share = total * sizes / sizes.sum()
+    counts = np.maximum(np.floor(share).astype(np.int64), 1)
+    counts = np.minimum(counts, sizes)
+    order = np.argsort(-(share - np.floor(share)), kind="stable")
+    i = 0
+    while counts.sum() < total:  # hand out the remainder by largest fractional part
+        p = order[i % order.size]
+        if counts[p] < sizes[p]:
+            counts[p] += 1
+        i += 1
+    while counts.sum() > total:  # the >= 1 floor can overshoot: take back from the largest
+        p = int(np.argmax(counts))
+        counts[p] -= 1
+    return counts
+
+
+Streams = tuple[np.random.Generator, int, list[np.random.Generator], list[tuple[int, int]]]
+
+
+def seed_streams(seed: int, n_sites: int) -> Streams:
+    """All randomness of a run from one seed: the orchestrator's stream (model initialisation,
+    random allocations) and one stream per site (torch seeds for sampling and DP noise, then every
+    numpy draw of that site)."""
+    streams = np.random.SeedSequence(seed).spawn(n_sites + 1)
+    orchestrator_rng = np.random.default_rng(streams[0])
+    model_seed = int(orchestrator_rng.integers(2**31))
+    site_rngs, torch_seeds = [], []
+    for stream in streams[1:]:
+        rng = np.random.default_rng(stream)
+        a, b = rng.integers(2**31, size=2)
+        site_rngs.append(rng)
+        torch_seeds.append((int(a), int(b)))
+    return orchestrator_rng, model_seed, site_rngs, torch_seeds
+
+
+
+
+@dataclass
+class History:
+    """What the orchestrator observed, one entry per training round (the curve), plus the run's
+    simulation record.
+
+    Attributes
+    ----------
+    n_labels : list of int
+        Labels bought (inspections paid, initial ones included) after each round.
+    n_used : list of int
+        Labels in the training sets after each round (equals ``n_labels`` without a gate).
+    accuracy : list of float
+        Test accuracy of the global model after each round.
+    round_time_s : list of float
+        Wall time of each round (training, evaluation, query, labelling, gate).
+    queried : list of numpy.ndarray
+        Global indices labelled, in labelling order (initial sets first); a simulation record.
+    stopped_early : bool
+        True when labelling ended before the label budget (nothing could be allocated).
+    log : list of (int, str)
+        The orchestrator's events ``(round, message)``.
+    """
+
+    n_labels: list[int] = field(default_factory=list)
+    n_used: list[int] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    round_time_s: list[float] = field(default_factory=list)
+    queried: list[np.ndarray] = field(default_factory=list)
+    stopped_early: bool = False
+    log: list[tuple[int, str]] = field(default_factory=list)
+
+
+class FederatedProtocol:
+    """The orchestrator's loop over already built sites (module docstring).
+
+    Parameters
+    ----------
+    sites : sequence of Participant
+        The sites, their initial labels already drawn.
+    parts : sequence of numpy.ndarray
+        Global row indices of each site's pool (for the simulation record only).
+    global_model : torch.nn.Module
+        The orchestrator's copy of the model (its weights are overwritten every round).
+    X_test : torch.Tensor
+        The orchestrator's evaluation set, scaled like the pools.
+    y_test : numpy.ndarray
+        Its labels.
+    label_budget, batch_size : int
+        Labels to buy in all (initial ones included) and per query round.
+    strategy : str
+        Acquisition rule of :data:`ppal_lab.learning.active.STRATEGIES`.
+    orchestrator_rng : numpy.random.Generator
+        The orchestrator's randomness (random allocations; a secure ``aggregate`` may share it).
+    proposals : int or "round"
+        Candidates each site proposes per round, or ``"round"``: as many as the round's batch (capped
+        by the site's unlabelled items).
+    epsilon_select, epsilon_value : float or None
+        Per-round query budgets of each site (``None``: exact, non-private proposals).
+    aggregate : callable
+        How local models are combined (:data:`Aggregate`), default :func:`fedavg`.
+    label_gate : callable or None
+        :data:`LabelGate` applied to the initial labels and to every round's new labels.
+    progress : str or None
+        Description of a tqdm progress bar (``None``: no bar).
+    """
+
+    def __init__(self, sites: Sequence[Participant], parts: Sequence[np.ndarray], global_model: nn.Module,
+                 X_test: torch.Tensor, y_test: np.ndarray, label_budget: int, batch_size: int,
+                 strategy: str, orchestrator_rng: np.random.Generator, *, proposals: int | str = "round",
+                 epsilon_select: float | None = None, epsilon_value: float | None = None,
+                 aggregate: Aggregate = fedavg, label_gate: LabelGate | None = None,
+                 progress: str | None = None) -> None:
+        if len(sites) == 0 or len(sites) != len(parts):
+            raise ParameterError("sites", f"{len(sites)} sites for {len(parts)} pools",
+                                 "one or more sites, one per pool")
+        if proposals != "round":
+            proposals = check_int("proposals", proposals, 1)
+        self.sites, self.parts = list(sites), list(parts)
+        self.global_model, self.X_test, self.y_test = global_model, X_test, y_test
+        self.label_budget = check_int("label_budget", label_budget, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.strategy, self.rng, self.proposals = strategy, orchestrator_rng, proposals
+        self.epsilon_select, self.epsilon_value = epsilon_select, epsilon_value
+        self.aggregate, self.label_gate, self.progress = aggregate, label_gate, progress
+
+    # -- the steps of one round ----------------------------------------------------------------
+    def train(self, params: torch.Tensor, t: int) -> torch.Tensor:
+        """Local updates and their aggregate: the new global parameter vector."""
+        return federated_round(self.sites, params, t, self.aggregate)[0]
+
+    def evaluate(self, params: torch.Tensor) -> float:
+        """Load ``params`` into the global model; its accuracy on the orchestrator's test set."""
+        _load_vector(self.global_model.parameters(), params)
+        with torch.no_grad():
+            pred = self.global_model(self.X_test).argmax(dim=1).numpy()
+        return float(np.mean(pred == self.y_test))
+
+    def query(self, want: int, t: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Allocate ``want`` labels and let every site buy its share: ``(counts, new positions)``."""
+        sites = self.sites
+        if self.strategy != "random":
+            ks = [self.proposals if self.proposals != "round" else min(want, s.n_unlabelled)
+                  for s in sites]
+            released = [s.propose(self.global_model, self.strategy, k, self.epsilon_select,
+                                  self.epsilon_value, t) for s, k in zip(sites, ks)]
+            counts = allocate_batch(released, want)
+            return counts, [s.label(int(c)) for s, c in zip(sites, counts)]
+        # uniform sampling over the union of the pools, split by the public unlabelled counts:
+        # data-independent, so free
+        unl = np.array([s.n_unlabelled for s in sites])
+        n_draw = min(want, int(unl.sum()))
+        counts = (np.array([n_draw]) if len(sites) == 1 else
+                  self.rng.multivariate_hypergeometric(unl, n_draw))
+        return counts, [s.label_random(int(c)) for s, c in zip(sites, counts)]
+
+    def admit(self, new: list[np.ndarray], t: int) -> None:
+        """The label gate: new labels it rejects leave the training sets (they stay bought)."""
+        if self.label_gate is None:
+            return
+        keep = self.label_gate(t, new)
+        for site, pos, ok in zip(self.sites, new, keep):
+            site.reject(np.asarray(pos)[~np.asarray(ok, dtype=bool)])
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, params: torch.Tensor) -> History:
+        """Rounds from the initial global parameters ``params`` until the label budget is bought or
+        nothing can be allocated."""
+        h = History(queried=[p[s.labelled_positions] for p, s in zip(self.parts, self.sites)])
+        self.admit([s.labelled_positions for s in self.sites], -1)
+        bar = None
+        if self.progress is not None:
+            from tqdm.auto import tqdm
+
+            first = sum(s.n_inspected for s in self.sites)
+            bar = tqdm(total=math.ceil((self.label_budget - first) / self.batch_size) + 1,
+                       desc=self.progress, leave=False)
+        prev_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny models: thread start-up costs more than it saves
+        try:
+            t = 0
+            while True:
+                t0 = time.perf_counter()
+                params = self.train(params, t)
+                h.accuracy.append(self.evaluate(params))
+                bought = int(sum(s.n_inspected for s in self.sites))
+                h.n_labels.append(bought)
+                h.n_used.append(int(sum(s.n_labelled for s in self.sites)))
+                if bought < self.label_budget:
+                    counts, new = self.query(min(self.batch_size, self.label_budget - bought), t)
+                    h.queried.extend(p[pos] for p, pos in zip(self.parts, new))
+                    self.admit(new, t)
+                h.round_time_s.append(time.perf_counter() - t0)
+                if bar is not None:
+                    bar.update(1)
+                if bought >= self.label_budget:
+                    break
+                if counts.sum() == 0:
+                    h.stopped_early = True
+                    h.log.append((t, f"round {t}: no site could propose; labelling stops at "
+                                     f"{bought} labels"))
+                    break
+                t += 1
+        finally:
+            torch.set_num_threads(prev_threads)
+            if bar is not None:
+                bar.close()
+        return h
