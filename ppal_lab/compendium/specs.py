@@ -48,7 +48,7 @@ def _drift_missing_limit(v) -> float:
 
 
 def _al_pool(v, key: str) -> int:
-    """Pool of chapter 02's data set ``v[key]`` after the held-out split (``al_experiments.pool_size``:
+    """Pool of chapter 02's data set ``v[key]`` after the held-out split (``ch02_active_learning.pool_size``:
     ``ceil(test_fraction n)`` items are held out), without loading it."""
     n = v["n_items"] if v[key] == "remanufacturing" else SKLEARN_SIZES[v[key]]
     return n - math.ceil(v["test_fraction"] * n)
