@@ -159,6 +159,7 @@ class NotebookSpec:
     budget_s: float = 180.0
     constraints: tuple[Constraint, ...] = ()
     tolerances: tuple[tuple[str, Tolerance], ...] = ()
+    claims: tuple = ()  # ppal_lab.compendium.verdicts.Claim, declared before any run
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):

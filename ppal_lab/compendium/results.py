@@ -23,8 +23,8 @@ from scipy import stats
 from ppal_lab.compendium import numerics
 from ppal_lab.compendium.errors import ParameterError, check_choice
 from ppal_lab.compendium.paths import results_dir
+from ppal_lab.compendium.verdicts import VERDICTS, decide_all
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not measurable")
 SCHEMA_PATH = Path(__file__).with_name("record_schema.json")
 
 
@@ -140,6 +140,26 @@ class ResultRecord:
             claim["note"] = note
         self.claims.append(claim)
         return claim
+
+    def decide_claims(self, claims, measured: Mapping[str, str], notes: Mapping[str, str] | None = None
+                      ) -> dict[str, str]:
+        """Add ``claims`` (the chapter spec's :class:`~ppal_lab.compendium.verdicts.Claim` declarations)
+        with the verdicts the engine computes from this record's metrics; ``measured`` says in words what
+        was measured for each claim, ``notes`` adds context. Effect claims also get a metric
+        ``seeds_needed_<id>``. Returns each claim's verdict by id."""
+        notes = notes or {}
+        missing = sorted({c.id for c in claims} - set(measured))
+        if missing:
+            raise ParameterError("measured", missing, "a description for every claim")
+        for entry in decide_all(claims, self.metrics):
+            entry["measured"] = measured[entry["id"]]
+            if notes.get(entry["id"]):
+                entry["note"] = notes[entry["id"]]
+            if "seeds_needed" in entry:
+                self.add_metric(f"seeds_needed_{entry['id']}", float(entry["seeds_needed"]), "seeds",
+                                "repeats needed to tell the claim from no effect at 80% power")
+            self.claims.append(entry)
+        return {c.id: next(e["verdict"] for e in self.claims if e["id"] == c.id) for c in claims}
 
     def to_dict(self) -> dict[str, Any]:
         return {
