@@ -62,3 +62,18 @@ def test_every_claim_has_a_verdict_and_both_figures():
     for record in ledger.chapter_records():
         for claim in record["claims"]:
             assert claim["seed_value"].strip() and claim["measured"].strip() and claim["verdict"]
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_no_cell_types_a_verdict_and_no_cell_exceeds_15_lines_of_logic(name):
+    """Verdicts come from the chapter module and the engine; a cell is one call and a plot (the
+    parameters cell is a declaration, checked against the spec above)."""
+    import re
+
+    verdict = re.compile(r"""["'](reproduced|not reproduced|partly|inconclusive|not measurable)["']""")
+    nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        assert not verdict.search(cell.source), f"code cell {i} types a verdict"
+        if "parameters" not in cell.metadata.get("tags", []):
+            logic = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+            assert len(logic) <= 15, f"code cell {i} has {len(logic)} lines of logic"
