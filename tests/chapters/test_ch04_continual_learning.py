@@ -5,19 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ppal_lab.chapters import ch04_continual_learning as ch04
 from ppal_lab.compendium.errors import ParameterError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks: one thread is fastest and avoids oversubscribing a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_experiment_is_deterministic_and_paired():

@@ -5,7 +5,6 @@ figures" and the claim rule."""
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ppal_lab.chapters.ch07_supply_chain_maddpg import (claim_verdict, paired_change, relative_change,
                                                         run_experiment, summarize)
@@ -15,13 +14,6 @@ from ppal_lab.marl.maddpg import MADDPG, MADDPGConfig, random_policy
 
 SMALL = MADDPGConfig(hidden=16, batch_size=32, buffer_size=4000, pretrain_envs=8)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 @pytest.mark.timeout(120)

@@ -6,19 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ppal_lab.chapters.ch08_secure_maddpg import (equivalence_runs, equivalence_verdict, full_scale_verdict,
+from ppal_lab.chapters.ch08_secure_maddpg import (equivalence_verdict, full_scale_verdict,
                                                   iteration_counts, linearity_verdict)
 from ppal_lab.marl.maddpg import MADDPGConfig
-from ppal_lab.secure.secure_maddpg import SecureSettings
 
 CFG = MADDPGConfig(hidden=16, batch_size=16)
-ITERS = 6
-
-
-@pytest.fixture(scope="module")
-def phase():
-    return equivalence_runs([5], CFG, ITERS, SecureSettings(keep_shares=True), pretrain_episodes=16,
-                            progress=False)[0]
 
 
 def test_parties_count_what_the_shapes_predict(phase):
@@ -39,7 +31,6 @@ def test_chapter_summaries_of_a_phase(phase):
     assert len(distinct_iteration_counts([phase])) == 1
     drift = cost_drift([phase])
     assert list(drift) == [phase.seed] and np.isfinite(drift[phase.seed])
-
 
 
 @pytest.mark.parametrize("per_seed_max, per_seed_rmse, verdict", [

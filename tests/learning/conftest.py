@@ -9,14 +9,6 @@ from ppal_lab.data import make_magnet_grades
 from ppal_lab.learning import quarter_tasks as qt
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks: one thread is fastest and avoids oversubscribing a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def tasks():

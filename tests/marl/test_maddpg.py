@@ -17,13 +17,6 @@ from ppal_lab.marl.supply_game import GameConfig
 SMALL = MADDPGConfig(hidden=16, batch_size=32, buffer_size=4000, pretrain_envs=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
 
 def filled(learner: MADDPG, episodes: int = 8) -> MADDPG:
     learner.play("pretrain", episodes, n_envs=8, noise=0.3, learn=True)

@@ -25,16 +25,9 @@ from ppal_lab.secure.examples import reveal_probe
 from ppal_lab.secure.secure_maddpg import (NETWORKS, SecureSettings, party_randomness, plain_phase,
                                            player_state, run_secure_phase, weight_table)
 from ppal_lab.secure.twoparty import PartyError
-from ppal_lab.chapters.ch08_secure_maddpg import equivalence_runs, metric_averages, pretrained_learner
+from ppal_lab.chapters.ch08_secure_maddpg import metric_averages, pretrained_learner
 
 CFG = MADDPGConfig(hidden=16, batch_size=16)
-ITERS = 6
-
-
-@pytest.fixture(scope="module")
-def phase():
-    return equivalence_runs([5], CFG, ITERS, SecureSettings(keep_shares=True), pretrain_episodes=16,
-                            progress=False)[0]
 
 
 def test_plain_phase_replays_maddpg_play_exactly():
