@@ -21,9 +21,9 @@ import numpy as np
 from scipy import stats
 
 from ppal_lab.compendium import numerics
-from ppal_lab.compendium.errors import ParameterError, check_choice
+from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.paths import results_dir
-from ppal_lab.compendium.verdicts import VERDICTS, decide_all
+from ppal_lab.compendium.verdicts import decide_all
 
 SCHEMA_PATH = Path(__file__).with_name("record_schema.json")
 
@@ -129,17 +129,6 @@ class ResultRecord:
             entry["description"] = description
         self.metrics[name] = entry
         return entry
-
-    def add_claim(self, id: str, seed_doc: str, statement: str, seed_value: str, measured: str,
-                  verdict: str, note: str = "") -> dict[str, Any]:
-        """Record a seed claim beside our measurement, with a verdict from :data:`VERDICTS`."""
-        check_choice("verdict", verdict, VERDICTS)
-        claim = {"id": id, "seed_doc": seed_doc, "statement": statement, "seed_value": seed_value,
-                 "measured": measured, "verdict": verdict}
-        if note:
-            claim["note"] = note
-        self.claims.append(claim)
-        return claim
 
     def decide_claims(self, claims, measured: Mapping[str, str], notes: Mapping[str, str] | None = None
                       ) -> dict[str, str]:

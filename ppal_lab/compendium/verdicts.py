@@ -7,7 +7,8 @@ and 95% confidence interval into one of :data:`VERDICTS`; nothing else can set a
 
 effect
     The seed claims an effect of size ``target`` in a ``direction`` (no effect is ``null``). The claim is
-    the region ``target ± margin``. *reproduced*: the interval lies inside that region. *inconclusive*:
+    the region ``target ± margin``; the margin is :data:`RELATIVE_MARGIN` of the claimed effect's distance
+    from no effect unless a claim declares another with its ``margin_reason``. *reproduced*: the interval lies inside that region. *inconclusive*:
     the interval overlaps the region and shows no effect in the claimed direction. *partly*: the interval
     excludes no effect in the claimed direction but does not lie inside the region (the effect is there;
     its size is not the seed's, or not yet pinned down). *not reproduced*: the interval excludes the region
@@ -41,6 +42,7 @@ from ppal_lab.compendium.errors import ParameterError, check_choice
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive", "not measurable")
 KINDS = ("effect", "goal", "equivalence", "qualitative", "not measurable")
 POWER_Z = 1.959963984540054 + 0.8416212335729143  # two-sided 5% test, 80% power
+RELATIVE_MARGIN = 0.25  # an effect within a quarter of the claimed size (from no effect) is the same effect
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,13 @@ class Claim:
     metric: str = ""
     target: float = 0.0
     direction: int = 1
-    margin: float = 0.0
+    margin: float | None = None
     null: float = 0.0
     null_metric: str = ""
     headroom: str = ""
     headroom_min: float = 0.0
     reason: str = ""
+    margin_reason: str = ""
     first_rule: "Claim | None" = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -73,8 +76,17 @@ class Claim:
             raise ParameterError("reason", self.reason, "why the claim cannot be measured here")
         if self.kind == "equivalence" and not self.null_metric:
             raise ParameterError("null_metric", self.null_metric, "the measured null of an equivalence claim")
+        if self.margin is None:  # the declared convention; equivalence: as close as the null
+            default = RELATIVE_MARGIN * abs(self.target - self.null) if self.kind == "effect" else 1.0
+            object.__setattr__(self, "margin", default if self.kind in ("effect", "equivalence") else 0.0)
+        elif self.kind == "effect" and not self.margin_reason and not math.isclose(
+                self.margin, RELATIVE_MARGIN * abs(self.target - self.null)):
+            raise ParameterError("margin", self.margin, f"{RELATIVE_MARGIN:g} of the claimed effect, or a "
+                                 "margin_reason for another")
         if self.margin < 0:
             raise ParameterError("margin", self.margin, ">= 0")
+        if self.kind == "effect" and (self.target - self.null) * self.direction <= 0:
+            raise ParameterError("target", self.target, "on the claimed direction's side of no effect")
 
     def rule(self) -> str:
         """The rule in words, for the ledger."""

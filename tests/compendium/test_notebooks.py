@@ -56,12 +56,18 @@ def test_claims_ledger_matches_the_committed_records():
     assert committed == ledger.render(ledger.chapter_records()), "run `ppal-lab book` to regenerate it"
 
 
-def test_every_claim_has_a_verdict_and_both_figures():
+def test_every_committed_verdict_is_the_engines_on_the_declared_claims():
+    """A record's claims are exactly its spec's declarations, each with the verdict the engine gives on the
+    record's own metrics (so no verdict was set by hand or by a rule other than the declared one)."""
     from ppal_lab.compendium import ledger
+    from ppal_lab.compendium.verdicts import decide_all
 
     for record in ledger.chapter_records():
-        for claim in record["claims"]:
-            assert claim["seed_value"].strip() and claim["measured"].strip() and claim["verdict"]
+        declared = SPECS[record["notebook"]].claims
+        assert [c["id"] for c in record["claims"]] == [c.id for c in declared], record["notebook"]
+        for claim, decided in zip(record["claims"], decide_all(declared, record["metrics"])):
+            assert claim["seed_value"].strip() and claim["measured"].strip()
+            assert {k: claim.get(k) for k in decided} == decided, claim["id"]
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))

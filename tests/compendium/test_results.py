@@ -9,6 +9,7 @@ from scipy import stats
 
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.results import ResultRecord, load_record, mean_ci, validate_record, write_json_atomic
+from ppal_lab.compendium.verdicts import Claim
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -31,8 +32,9 @@ def test_record_round_trip_and_schema(tmp_path):
     rec = ResultRecord("07_example_chapter", {"seed": 3, "epsilon": 1.0})
     rec.add_metric("accuracy", [0.8, 0.82, 0.81], unit="fraction", description="test accuracy")
     rec.add_metric("wall_time_per_round", 0.25, unit="s")
-    rec.add_claim("al_label_saving", "000", "AL cuts labels by 73%", "73%", "41% [35%, 47%]",
-                  "not reproduced")
+    rec.add_metric("label_saving", [0.40, 0.42, 0.41], unit="fraction")
+    verdicts = rec.decide_claims([Claim("al_label_saving", "000", "AL cuts labels by 73%", "73%", "effect",
+                                        metric="label_saving", target=0.73)], {"al_label_saving": "41%"})
     path = rec.write(tmp_path)
     data = load_record(path)
     assert path.name == "07_example_chapter.json"
@@ -40,12 +42,17 @@ def test_record_round_trip_and_schema(tmp_path):
     assert data["metrics"]["wall_time_per_round"]["ci95"] is None
     assert set(data["versions"]) >= {"python", "numpy", "torch", "scikit-learn", "opacus", "crypten"}
     assert data["versions"]["torch"].startswith("2.13.0")
+    assert verdicts == {"al_label_saving": "partly"} and data["claims"][0]["n"] == 3
+    assert data["metrics"]["seeds_needed_al_label_saving"]["value"] == 2  # a tiny spread: two seeds decide
 
 
-def test_verdict_must_be_one_of_four():
+def test_every_claim_is_decided_by_the_engine_and_described():
     rec = ResultRecord("07_example_chapter", {"seed": 0})
-    with pytest.raises(ParameterError, match="verdict"):
-        rec.add_claim("x", "000", "s", "1", "2", "kind of")
+    rec.add_metric("holds", 1.0, unit="0/1")
+    claims = [Claim("q", "000", "s", "holds", "qualitative", metric="holds")]
+    assert not hasattr(rec, "add_claim")  # no verdict is set by hand
+    with pytest.raises(ParameterError, match="measured"):
+        rec.decide_claims(claims, {})
 
 
 @pytest.mark.parametrize("mutate", [

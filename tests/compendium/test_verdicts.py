@@ -10,8 +10,8 @@ def metric(lo, hi, value=None, n=5):
     return {"value": (lo + hi) / 2 if value is None else value, "ci95": [lo, hi], "n": n, "unit": "x"}
 
 
-EFFECT = Claim("e", "000", "s", "40%", "effect", metric="m", target=0.40, margin=0.10)
-LESS = Claim("l", "000", "s", "-35%", "effect", metric="m", target=-0.35, margin=0.10, direction=-1)
+EFFECT = Claim("e", "000", "s", "40%", "effect", metric="m", target=0.40)  # margin: a quarter, ± 0.10
+LESS = Claim("l", "000", "s", "-35%", "effect", metric="m", target=-0.35, direction=-1)  # ± 0.0875
 
 
 @pytest.mark.parametrize("claim, lo, hi, verdict", [
@@ -66,7 +66,7 @@ def test_qualitative_not_measurable_and_headroom_gates():
     assert decide(q, {"holds": metric(0, 0, 0, n=1)}).verdict == "not reproduced"
     nm = Claim("n", "000", "s", "40-60%", "not measurable", reason="no comparable system is timed")
     assert decide(nm, {}).verdict == "not measurable"
-    gated = Claim("h", "001", "s", "89%", "effect", metric="m", target=0.1, margin=0.05,
+    gated = Claim("h", "001", "s", "89%", "effect", metric="m", target=0.1,
                   headroom="headroom", headroom_min=0.02)
     metrics = {"m": metric(0.08, 0.12), "headroom": metric(0.005, 0.005, n=1)}
     assert decide(gated, metrics).verdict == "not measurable"
@@ -101,3 +101,9 @@ def test_declarations_are_checked():
         Claim("x", "000", "s", "v", "not measurable")              # no reason
     with pytest.raises(ParameterError):
         decide(EFFECT, {"other": metric(0, 1)})                    # the metric is not in the record
+    with pytest.raises(ParameterError):
+        Claim("x", "000", "s", "v", "effect", metric="m", target=0.4, margin=0.3)  # a margin without reason
+    with pytest.raises(ParameterError):
+        Claim("x", "000", "s", "v", "effect", metric="m", target=-0.4)  # the target is the wrong way round
+    wide = Claim("x", "000", "s", "v", "effect", metric="m", target=0.4, margin=0.3, margin_reason="why")
+    assert (EFFECT.margin, wide.margin, EQUIV.margin) == (pytest.approx(0.10), 0.3, 1.0)
