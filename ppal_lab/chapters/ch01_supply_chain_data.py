@@ -10,8 +10,8 @@ Claims and figures (``notebooks/01_supply_chain_data.ipynb``, record
 * the sparsity of the magnet data (figure ``01_magnet_sparsity``) — :func:`label_balance`; drift and
   the informative features (``01_magnet_drift``);
 * what drift costs a model trained on the first quarter (``01_drift_accuracy``) — :func:`drift_study`;
-* the seed's claim on the case study's sparsity — :func:`fill_record`, with the verdict of
-  :func:`sparsity_verdict`.
+* the seed's claim on the case study's sparsity — :func:`fill_record`; the claim is declared in the
+  chapter's spec (``ppal_lab.compendium.specs``) and decided by the verdict engine.
 
 Data: :func:`ppal_lab.data.make_remanufacturing`, :func:`ppal_lab.data.make_magnet_grades` and
 scikit-learn's bundled data sets (:func:`ppal_lab.data.load_sklearn`). The descriptive statistics shared
@@ -28,21 +28,17 @@ import numpy as np
 import pandas as pd
 
 from ppal_lab.compendium.results import ResultRecord
+from ppal_lab.compendium.specs import SPECS
 from ppal_lab.data import SKLEARN_DATASETS, SupplyChainData, describe, load_sklearn, make_magnet_grades
 
 __all__ = [
-    "SEED_DATA_PUBLISHED",
     "drift_study",
     "fill_record",
     "glue_values",
     "headline_table",
     "label_balance",
     "sklearn_table",
-    "sparsity_verdict",
 ]
-
-#: Whether seed 001 published the case study's data (it did not): its sparsity cannot be measured.
-SEED_DATA_PUBLISHED = False
 
 
 def label_balance(magnet: SupplyChainData) -> pd.DataFrame:
@@ -73,16 +69,9 @@ def sklearn_table() -> pd.DataFrame:
                          for name in SKLEARN_DATASETS for d in [load_sklearn(name)]])
 
 
-def sparsity_verdict(published: bool = SEED_DATA_PUBLISHED) -> str:
-    """Verdict on the seed's description of its case-study data: ``"not measurable"`` while those data
-    are unpublished (we can only generate data with the sparsity it describes), ``"inconclusive"``
-    otherwise (no measurement of published data is implemented)."""
-    return "not measurable" if not published else "inconclusive"
-
-
 def fill_record(record: ResultRecord, reman: SupplyChainData, site_table: pd.DataFrame,
                 magnet: SupplyChainData, drop: pd.Series) -> None:
-    """The chapter's measured figures and its one claim into ``record``."""
+    """The chapter's measured figures into ``record``, and its one claim as the verdict engine decides it."""
     record.add_metric("remanufacturable_rate", float(reman.y.mean()), "fraction",
                       "share of remanufacturing items labelled profitably remanufacturable")
     record.add_metric("site_positive_rate_range", float(np.ptp(site_table["positive_rate"])), "fraction",
@@ -95,24 +84,23 @@ def fill_record(record: ResultRecord, reman: SupplyChainData, site_table: pd.Dat
                       "share of drives with a high-grade magnet (true labels)")
     record.add_metric("drift_accuracy_drop", drop.to_list(), "accuracy points (fraction)",
                       "accuracy on the first quarter's held-out drives minus accuracy on the last quarter")
-    record.add_claim(
-        "magnet_data_sparsity", "001",
-        "The case study had about 10,000 drives a month, 2% of them labelled, and 80% of feature values missing.",
-        "2% labelled; 80% missing",
-        f"generator at defaults: {magnet.labelled.mean():.1%} labelled, {magnet.X.isna().to_numpy().mean():.1%} missing",
-        sparsity_verdict(),
-        "The seed's data are not published; we generate data with the sparsity it describes. Its introduction "
-        "also speaks of 99.5% missing data, which contradicts the 80% of its case study.")
+    label_rate, missing_rate = magnet.labelled.mean(), magnet.X.isna().to_numpy().mean()
+    record.decide_claims(SPECS[record.notebook].claims, {
+        "magnet_data_sparsity": f"our generator at this run's parameters: {magnet.n_items:,} drives, "
+                                f"{label_rate:.1%} labelled, {missing_rate:.1%} of feature values missing"},
+        {"magnet_data_sparsity": "We generate data with the sparsity the seed describes. Its introduction also "
+                                 "speaks of 99.5% missing data, which contradicts the 80% of its case study."})
 
 
-def glue_values(record: ResultRecord, P: Any, drop: pd.Series) -> dict[str, float]:
+def glue_values(record: ResultRecord, P: Any, drop: pd.Series) -> dict[str, Any]:
     """The numbers the chapter's prose quotes, by glue name (the drift interval is the single drop when
-    there is one seed)."""
+    there is one seed), and the engine's verdict on the claim (``verdict_sparsity``)."""
     M = record.metrics
     values = {name: M[name]["value"] for name in
               ["drift_accuracy_drop", "remanufacturable_rate", "magnet_missing_rate", "magnet_label_rate"]}
     values["drift_ci_lo"] = M["drift_accuracy_drop"]["ci95"][0] if P.n_seeds > 1 else drop.iloc[0]
     values["drift_ci_hi"] = M["drift_accuracy_drop"]["ci95"][1] if P.n_seeds > 1 else drop.iloc[0]
+    values["verdict_sparsity"] = next(c["verdict"] for c in record.claims if c["id"] == "magnet_data_sparsity")
     return values
 
 

@@ -8,12 +8,13 @@ Claims and figures (``notebooks/04_continual_learning.ipynb``, record
   penalty strengths, summarised per run by :func:`summarise` (the continual-learning metrics of
   :func:`ppal_lab.learning.continual.cl_metrics`); accuracy matrices (figure ``04_accuracy_matrix``,
   :func:`mean_matrix`), past vs current quarters (figure ``04_past_vs_current``, :func:`per_quarter`,
-  :func:`ci_table`); verdict by :func:`forgetting_verdict`;
+  :func:`ci_table`);
 * *EWC counters the forgetting* — the lambda sweeps (figures ``04_lambda_sweep`` and
   ``04_lambda_sweep_contrast``), :func:`metric_table`, the paired differences of
-  :func:`paired_difference`; verdict by :func:`mitigation_verdict`.
+  :func:`paired_difference`.
 
-:func:`fill_metrics` writes the measured figures into the record, :func:`add_claims` the two claims.
+:func:`fill_metrics` writes the measured figures into the record, :func:`add_claims` the claims declared in
+the chapter's spec (``ppal_lab.compendium.specs``) with the verdicts the engine computes from them.
 The algorithms live in the learning room: the encoder and quarterly tasks in
 :mod:`ppal_lab.learning.quarter_tasks`, the MLP, Fisher information, EWC penalty and training in
 :mod:`ppal_lab.learning.ewc`, one quarter-by-quarter run in :mod:`ppal_lab.learning.continual`.
@@ -38,6 +39,7 @@ import torch
 from ppal_lab.compendium import plots
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range, check_real
 from ppal_lab.compendium.results import ResultRecord, mean_ci
+from ppal_lab.compendium.specs import SPECS
 from ppal_lab.data import SupplyChainData, describe, make_magnet_grades
 from ppal_lab.learning.continual import (METHODS, SCORES, check_settings, check_training, cl_metrics, lambda_grid,
                                          run_sequence)
@@ -48,15 +50,12 @@ __all__ = [
     "SCORE_NAME",
     "add_claims",
     "check_settings",
-    "ci_sign",
     "ci_table",
     "fill_metrics",
-    "forgetting_verdict",
     "glue_values",
     "headline_table",
     "mean_matrix",
     "metric_table",
-    "mitigation_verdict",
     "paired_difference",
     "per_quarter",
     "quarter_table",
@@ -200,14 +199,6 @@ def paired_difference(summary: pd.DataFrame, metric: str, label_a: str, label_b:
     return (a - b.reindex(a.index)).to_numpy(dtype=float)
 
 
-def ci_sign(values: Iterable[float], confidence: float = 0.95) -> int:
-    """+1 if the Student-t interval of the mean of ``values`` lies above 0, -1 if below, else 0."""
-    _, ci, _ = mean_ci(values, confidence)
-    if ci is None:
-        return 0
-    return 1 if ci[0] > 0 else (-1 if ci[1] < 0 else 0)
-
-
 def metric_table(summary: pd.DataFrame, metrics: Sequence[str] = ("average_accuracy", "backward_transfer",
                  "forgetting", "plasticity"), digits: int = 3) -> pd.DataFrame:
     """``mean [low, high]`` (95% Student-t CI over seeds) of each metric per configuration."""
@@ -234,50 +225,6 @@ def ci_table(frame: pd.DataFrame, by: str | Sequence[str], value: str,
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
                      "mean": mean, "low": lo, "high": hi, "n": n})
     return pd.DataFrame(rows)
-
-
-def forgetting_verdict(bwt: dict[str, Iterable[float]],
-                       contrast_bwt: dict[str, Iterable[float]] | None = None) -> str:
-    """Verdict on "a model updated quarter by quarter forgets earlier quarters", from fine-tuning's
-    backward transfer per seed for each score (e.g. accuracy, ROC AUC):
-
-    * ``"reproduced"`` — significantly negative (95% CI below 0) for every score;
-    * ``"partly"`` — for some score, or only in the contrast setting;
-    * ``"not reproduced"`` — for none.
-    """
-    if not bwt:
-        raise ParameterError("bwt", bwt, "a non-empty dict score -> values per seed")
-    signs = [ci_sign(v) for v in bwt.values()]
-    if all(s < 0 for s in signs):
-        return "reproduced"
-    if any(s < 0 for s in signs) or any(ci_sign(v) < 0 for v in (contrast_bwt or {}).values()):
-        return "partly"
-    return "not reproduced"
-
-
-def mitigation_verdict(bwt_gain: dict[str, Iterable[float]],
-                       average_gain: dict[str, Iterable[float]]) -> str:
-    """Verdict on "EWC counters forgetting", from paired per-seed differences EWC minus fine-tuning
-    of backward transfer (``bwt_gain``) and of average accuracy (``average_gain``), per score; the
-    rule mirrors :func:`forgetting_verdict`:
-
-    * ``"reproduced"`` — backward transfer significantly better (95% CI above 0) for every score, and
-      average accuracy significantly worse for none;
-    * ``"partly"`` — backward transfer significantly better for some score (or for every score but at
-      a significant cost in average accuracy), or no better backward transfer while average accuracy
-      improves significantly;
-    * ``"not reproduced"`` — otherwise.
-    """
-    if not bwt_gain or not average_gain:
-        raise ParameterError("bwt_gain", bwt_gain, "non-empty dicts score -> values per seed")
-    better = [ci_sign(v) > 0 for v in bwt_gain.values()]
-    avg = [ci_sign(v) for v in average_gain.values()]
-    if all(better) and not any(s < 0 for s in avg):
-        return "reproduced"
-    if any(better) or any(s > 0 for s in avg):
-        return "partly"
-    return "not reproduced"
-
 
 
 def sweep_plot(summ: dict[str, pd.DataFrame], title: str, name: str) -> None:
@@ -334,59 +281,41 @@ def fill_metrics(record: ResultRecord, P: Any, ewc_label: str, studies: Sequence
                               f"average {SCORE_NAME[score]} of EWC at that lambda (optimistic: chosen on the test drives)")
 
 
-def add_claims(record: ResultRecord, P: Any, ewc_label: str, summ: dict[str, pd.DataFrame],
-               summ_c: dict[str, pd.DataFrame]) -> tuple[str, str]:
-    """The two claims with the verdicts of :func:`forgetting_verdict` and :func:`mitigation_verdict`
-    (returned, forgetting first), from the per-seed summaries at the chapter's missing rate (``summ``)
-    and with complete features (``summ_c``)."""
+def add_claims(record: ResultRecord, P: Any, ewc_label: str) -> dict[str, str]:
+    """The chapter's claims (declared in its spec) with the verdicts the engine computes from the metrics of
+    :func:`fill_metrics`; returns the verdict of each claim."""
     def ci_text(name):
         m = record.metrics[name]
         return f"{m['value']:+.3f} [{m['ci95'][0]:+.3f}, {m['ci95'][1]:+.3f}]" if m["ci95"] else f"{m['value']:+.3f}"
 
-    ft_bwt = {s: summ[s].query("label == 'finetune'")["backward_transfer"] for s in SCORE_NAME}
-    ft_bwt_c = {s: summ_c[s].query("label == 'finetune'")["backward_transfer"] for s in SCORE_NAME}
-    gain = {m: {s: paired_difference(summ[s], m, ewc_label, "finetune") for s in SCORE_NAME}
-            for m in ("backward_transfer", "average_accuracy")}
-    verdict_forget = forgetting_verdict(ft_bwt, ft_bwt_c)
-    verdict_ewc = mitigation_verdict(gain["backward_transfer"], gain["average_accuracy"])
-    record.add_claim(
-        "ewc_forgetting_under_drift", "001",
-        "When new products enter the supply chain (quarterly drift), a model updated on new data forgets earlier patterns.",
-        "qualitative; no number given",
-        f"fine-tuning backward transfer at {P.missing_rate:.0%} missing: accuracy {ci_text('finetune_backward_transfer')}, "
-        f"ROC AUC {ci_text('finetune_backward_transfer_auc')}; with complete features: accuracy "
-        f"{ci_text('contrast_finetune_backward_transfer')}, ROC AUC {ci_text('contrast_finetune_backward_transfer_auc')} "
-        f"({P.n_seeds} seeds, 95% CI)",
-        verdict_forget,
-        "Reproduced = backward transfer significantly negative for accuracy and ROC AUC in the seed's setting; "
-        "partly = for one of them or only with complete features.")
-    record.add_claim(
-        "ewc_mitigates_forgetting", "001",
-        "Elastic weight consolidation (lambda = 1000 in the seed's code) counters the forgetting by penalising changes to important weights.",
-        "qualitative; no number given (lambda = 1000)",
-        f"{ewc_label} minus fine-tuning, paired by seed, at {P.missing_rate:.0%} missing: backward transfer accuracy "
-        f"{ci_text('ewc_minus_finetune_backward_transfer')}, ROC AUC {ci_text('ewc_minus_finetune_backward_transfer_auc')}; "
-        f"average accuracy {ci_text('ewc_minus_finetune_average_accuracy')}, average ROC AUC "
-        f"{ci_text('ewc_minus_finetune_average_accuracy_auc')}; complete features: backward transfer ROC AUC "
-        f"{ci_text('contrast_ewc_minus_finetune_backward_transfer_auc')}, average ROC AUC "
-        f"{ci_text('contrast_ewc_minus_finetune_average_accuracy_auc')}",
-        verdict_ewc,
-        "Reproduced = backward transfer significantly better for accuracy and for ROC AUC, and average score "
-        "significantly worse for neither (the same two scores as the forgetting claim); partly = better backward "
-        "transfer for one score or at a cost in average score, or a better average score without better backward "
-        "transfer. Joint training is the reference a continual method tries to reach.")
-    return verdict_forget, verdict_ewc
+    setting = f"{P.missing_rate:.0%} missing, {P.n_seeds} seeds, 95% CI"
+    measured, notes = {}, {}
+    for suffix, score in [("", "accuracy"), ("_auc", "ROC AUC")]:
+        measured[f"ewc_forgetting_under_drift{suffix}"] = (
+            f"fine-tuning's backward transfer in {score} ({setting}): {ci_text('finetune_backward_transfer' + suffix)}; "
+            f"forgetting {ci_text('finetune_forgetting' + suffix)}; with complete features backward transfer "
+            f"{ci_text('contrast_finetune_backward_transfer' + suffix)}")
+        measured[f"ewc_mitigates_forgetting{suffix}"] = (
+            f"{ewc_label} minus fine-tuning, paired by seed ({setting}): backward transfer in {score} "
+            f"{ci_text('ewc_minus_finetune_backward_transfer' + suffix)}, average {score} "
+            f"{ci_text('ewc_minus_finetune_average_accuracy' + suffix)}; with complete features backward transfer "
+            f"{ci_text('contrast_ewc_minus_finetune_backward_transfer' + suffix)}, average "
+            f"{ci_text('contrast_ewc_minus_finetune_average_accuracy' + suffix)}")
+        notes[f"ewc_mitigates_forgetting{suffix}"] = ("Joint training on all labels so far is the reference a "
+                                                      "continual method tries to reach.")
+    return record.decide_claims(SPECS[record.notebook].claims, measured, notes)
 
 
-def glue_values(record: ResultRecord, P: Any, table: pd.DataFrame, verdicts: tuple[str, str]) -> dict[str, Any]:
+def glue_values(record: ResultRecord, P: Any, table: pd.DataFrame) -> dict[str, Any]:
     """The values the chapter's prose quotes, by glue name: every metric with its interval
-    (``name``, ``name_lo``, ``name_hi``), the two verdicts, the majority-class range and two parameters."""
+    (``name``, ``name_lo``, ``name_hi``), the engine's verdict on each claim (``verdict_<claim id>``), the
+    majority-class range and two parameters."""
     values = {}
     for name, m in record.metrics.items():
         values[name] = m["value"]
         values[name + "_lo"] = m["ci95"][0] if m["ci95"] else m["value"]
         values[name + "_hi"] = m["ci95"][1] if m["ci95"] else m["value"]
-    values["verdict_forget"], values["verdict_ewc"] = verdicts
+    values.update({f"verdict_{c['id']}": c["verdict"] for c in record.claims})
     values["majority_low"] = min(table["majority-class accuracy"])
     values["majority_high"] = max(table["majority-class accuracy"])
     values["majority_mean"] = float(np.mean(table["majority-class accuracy"]))

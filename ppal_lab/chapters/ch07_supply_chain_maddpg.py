@@ -14,8 +14,9 @@ randomness-streams table that shows NDS and EDE meet identical external draws.
 
 Here live the chapter's driver (:func:`run_experiment`, training every (seed, mode) pair in this process
 or in worker processes), its summaries (:func:`summarize`, :func:`paired_change`,
-:func:`relative_change`, :func:`moving_average_ci`, :func:`critic_loss_curve`), the verdict rule
-(:func:`claim_verdict`) and the record filling; the game and the learner are in :mod:`ppal_lab.marl`.
+:func:`relative_change`, :func:`moving_average_ci`, :func:`critic_loss_curve`) and the record filling;
+the claims are declared in the chapter's spec and decided by :mod:`ppal_lab.compendium.verdicts`; the game
+and the learner are in :mod:`ppal_lab.marl`.
 """
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ from scipy import stats
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int
 from ppal_lab.compendium.results import ResultRecord, mean_ci
+from ppal_lab.compendium.specs import SPECS
 from ppal_lab.marl.maddpg import (EPISODE_COLUMNS, MADDPG, PHASES, STREAMS, MADDPGConfig, progress_bar,
                                   random_policy)
 from ppal_lab.marl.supply_game import GameConfig, SupplyChainEnv, stackelberg_benchmark
 
-__all__ = ["CLAIMS", "add_claims", "claim_verdict", "config_dict", "configs", "critic_loss_curve",
+__all__ = ["CHANGE_METRICS", "add_claims", "config_dict", "configs", "critic_loss_curve",
            "fill_record", "glue_values", "headline_means", "headline_table", "moving_average_ci",
            "paired_change", "protocol_glue", "random_episode", "randomness_streams", "relative_change",
            "relative_changes", "run_experiment", "summarize", "yardstick"]
@@ -156,18 +158,6 @@ def relative_change(summary: pd.DataFrame, metric: str, base: str = "nds", other
     return {"value": float(value), "ci": ci, "n": n, "pseudo": pseudo, "per_seed": per_seed}
 
 
-def claim_verdict(ci: tuple[float, float] | None, claimed: float) -> str:
-    """``reproduced`` when our 95% CI excludes zero on the claimed side and contains the claimed value;
-    ``partly`` when it excludes zero on the claimed side but misses the value; else ``not reproduced``."""
-    if ci is None:
-        return "not measurable"
-    lo, hi = ci
-    same_side = lo > 0 if claimed > 0 else hi < 0
-    if same_side and lo <= claimed <= hi:
-        return "reproduced"
-    return "partly" if same_side else "not reproduced"
-
-
 def moving_average_ci(table: pd.DataFrame, metric: str, window: int = 10, phase: str = "real") -> pd.DataFrame:
     """Per mode and episode: the moving average (trailing ``window`` episodes) of ``metric`` within each
     seed, then its mean over seeds and a 95% Student-t interval (columns ``mode, episode, mean, lo, hi``)."""
@@ -208,17 +198,13 @@ def critic_loss_curve(table: pd.DataFrame, pretrain_envs: int, horizon: int = 40
 # --------------------------------------------------------------------------------------------------
 # The notebook's steps
 # --------------------------------------------------------------------------------------------------
-CLAIMS = (("ede_less_wastage_appendix_i", "wastage", 0.3571, "Appendix I (Table 5)",
-           "EDE has 35.71% less wastage than NDS over the 100 measured epochs."),
-          ("ede_better_ncr_appendix_i", "ncr", 7.6591, "Appendix I (Table 5)",
-           "EDE has 765.91% better normalized cumulative revenue than NDS."),
-          ("secure_less_wastage_abstract", "wastage", 0.6819, "abstract",
-           "Secure 2PC has on average 68.19% less supply-chain wastage than no data sharing."),
-          ("secure_better_revenue_per_player_abstract", "reward_per_player", 0.4227, "abstract",
-           "Secure 2PC gives on average 42.27% better average cumulative revenue for each player."))
-"""Seed 002's claims: (id, metric, claimed relative change, where, statement)."""
-_NOTES = {"wastage": "", "ncr": "The seed's percentage is a change over a negative NDS revenue (-10.68), "
-          "which inflates it. ", "reward_per_player": ""}
+#: The record's metric of each relative change of :func:`relative_changes` (the spec's claims read them).
+CHANGE_METRICS = {"wastage": "wastage_reduction_ede_vs_nds", "ncr": "ncr_improvement_ede_vs_nds",
+                  "reward_per_player": "reward_per_player_improvement_ede_vs_nds"}
+_NCR_NOTE = "The seed's percentage is a change over a negative NDS revenue (-10.68), which inflates it."
+_SECURE_NOTE = "EDE stands in for secure 2PC, which the seed reports equivalent to EDE (checked in the next chapter)."
+_FIRST_RULE_NOTE = ("The first rule (the seed's figure inside our 95% CI, zero excluded on the claimed side) was "
+                    "replaced by the declared region around the seed's figure.")
 _UNITS = {"reward_0": "profit per episode", "reward_1": "profit per episode", "total_reward": "profit per episode",
           "wastage": "units per episode", "ncr": "profit per episode"}
 _HEADLINE_MODES = ("nds", "ede", "random")
@@ -305,19 +291,22 @@ def relative_changes(summary: pd.DataFrame) -> dict[str, dict]:
 
 
 def add_claims(record: ResultRecord, changes: dict) -> tuple[dict, pd.DataFrame]:
-    """Judge each of :data:`CLAIMS` with :func:`claim_verdict`, add it to ``record``; returns the verdicts
-    and the table the notebook shows."""
-    verdicts, rows = {}, {}
-    for cid, metric, claimed, where, statement in CLAIMS:
-        ch = changes[metric]
-        verdicts[cid] = claim_verdict(ch["ci"], claimed)
-        measured = f"{ch['value']:.1%} (95% CI {ch['ci'][0]:.1%} to {ch['ci'][1]:.1%})"
-        note = _NOTES[metric] + ("EDE stands in for secure 2PC, which the seed reports equivalent to EDE "
-                                 "(checked in the next chapter)." if where == "abstract" else "")
-        record.add_claim(cid, "002", f"{statement} ({where})", f"{claimed:.2%}",
-                         f"{measured}, from the means of {ch['n']} paired seeds", verdicts[cid], note.strip())
-        rows[cid] = {"seed": f"{claimed:.2%}", "measured (from the means)": measured,
-                     "each seed": ", ".join(f"{v:.0%}" for v in ch["per_seed"]), "verdict": verdicts[cid]}
+    """Decide the claims declared in the chapter's spec on the record's relative changes (call
+    :func:`fill_record` first); returns the verdicts and the table the notebook shows."""
+    claims = SPECS[record.notebook].claims
+    change_of = {c.id: changes[next(k for k, m in CHANGE_METRICS.items() if m == c.metric)] for c in claims}
+    interval = {cid: f"{ch['value']:.1%} (95% CI {ch['ci'][0]:.1%} to {ch['ci'][1]:.1%})"
+                for cid, ch in change_of.items()}
+    measured = {cid: f"{interval[cid]}, from the means of {ch['n']} paired seeds" for cid, ch in change_of.items()}
+    notes = {c.id: " ".join(([_NCR_NOTE] if c.metric == CHANGE_METRICS["ncr"] else [])
+                            + ([_SECURE_NOTE] if c.id.startswith("secure_") else []) + [_FIRST_RULE_NOTE])
+             for c in claims}
+    verdicts = record.decide_claims(claims, measured, notes)
+    seeds_needed = {e["id"]: e.get("seeds_needed") for e in record.claims}
+    rows = {c.id: {"seed": c.seed_value, "measured (from the means)": interval[c.id],
+                   "each seed": ", ".join(f"{v:.0%}" for v in change_of[c.id]["per_seed"]),
+                   "claim region": f"{c.target - c.margin:.1%} to {c.target + c.margin:.1%}",
+                   "seeds needed": seeds_needed[c.id], "verdict": verdicts[c.id]} for c in claims}
     return verdicts, pd.DataFrame(rows).T
 
 
@@ -330,12 +319,10 @@ def fill_record(record: ResultRecord, summary: pd.DataFrame, changes: dict, seco
             record.add_metric(f"{metric}_{mode}", sel[metric].tolist(), unit,
                               f"{metric} averaged over the measured episodes, {mode.upper()}")
     how = "from the means over seeds; CI by the delta method over paired seeds (values: linearised contributions)"
-    record.add_metric("wastage_reduction_ede_vs_nds", changes["wastage"]["pseudo"], "fraction",
-                      f"(NDS - EDE) / NDS wastage, {how}")
-    record.add_metric("ncr_improvement_ede_vs_nds", changes["ncr"]["pseudo"], "fraction",
-                      f"(EDE - NDS) / |NDS| normalized cumulative revenue, {how}")
-    record.add_metric("reward_per_player_improvement_ede_vs_nds", changes["reward_per_player"]["pseudo"],
-                      "fraction", f"(EDE - NDS) / |NDS| mean reward per player, {how}")
+    what = {"wastage": "(NDS - EDE) / NDS wastage", "ncr": "(EDE - NDS) / |NDS| normalized cumulative revenue",
+            "reward_per_player": "(EDE - NDS) / |NDS| mean reward per player"}
+    for key, name in CHANGE_METRICS.items():
+        record.add_metric(name, changes[key]["pseudo"], "fraction", f"{what[key]}, {how}")
     for mode in ("nds", "ede"):
         record.add_metric(f"supplier_critic_loss_{mode}",
                           summary.loc[summary["mode"] == mode, "critic_loss_0"].tolist(), "squared scaled TD error",
@@ -344,13 +331,16 @@ def fill_record(record: ResultRecord, summary: pd.DataFrame, changes: dict, seco
 
 
 def glue_values(record: ResultRecord, changes: dict, verdicts: dict, n_seeds: int) -> tuple[dict, dict]:
-    """The numbers the prose quotes, and the verdicts as Markdown text (bold)."""
+    """The numbers the prose quotes (the seeds each claim needs included), and the engine's verdicts as
+    Markdown text (bold)."""
     numbers = {f"{key}_{mode}": record.metrics[f"{key}_{mode}"]["value"]
                for key in ("wastage", "ncr", "total_reward", "reward_0", "reward_1") for mode in _HEADLINE_MODES}
     for key, ch in changes.items():
         numbers.update({f"rel_{key}": ch["value"], f"rel_{key}_lo": ch["ci"][0], f"rel_{key}_hi": ch["ci"][1]})
     numbers.update({f"closs_{mode}": record.metrics[f"supplier_critic_loss_{mode}"]["value"]
                     for mode in ("nds", "ede")})
+    numbers.update({f"seeds_needed_{cid}": record.metrics[f"seeds_needed_{cid}"]["value"] for cid in verdicts
+                    if f"seeds_needed_{cid}" in record.metrics})
     markdown = {f"verdict_{cid}": f"**{v}**" for cid, v in verdicts.items()}
     numbers["n_seeds"] = n_seeds
     return numbers, markdown

@@ -124,6 +124,12 @@ register(NotebookSpec(
     headline=("remanufacturable_rate", "magnet_missing_rate", "magnet_label_rate",
               "drift_accuracy_drop"),
     budget_s=60.0,
+    claims=(
+        Claim("magnet_data_sparsity", "001", "The case study had about 10,000 drives a month, 2% of them "
+              "labelled, and 80% of feature values missing.", "2% labelled; 80% missing", "not measurable",
+              reason="the seed's case-study data are not published; our generator is built to the sparsity the "
+              "seed describes, so measuring it would only return its own settings"),
+    ),
 ))
 
 
@@ -138,9 +144,9 @@ register(NotebookSpec(
         Param("n_parties", int, 5, "Shamir parties n (multiplication needs n >= 2t + 1)", low=2, high=21),
         Param("modulus", int, 2**61 - 1, "prime field modulus of the Shamir arithmetic", low=3,
               high=2**127 - 1),
-        Param("small_modulus", int, 13, "small prime field for the plots and the uniformity test",
+        Param("small_modulus", int, 13, "small prime field for the plots and the independence tests",
               low=3, high=101),
-        Param("n_sharings", int, 20_000, "sharings per uniformity test (>= 5 small_modulus^t)",
+        Param("n_sharings", int, 20_000, "sharings per secret in each independence test (>= 5 small_modulus^t)",
               low=100, high=2_000_000),
         Param("n_circuits", int, 50, "random arithmetic circuits evaluated on shares per seed",
               low=1, high=10_000),
@@ -160,17 +166,45 @@ register(NotebookSpec(
         Constraint(("small_modulus", "n_parties"), lambda v: v["small_modulus"] > v["n_parties"],
                    lambda v: f"> n_parties = {v['n_parties']} (each party needs its own non-zero point)"),
         Constraint(("small_modulus", "t"), lambda v: v["small_modulus"] ** v["t"] <= 10**6,
-                   lambda v: f"<= {math.floor(10 ** (6 / v['t']) + 1e-9)} at t = {v['t']}: the uniformity test "
+                   lambda v: f"<= {math.floor(10 ** (6 / v['t']) + 1e-9)} at t = {v['t']}: the independence test "
                              "counts small_modulus^t cells (at most 1e6)"),
         Constraint(("n_sharings", "small_modulus", "t"),
                    lambda v: v["n_sharings"] >= 5 * v["small_modulus"] ** v["t"],
                    lambda v: f">= 5 small_modulus^t = {5 * v['small_modulus'] ** v['t']:,} (the chi-square "
-                             "test needs 5 sharings per cell)"),
+                             "test needs 5 sharings per cell and secret)"),
     ),
-    headline=("shamir_reconstruction_rate", "shamir_circuit_exact_rate", "shamir_uniformity_pvalue",
+    headline=("shamir_reconstruction_rate", "shamir_circuit_exact_rate", "shamir_independence_min_pvalue",
               "fp_max_abs_error_mul", "fp_max_rel_error_exp", "fp_median_ulp32_sigmoid", "fp_rounds_div"),
     budget_s=120.0,
     tolerances=(("fp_time_ms_*", TIMING),),  # wall times are not results
+    claims=(
+        Claim("shamir_t_plus_1_reconstruct", "002",
+              "In t-out-of-n Shamir sharing any t+1 or more parties reconstruct the secret uniquely by Lagrange "
+              "interpolation. Measured as 1 when every reconstruction from t+1 or more parties in the run "
+              "returned the secret, else 0.",
+              "holds by construction (Appendix B, no number)", "qualitative",
+              metric="shamir_all_reconstructions_correct"),
+        Claim("shamir_t_shares_hide", "002",
+              "Any t or fewer shares leave the secret uniformly random (they reveal nothing about it). Measured "
+              "as 1 when no chi-square test of independence between the secret and t parties' shares, or the "
+              "value opened in a degree reduction, rejects at a familywise level of 1% (Bonferroni), else 0.",
+              "holds by construction (Appendix B, no number)", "qualitative",
+              metric="shamir_hiding_not_rejected"),
+        Claim("shamir_circuits_degree_reduction", "002",
+              "Additions are local; a product of shares has degree 2t and is reduced back to degree t with a "
+              "random r shared with degree t and 2t, which needs n >= 2t+1; so any arithmetic circuit can be "
+              "computed on shares. Measured as 1 when every wire of the run's random circuits computed on "
+              "shares equals its clear value and no sharing has degree above t, else 0.",
+              "holds by construction (Appendix B, no number)", "qualitative", metric="shamir_all_wires_exact"),
+        Claim("secfloat_vs_fixed_point", "002",
+              "The seed computes add, mul, div, exp, log, sigmoid, tanh and relu with SecFloat's secure 32-bit "
+              "floats rather than fixed point (Appendix C); implied: fixed-point secure arithmetic cannot match "
+              "float32 precision.",
+              "no number in the seed", "not measurable",
+              reason="the seed gives no figure for SecFloat's precision or cost, and SecFloat (C++, EzPC) is not "
+                     "installable here: only CrypTen's fixed-point side is measured (fp_median_ulp32_* beside "
+                     "float32's), and the comparison needs both sides"),
+    ),
 ))
 
 
@@ -222,6 +256,50 @@ register(NotebookSpec(
               "balanced_accuracy_density_kmeans", "noise_energy_seed_over_dpsgd",
               "audit_epsilon_seed_empty_batch", "audit_epsilon_opacus_dpsgd"),
     budget_s=180.0,
+    # Accuracy claims read differences paired by repeat (same test drives). PPAL is density-aware acquisition
+    # with the k-means cold start; uncertainty sampling is entropy from random initial labels. No skill is
+    # always answering the majority grade: the seed gives no class balance for its case study, and its own
+    # synthetic sparse data (the minimal example) are 30% high grade, so its 89% is a gain of 0.89 - 0.70 = 0.19
+    # over no skill; 89% > 71% > 62% are gains of 0.18 and 0.09 between strategies. Headroom: the oracle (true
+    # probabilities, complete features) over the baseline, the most any method can expect to gain; a bed where
+    # it is below the claim region's lower edge (target - 0.25 target) cannot show the claim.
+    # "40% less noise": the mechanism keeps the per-step noise scale and drops the noise of empty batches, so
+    # the saving is in the total noise drawn (energy) over training; no saving is a ratio of 1.
+    # Guarantees: "epsilon <= declared" is the goal e^(declared - epsilon) >= 1, judged on its interval
+    # [0, e^(declared - audit lower bound)]: an audit can refute a guarantee (upper end below 1), never prove it.
+    # The guarantee of the mechanism is audited where it is defined (noise only on non-empty batches), the
+    # density rule by its own audit; the seed's "improved trade-off" presupposes that the declared epsilon holds.
+    claims=(
+        Claim("ppal_accuracy_200_labels", "001", "With 200 labels the PPAL pipeline reached 89% accuracy in "
+              "predicting magnet grade: 19 points above always answering the majority grade (70% on the seed's "
+              "own synthetic data, the only class balance it gives).", "89%", "effect",
+              metric="accuracy_gain_density_kmeans_over_majority", target=0.19,
+              headroom="oracle_gain_over_majority", headroom_min=0.1425),
+        Claim("acquisition_ordering_ppal_vs_uncertainty", "001", "At 200 labels PPAL (89%) beats standard "
+              "uncertainty sampling (71%) by 18 accuracy points.", "89% vs 71%", "effect",
+              metric="density_minus_entropy_accuracy", target=0.18,
+              headroom="oracle_minus_entropy_accuracy", headroom_min=0.135),
+        Claim("acquisition_ordering_uncertainty_vs_random", "001", "At 200 labels uncertainty sampling (71%) beats "
+              "random sampling (62%) by 9 accuracy points.", "71% vs 62%", "effect",
+              metric="entropy_minus_random_accuracy", target=0.09,
+              headroom="oracle_minus_random_accuracy", headroom_min=0.0675),
+        Claim("dp_noise_40_percent_less", "001", "The sparsity-aware noise mechanism needs 40% less noise than "
+              "standard DP-SGD (noise drawn, seed over DP-SGD, at the same declared epsilon, delta, sampling rate "
+              "and steps).", "40% less noise", "effect", metric="noise_energy_seed_over_dpsgd", target=0.6,
+              direction=-1, null=1.0),
+        Claim("dp_guarantee", "001", "At epsilon = 0.5 the sparsity-aware mechanism provides a strong privacy "
+              "guarantee: its true epsilon is at most the declared one.", "(0.5, delta)-DP", "goal",
+              metric="dp_guarantee_factor_seed_empty_batch", target=1.0),
+        Claim("density_adaptive_noise", "001", "Scaling the noise with the local density of the queried points "
+              "(more noise where data are dense, less where sparse) improves the privacy-accuracy trade-off, at the "
+              "declared epsilon.", "no figure", "goal", metric="dp_guarantee_factor_seed_density_noise", target=1.0),
+        Claim("cold_start_diverse_subspaces", "001", "The cold start identifies diverse subspaces and samples "
+              "drives from each.", "no figure", "qualitative", metric="seed_cold_start_picks_items"),
+        Claim("minimal_example", "001", "The minimal working example demonstrates PPAL on synthetic sparse data.",
+              "an accuracy is printed", "not measurable", reason="its labels are drawn independently of its "
+              "features, so no method can expect more than the majority class (70% accuracy, 50% balanced "
+              "accuracy): the example has no headroom to show learning"),
+    ),
 ))
 
 
@@ -260,6 +338,22 @@ register(NotebookSpec(
               "ncr_improvement_ede_vs_nds"),
     budget_s=300.0,
     tolerances=(("train_cpu_seconds", TIMING),),  # wall times are not results
+    # Relative changes of EDE over NDS from the modes' means, as the seed computes them; wastage is a
+    # reduction, (NDS - EDE) / NDS, so less wastage is a positive change. EDE stands in for secure 2PC
+    # in the abstract's claims: the seed reports the two equivalent (chapter 8 checks it).
+    claims=(
+        Claim("ede_less_wastage_appendix_i", "002", "EDE has 35.71% less wastage than NDS over the 100 measured "
+              "epochs (Appendix I, Table 5).", "35.71%", "effect", metric="wastage_reduction_ede_vs_nds",
+              target=0.3571),
+        Claim("ede_better_ncr_appendix_i", "002", "EDE has 765.91% better normalized cumulative revenue than NDS "
+              "(Appendix I, Table 5).", "765.91%", "effect", metric="ncr_improvement_ede_vs_nds", target=7.6591),
+        Claim("secure_less_wastage_abstract", "002", "Secure 2PC has on average 68.19% less supply-chain wastage "
+              "than no data sharing (abstract).", "68.19%", "effect", metric="wastage_reduction_ede_vs_nds",
+              target=0.6819),
+        Claim("secure_better_revenue_per_player_abstract", "002", "Secure 2PC gives on average 42.27% better "
+              "average cumulative revenue for each player (abstract).", "42.27%", "effect",
+              metric="reward_per_player_improvement_ede_vs_nds", target=0.4227),
+    ),
 ))
 
 
@@ -286,10 +380,37 @@ register(NotebookSpec(
         Param("scaling_iterations", int, 3, "iterations per scaling run (the first is not timed)", low=2, high=100),
     ),
     constraints=(seeds_fit("n_seeds"),),
-    headline=("max_metric_rel_diff", "max_weight_rmse", "secure_online_ms", "secure_offline_ms", "plain_ms",
-              "online_ratio"),
+    headline=("max_metric_rel_diff", "max_weight_rmse", "nudge_weight_rmse", "secure_online_ms",
+              "secure_offline_ms", "plain_ms", "online_ratio"),
     budget_s=480.0,
     tolerances=(("*_ms", TIMING), ("*_ratio", TIMING), ("cost_growth_over_phase", TIMING)),  # wall times are not results
+    claims=(
+        # Equivalence: the secure run is as close to EDE as one fixed-point step of the weights puts EDE
+        # from itself (the null, measured on the secure run's own EDE twin), and a learner that does not
+        # learn must lie beyond that null (headroom).
+        Claim("secure_equivalent_to_ede", "002", "With all external randomness fixed, Secure 2PC training gives "
+              "results equivalent to explicit data exchange (Section 5.1, Appendix H): the final weights of the "
+              "secure run are no farther from EDE's than EDE's own when every initial weight is nudged by one "
+              "fixed-point step (2^-precision_bits).",
+              "metric MAEs up to 0.88 between the modes (Appendix H, Table 3); final-weight MAE/RMSE per network "
+              "(Table 4, values not in our text)", "equivalence", metric="max_weight_rmse",
+              null_metric="nudge_weight_rmse", headroom="null_headroom", headroom_min=1.0),
+        Claim("theorem1_linear_in_iterations", "002", "The secure MADDPG's lifetime cost grows linearly in the "
+              "number of iterations (Appendix F, Theorem 1): the counted cost of n iterations is a + b n.",
+              "O(n) for n iterations", "qualitative", metric="lifetime_cost_linear",
+              headroom="lifetime_cost_increments", headroom_min=2.0,  # one increment is a line through anything
+              first_rule=Claim("theorem1_linear_in_iterations", "002", "Every secure iteration performs the same "
+                               "operation counts.", "O(n) for n iterations", "qualitative",
+                               metric="same_counts_every_iteration")),
+        Claim("secure_overhead", "002", "Secure computation increases computation time and communication "
+              "(Section 5).", "no figure in the supplement", "not measurable",
+              reason="the supplement gives no overhead figure to compare our measured ratios with"),
+        Claim("secure_equivalent_to_ede_800_iterations", "002", "Secure 2PC training is equivalent to EDE over the "
+              "seed's full run of 800 iterations (Section 5.1, Appendix H), judged as at 40 iterations.",
+              "metric MAEs up to 0.88 between the modes (Table 3)", "equivalence",
+              metric="full_scale_max_weight_rmse", null_metric="full_scale_nudge_weight_rmse",
+              headroom="full_scale_null_headroom", headroom_min=1.0),
+    ),
 ))
 
 
@@ -341,6 +462,29 @@ register(NotebookSpec(
               "ewc_average_accuracy", "joint_average_accuracy", "ewc_minus_finetune_backward_transfer_auc",
               "contrast_finetune_backward_transfer_auc", "contrast_ewc_minus_finetune_backward_transfer_auc"),
     budget_s=180.0,
+    # The seed states both effects in words only (its heading calls the forgetting catastrophic, with no
+    # figure): each claim is a sign, a goal judged on the 95% CI's bound, in the seed's setting (`missing_rate`):
+    # fine-tuning's backward transfer (score on each past quarter at the end minus just after learning it,
+    # averaged) below 0 = it forgets; EWC at `ewc_lambda` (the seed's 1000) minus fine-tuning, paired by seed,
+    # above 0 = EWC forgets less. The seed measures accuracy; ROC AUC reads the same "patterns" as the network's
+    # ranking of drives, free of the 0.5 decision threshold. Both readings are declared; neither is preferred.
+    claims=(
+        Claim("ewc_forgetting_under_drift", "001", "When new products enter the supply chain (quarterly drift), a "
+              "model updated on new data forgets earlier patterns (accuracy: fine-tuning's backward transfer below 0).",
+              "qualitative; no number given", "goal", metric="finetune_backward_transfer", target=0.0, direction=-1),
+        Claim("ewc_forgetting_under_drift_auc", "001", "When new products enter the supply chain (quarterly drift), a "
+              "model updated on new data forgets earlier patterns (ROC AUC: fine-tuning's backward transfer below 0).",
+              "qualitative; no number given", "goal", metric="finetune_backward_transfer_auc", target=0.0,
+              direction=-1),
+        Claim("ewc_mitigates_forgetting", "001", "Elastic weight consolidation (lambda = 1000 in the seed's code) "
+              "counters the forgetting by penalising changes to important weights (accuracy: EWC's backward transfer "
+              "minus fine-tuning's above 0).", "qualitative; no number given (lambda = 1000)", "goal",
+              metric="ewc_minus_finetune_backward_transfer", target=0.0),
+        Claim("ewc_mitigates_forgetting_auc", "001", "Elastic weight consolidation (lambda = 1000 in the seed's code) "
+              "counters the forgetting by penalising changes to important weights (ROC AUC: EWC's backward transfer "
+              "minus fine-tuning's above 0).", "qualitative; no number given (lambda = 1000)", "goal",
+              metric="ewc_minus_finetune_backward_transfer_auc", target=0.0),
+    ),
 ))
 
 register(NotebookSpec(
@@ -374,7 +518,49 @@ register(NotebookSpec(
     headline=("optimality_success_ours", "optimality_success_sb_raw", "optimality_success_seed_routine",
               "time_n1000_ours_s", "accuracy_magnet_ours_k", "accuracy_magnet_all"),
     budget_s=180.0,
-    tolerances=(("time_*", TIMING), ("cpu_*", TIMING)),  # wall times are not results
+    tolerances=(("time_*", TIMING), ("cpu_*", TIMING), ("peer_log_time_ratio_*", TIMING)),  # wall times are not results
+    claims=(
+        Claim("qubo_seed_routine_is_sb", "001",
+              "The seed's selector is a simulated-bifurcation algorithm (a classical approximation of quantum "
+              "annealing) that solves the feature-selection QUBO.", "simulated bifurcation", "not measurable",
+              reason="whether the seed's code is simulated bifurcation is a matter of reading its update rule, "
+                     "not of measurement: it is projected gradient ascent with heavy-ball momentum, with no pump, "
+                     "bifurcation or walls; how well it solves the QUBO is measured beside it "
+                     "(optimality_success_seed_routine)"),
+        Claim("qubo_12_15_features", "001",
+              "The quantum-inspired selector consistently identified 12-15 critical features out of 50 that keep "
+              "the predictive accuracy.", "12-15 of 50", "not measurable",
+              reason="how many features keep the accuracy is a property of the data: the seed's data are not "
+                     "published, and our magnet generator makes the grade depend on four features by "
+                     "construction (manufacturer, manufacturing date, form factor, helium), so the count we find "
+                     "reflects our design, not the seed's facility"),
+        Claim("qubo_70pct_cost_reduction", "001", "Feature selection reduced data-collection costs by 70%.", "70%",
+              "not measurable",
+              reason="70% is 35 of 50 features dropped; a cost saving needs the cost of collecting each feature, "
+                     "which the seed does not give"),
+        Claim("qubo_top_two_features", "001",
+              "Drive manufacturing date and original equipment manufacturer are the two most predictive features.",
+              "date and manufacturer on top", "not measurable",
+              reason="our magnet generator builds this ranking in (see the data chapter), so finding it again is "
+                     "no evidence about the seed's facility, whose data are not published"),
+        Claim("qubo_goal_optimality", "001",
+              "Chapter goal: our solver finds the exact optimum on at least 99% of at least 100 random mRMR "
+              "instances with n <= 24.", ">= 99%", "goal",
+              metric="optimality_success_ours", target=0.99, direction=1),
+        Claim("qubo_goal_peers_energy", "001",
+              "Chapter goal, first half: at n = 50, 200 and 1000 our solver reaches equal or better energy than "
+              "the simulated-bifurcation package and D-Wave's simulated annealing (read on the worst of the six "
+              "comparisons: relative energy excess <= 0).", "equal or better energy", "goal",
+              metric="peer_energy_excess_worst", target=0.0, direction=-1),
+        Claim("qubo_goal_peers_time", "001",
+              "Chapter goal, second half: at n = 50, 200 and 1000 our solver takes equal or less time than the "
+              "simulated-bifurcation package and D-Wave's simulated annealing (read on the worst of the six "
+              "comparisons: log wall-time ratio <= 0).", "equal or less time", "goal",
+              metric="peer_log_time_ratio_worst", target=0.0, direction=-1),
+        Claim("qubo_goal_n1000_time", "001",
+              "Chapter goal: an n = 1000 instance is solved in at most 2 s on 2 cores.", "<= 2 s", "goal",
+              metric="cpu_n1000_ours_s", target=2.0, direction=-1),
+    ),
 ))
 
 
@@ -421,12 +607,36 @@ register(NotebookSpec(
         _al_pool_fits("dataset"),
         _al_pool_fits("real_dataset"),
     ),
-    headline=("full_data_accuracy", "label_saving", "labels_to_target_strategy", "labels_to_target_random",
-              "fraction_of_centralized", "fraction_of_centralized_nonprivate", "round_overhead",
-              "real_label_saving", "real_fraction_of_centralized", "real_round_overhead"),
+    headline=("full_data_accuracy", "label_saving", "label_saving_headroom", "label_saving_at_target",
+              "labels_to_target_strategy", "labels_to_target_random", "curve_area_gain",
+              "fraction_of_centralized_eps1", "fraction_of_centralized", "fraction_of_centralized_nonprivate",
+              "round_overhead", "real_label_saving", "real_label_saving_headroom",
+              "real_fraction_of_centralized_eps1", "real_round_overhead"),
     budget_s=180.0,
     tolerances=(("*round_overhead", TIMING),),  # wall times are not results
+    # Label saving: `strategy` vs random, labels to reach each target of ch02_active_learning.SAVING_TARGETS
+    # (0.85, 0.87, ..., 0.99 of full-data accuracy; the seed names none) read off the mean learning curves, the
+    # saving averaged over the targets where it is defined, 95% paired bootstrap CI over repeats. Headroom: the
+    # same average for a strategy that reaches every target after one query round; a bed where even that saves
+    # less than the claim region's lower edge (0.73 - 0.25 x 0.73 = 0.5475) cannot show the claim.
+    # Privacy-utility: the seed's figure is a ratio to the centralized system, so no effect (privacy costs
+    # nothing) is 1 and the claim is a cost of 8% of centralized accuracy, read at epsilon = 1 whatever `epsilon`.
     claims=(
+        Claim("label_saving", "000", "Active learning reduced labelling requirements by 73% compared to random "
+              "sampling.", "73% fewer labels", "effect", metric="label_saving", target=0.73,
+              headroom="label_saving_headroom", headroom_min=0.5475,
+              first_rule=Claim("label_saving", "000", "Active learning reduced labelling requirements by 73% "
+                               "compared to random sampling.", "73% fewer labels", "effect",
+                               metric="label_saving_per_seed", target=0.73)),
+        Claim("label_saving_real", "000", "Active learning reduced labelling requirements by 73% compared to "
+              "random sampling (on the real data set).", "73% fewer labels", "effect", metric="real_label_saving",
+              target=0.73, headroom="real_label_saving_headroom", headroom_min=0.5475),
+        Claim("privacy_utility_eps1", "000", "The privacy-preserving system reached 92% of the accuracy of a "
+              "centralized system at epsilon = 1.", "92% at ε = 1", "effect", metric="fraction_of_centralized_eps1",
+              target=0.92, direction=-1, null=1.0),
+        Claim("privacy_utility_eps1_real", "000", "The privacy-preserving system reached 92% of the accuracy of a "
+              "centralized system at epsilon = 1 (on the real data set).", "92% at ε = 1", "effect",
+              metric="real_fraction_of_centralized_eps1", target=0.92, direction=-1, null=1.0),
         Claim("privacy_overhead", "000", "The privacy-preserving operations added 40-60% overhead.", "40-60%",
               "not measurable", reason="the seed's 40-60% is the cost of its cryptographic protocol "
               "(homomorphic encryption or secure computation); our private rounds add DP noise and "
@@ -486,6 +696,26 @@ register(NotebookSpec(
               "auc_label_noise", "secure_max_abs_error", "gate_accuracy_gain"),
     budget_s=180.0,
     tolerances=(("*_time_s", TIMING), ("*_wall_s", TIMING)),  # wall times are not results
+    claims=(
+        Claim("inverse_simulation_detection", "000", "Inverse simulation caught 89% of anomalous predictions that "
+              "would otherwise have gone undetected. (No effect: a verifier without skill, which flags anomalous "
+              "items at the rate it flags honest ones, the default 5% its threshold is set to.)", "89%", "effect",
+              metric="detection_rate_at_fpr", target=0.89, null=0.05),
+        Claim("fixed_consistency_threshold", "000", "A prediction is verified when its similarity and consistency "
+              "both exceed a fixed threshold of 0.85. (A verifier must pass honest predictions; the seed states no "
+              "false-positive rate, so the fixed threshold is held to flagging at most 10% of honest items, twice "
+              "the default rate the ROC threshold is set to.)", "threshold 0.85", "goal",
+              metric="fixed_threshold_false_positive_rate", target=0.10, direction=-1),
+        Claim("verification_without_exposure", "000", "Verification without exposure is possible: consistency "
+              "checks provide a trust layer even when the data remain encrypted (the similarity is computed "
+              "homomorphically). (Holds when the verification on secret shares that opens nothing but each item's "
+              "decision bit gives every item's plaintext verdict.)", "qualitative (no figure)", "qualitative",
+              metric="bits_only_verification_exact"),
+        Claim("verified_label_gate", "000", "Updating the collaborative model with verified labels only protects it "
+              "from anomalous labels. (The seed gives no figure: read as a direction, the per-label gate's accuracy "
+              "gain over no gate, with one site's inspector answering wrongly, is above zero.)",
+              "qualitative (no figure)", "goal", metric="gate_accuracy_gain", target=0.0),
+    ),
 ))
 
 def resolve(name: str) -> NotebookSpec:

@@ -18,7 +18,7 @@ goal
     The seed claims a figure at least (``direction=+1``) or at most (``-1``) ``target``. Judged on the
     interval's bound on the claim's side (a one-sided 97.5% bound), never on the point estimate:
     *reproduced* when that bound meets the target, *not reproduced* when the other bound misses it,
-    else *inconclusive*.
+    else *inconclusive*. An effect or a goal measured without an interval (one repeat) is *inconclusive*.
 equivalence
     The seed claims two computations agree. ``metric`` is their measured distance, ``null_metric`` the
     same distance under a perturbation the arithmetic cannot avoid (a null the chapter measures).
@@ -133,14 +133,19 @@ def decide(claim: Claim, metrics: Mapping[str, Mapping[str, Any]]) -> Decision:
     """The verdict of ``claim`` on a record's ``metrics``."""
     if claim.kind == "not measurable":
         return Decision("not measurable", None, None)
-    for name in (claim.metric, claim.null_metric, claim.headroom):
-        if name and name not in metrics:
+    if claim.headroom:  # checked first: a bed without headroom may leave the claim's metric undefined
+        if claim.headroom not in metrics:
+            raise ParameterError("metric", claim.headroom, f"a metric of the record (claim {claim.id})")
+        if metrics[claim.headroom]["value"] < claim.headroom_min:
+            return Decision("not measurable", None, None)
+    for name in (claim.metric, claim.null_metric):
+        if name not in metrics and name:
             raise ParameterError("metric", name, f"a metric of the record (claim {claim.id})")
-    if claim.headroom and metrics[claim.headroom]["value"] < claim.headroom_min:
-        return Decision("not measurable", None, None)
     m = metrics[claim.metric]
     lo, hi = _interval(m)
     n = int(m["n"])
+    if claim.kind in ("effect", "goal") and not m.get("ci95"):
+        return Decision("inconclusive", (lo, hi), n)  # one repeat has no interval: it cannot decide
     if claim.kind == "effect":
         return Decision(_effect(claim, lo, hi), (lo, hi), n, seeds_needed(m, claim.target - claim.null))
     if claim.kind == "goal":
@@ -180,6 +185,8 @@ def decide_all(claims, metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[st
             entry["seeds_needed"] = d.seeds_needed
         if claim.first_rule is not None:
             entry["first_rule"] = claim.first_rule.rule()
-            entry["first_verdict"] = decide(claim.first_rule, metrics).verdict
+            first = claim.first_rule  # its estimator may be undefined on a rerun (e.g. no repeat reached a target)
+            entry["first_verdict"] = (decide(first, metrics).verdict if first.metric in metrics
+                                      else "not measurable")
         out.append(entry)
     return out

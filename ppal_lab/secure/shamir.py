@@ -17,10 +17,11 @@ notation we keep: a secret ``s`` in the field :math:`\\mathbb{F}_p` is shared wi
   to keep ``r`` secret. (This double-sharing trick is due to Damgard and Nielsen 2007; BGW 1988 reduced
   the degree differently.)
 
-All parties are simulated in one process, so the module also counts the field elements that real
-parties would send (:class:`CommCount`). It is for teaching: Python integers, no side-channel care, and
-a seeded random generator is *insecure* (anyone with the seed can recompute the polynomials). With
-``rng=None`` the coefficients come from :mod:`secrets` (the operating system's CSPRNG).
+All parties are simulated in one process; every message one party sends another passes through
+:meth:`CommCount.send`, which counts the field elements actually sent. It is for teaching: Python
+integers, no side-channel care, and a seeded random generator is *insecure* (anyone with the seed can
+recompute the polynomials). With ``rng=None`` the coefficients come from :mod:`secrets` (the operating
+system's CSPRNG).
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ from ppal_lab.compendium.errors import ParameterError
 
 __all__ = [
     "MERSENNE_61", "DETERMINISTIC_MR_BOUND", "is_prime", "Sharing", "CommCount", "Shamir",
-    "random_circuit", "evaluate_plain", "evaluate_shared", "uniformity_test", "all_subsets", "reconstruction_rate",
-    "circuit_trial",
+    "random_circuit", "evaluate_plain", "evaluate_shared", "share_observations", "opened_observations",
+    "independence_test", "all_subsets", "reconstruction_rate", "circuit_trial",
 ]
 
 MERSENNE_61 = 2**61 - 1
@@ -187,11 +188,19 @@ class Sharing:
 
 @dataclass
 class CommCount:
-    """Field elements that the simulated parties would send, and communication rounds."""
+    """The simulated network: every message between parties goes through :meth:`send`, which counts
+    the field elements sent; ``rounds`` counts the protocol steps whose messages travel together."""
 
     elements: int = 0
     rounds: int = 0
     opened: list = field(default_factory=list)  # values made public during degree reductions
+
+    def send(self, sender: int, receiver: int, value: int) -> int:
+        """Deliver one field element from ``sender`` to ``receiver`` (parties 1..n; 0 is a dealer who
+        is not a party) and return it as received. A party's value for itself never travels."""
+        if sender != receiver:
+            self.elements += 1
+        return value
 
     def reset(self) -> None:
         self.elements, self.rounds = 0, 0
@@ -254,19 +263,35 @@ class Shamir:
             acc = (acc * x + c) % self.p
         return acc
 
-    def share(self, secret: int, degree: int | None = None) -> Sharing:
-        """Deal ``secret``: evaluate a fresh random polynomial of degree ``t`` (or ``degree``) at 1..n."""
-        return self.share_with_polynomial(secret, degree)[0]
+    def share(self, secret: int, degree: int | None = None, dealer: int = 0) -> Sharing:
+        """Deal ``secret``: evaluate a fresh random polynomial of degree ``t`` (or ``degree``) at 1..n
+        and send party i its share. ``dealer`` 0 is outside the parties (n messages); a party
+        1..n deals to the others and keeps its own share (n - 1 messages)."""
+        return self.share_with_polynomial(secret, degree, dealer)[0]
 
-    def share_with_polynomial(self, secret: int, degree: int | None = None) -> tuple[Sharing, list[int]]:
+    def share_with_polynomial(self, secret: int, degree: int | None = None, dealer: int = 0
+                              ) -> tuple[Sharing, list[int]]:
         """Like :meth:`share`, also returning the polynomial's coefficients (to plot or inspect)."""
+        dealer = _check_int("dealer", dealer, 0, f"0 (outside dealer) or a party in [1, {self.n}]")
+        if dealer > self.n:
+            raise ParameterError("dealer", dealer, f"0 (outside dealer) or a party in [1, {self.n}]")
         coeffs = self.random_polynomial(secret, degree)
         deg = len(coeffs) - 1
         if deg >= self.n:
             raise ParameterError("degree", deg, f"< n = {self.n} (otherwise no set of parties can "
                                  "reconstruct)")
-        self.comm.elements += self.n  # the dealer sends one share to each party
-        return Sharing(tuple(self.evaluate(coeffs, i) for i in range(1, self.n + 1)), deg, self.p), coeffs
+        shares = tuple(self.comm.send(dealer, i, self.evaluate(coeffs, i)) for i in range(1, self.n + 1))
+        return Sharing(shares, deg, self.p), coeffs
+
+    def open(self, sharing: Sharing, degree: int | None = None) -> int:
+        """Make a shared value public: every party sends its share to every other party (one round)
+        and interpolates from the ``n`` shares it then holds (``degree``: the sharing's by default)."""
+        self._points(sharing, None)  # same scheme
+        received = {i: [(j, self.comm.send(j, i, s)) for j, s in enumerate(sharing.shares, start=1)]
+                    for i in range(1, self.n + 1)}
+        self.comm.rounds += 1
+        # every party holds the same n points, so each interpolates the same value
+        return self.reconstruct(received[1], degree=sharing.degree if degree is None else degree)
 
     def _points(self, shares, parties) -> list[tuple[int, int]]:
         if isinstance(shares, Sharing):
@@ -367,37 +392,31 @@ class Shamir:
     def double_random(self) -> tuple[Sharing, Sharing]:
         """Sharings ``[r]_t`` and ``[r]_2t`` of one random ``r`` that nobody knows.
 
-        Every party j picks ``r_j`` and deals it with a degree-t and a degree-2t polynomial (one
-        round, ``2 n (n - 1)`` elements sent: a party keeps its own share); ``r`` is the sum of all
-        ``r_j``, so the sharings are the sums of the dealt sharings.
+        Every party j picks ``r_j`` and deals it to the others with a degree-t and a degree-2t
+        polynomial, keeping its own shares (one round); ``r`` is the sum of all ``r_j``, so the
+        sharings are the sums of the dealt sharings.
         """
         self._require_mul()
         r_t = r_2t = None
-        before = self.comm.elements
-        for _ in range(self.n):
+        for j in range(1, self.n + 1):
             r_j = self.rand.below(self.p, 1)[0]
-            s_t, s_2t = self.share(r_j), self.share(r_j, 2 * self.t)
+            s_t, s_2t = self.share(r_j, dealer=j), self.share(r_j, 2 * self.t, dealer=j)
             r_t = s_t if r_t is None else r_t + s_t
             r_2t = s_2t if r_2t is None else r_2t + s_2t
-        self.comm.elements = before + 2 * self.n * (self.n - 1)
         self.comm.rounds += 1
         return r_t, r_2t
 
     def reduce_degree(self, h: Sharing) -> Sharing:
         """Turn a degree-``2t`` sharing of ``v`` into a fresh degree-``t`` sharing of ``v``.
 
-        The parties open ``d = v - r`` from the shares of ``h - [r]_2t`` (each sends its share to all
-        others: one round, ``n (n - 1)`` elements) and output ``d + [r]_t``. The opened ``d`` is
-        recorded in ``self.comm.opened``: it is uniform whatever ``v`` is.
+        The parties :meth:`open` ``d = v - r`` from the shares of ``h - [r]_2t`` and output
+        ``d + [r]_t``. The opened ``d`` is recorded in ``self.comm.opened``: it is independent of ``v``.
         """
         self._require_mul()
         if h.degree > 2 * self.t:
             raise ParameterError("h.degree", h.degree, f"<= 2t = {2 * self.t}")
         r_t, r_2t = self.double_random()
-        masked = h - r_2t
-        d = self.reconstruct(masked, degree=2 * self.t)
-        self.comm.elements += self.n * (self.n - 1)
-        self.comm.rounds += 1
+        d = self.open(h - r_2t, degree=2 * self.t)
         self.comm.opened.append(d)
         out = r_t + d
         return Sharing(out.shares, self.t, self.p)
@@ -409,7 +428,8 @@ class Shamir:
 
     # ---------------------------------------------------------------------------- many sharings
     def share_many(self, secret: int, count: int, degree: int | None = None) -> np.ndarray:
-        """``count`` independent sharings of one secret as a ``(count, n)`` array (for statistics)."""
+        """``count`` independent sharings of one secret as a ``(count, n)`` array (for statistics: a
+        dealing nobody sends, so nothing is counted)."""
         secret = self.check_secret(secret)
         count = _check_int("count", count, 1)
         degree = self.t if degree is None else _check_int("degree", degree, 0)
@@ -458,31 +478,61 @@ def evaluate_shared(scheme: Shamir, gates, inputs: Sequence[Sharing]) -> list[Sh
 
 # -------------------------------------------------------------------------------------------- statistics
 
-def uniformity_test(scheme: Shamir, secret: int, parties: Sequence[int], n_sharings: int) -> dict:
-    """Chi-square test that the joint shares of ``parties`` are uniform on GF(p)^k over ``n_sharings``
-    independent sharings of ``secret``.
-
-    Under uniformity the p-value is uniform on [0, 1], so a test at level alpha rejects a correct scheme
-    with probability alpha. Needs ``p ** k`` cells with at least 5 expected counts each. Returns the
-    statistic, the p-value, the degrees of freedom and the cell counts.
-    """
-    from scipy import stats
-
+def _parties(scheme: Shamir, parties: Sequence[int]) -> list[int]:
     parties = [_check_int("parties", i, 1) for i in parties]
     if not parties or any(i > scheme.n for i in parties) or len(set(parties)) != len(parties):
         raise ParameterError("parties", parties, f"distinct party numbers in [1, {scheme.n}]")
-    cells = scheme.p ** len(parties)
-    if cells > 10**6 or n_sharings < 5 * cells:
-        raise ParameterError("n_sharings", n_sharings, f">= 5 * p^k = {5 * cells} (and p^k <= 1e6: use a "
-                             "small modulus for this test)")
-    shares = scheme.share_many(secret, n_sharings)[:, [i - 1 for i in parties]].astype(np.int64)
-    index = np.zeros(n_sharings, dtype=np.int64)
+    return parties
+
+
+def share_observations(scheme: Shamir, secret: int, parties: Sequence[int], n_sharings: int) -> np.ndarray:
+    """What ``parties`` see over ``n_sharings`` independent sharings of ``secret``: their joint shares,
+    each tuple coded as one integer in [0, p^k) (base p)."""
+    parties = _parties(scheme, parties)
+    n_sharings = _check_int("n_sharings", n_sharings, 1)
+    shares = scheme.share_many(secret, n_sharings)[:, [i - 1 for i in parties]]
+    code = np.zeros(n_sharings, dtype=object if scheme.p ** len(parties) >= 2**63 else np.int64)
     for col in range(shares.shape[1]):
-        index = index * scheme.p + shares[:, col]
-    counts = np.bincount(index, minlength=cells)
-    res = stats.chisquare(counts)
-    return {"statistic": float(res.statistic), "pvalue": float(res.pvalue), "dof": cells - 1,
-            "counts": counts}
+        code = code * scheme.p + shares[:, col].astype(code.dtype)
+    return code
+
+
+def opened_observations(scheme: Shamir, secret: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """The values opened by ``count`` multiplications whose product is ``secret``: each multiplies
+    fresh sharings of a random non-zero ``a`` and of ``b = secret / a`` (a degree reduction opens one
+    value)."""
+    secret = scheme.check_secret(secret)
+    count = _check_int("count", count, 1)
+    start = len(scheme.comm.opened)
+    for _ in range(count):
+        a = int(rng.integers(1, min(scheme.p, 2**63)))
+        scheme.mul(scheme.share(a), scheme.share(secret * pow(a, -1, scheme.p) % scheme.p))
+    return np.array(scheme.comm.opened[start:], dtype=object if scheme.p >= 2**63 else np.int64)
+
+
+def independence_test(observations: Mapping[int, Sequence[int]]) -> dict:
+    """Chi-square test of independence between a secret and what is observed under it.
+
+    ``observations[s]`` holds what was observed (one integer per independent run, e.g. from
+    :func:`share_observations`) when the secret was ``s``. The contingency table secret x observed
+    value (values seen under no secret dropped) goes to :func:`scipy.stats.chi2_contingency`; a
+    scheme that hides the secret gives a p-value uniform on [0, 1]. The approximation needs about 5
+    expected counts per cell (``min_expected``). Returns the statistic, p-value, degrees of freedom,
+    the smallest expected count and the table.
+    """
+    from scipy import stats
+
+    if len(observations) < 2:
+        raise ParameterError("observations", list(observations), "runs under at least two secrets")
+    rows = [np.asarray(list(v)) for v in observations.values()]
+    if any(len(r) == 0 for r in rows):
+        raise ParameterError("observations", [len(r) for r in rows], "at least one run per secret")
+    values, codes = np.unique(np.concatenate(rows), return_inverse=True)
+    table = np.zeros((len(rows), len(values)), dtype=np.int64)
+    np.add.at(table, (np.repeat(np.arange(len(rows)), [len(r) for r in rows]), codes), 1)
+    res = stats.chi2_contingency(table, correction=False)
+    return {"statistic": float(res.statistic), "pvalue": float(res.pvalue), "dof": int(res.dof),
+            "min_expected": float(res.expected_freq.min()), "table": table}
 
 
 def all_subsets(n: int, k: int) -> list[tuple[int, ...]]:
@@ -522,19 +572,23 @@ def reconstruction_rate(scheme: Shamir, n_secrets: int, rng: np.random.Generator
 def circuit_trial(scheme: Shamir, n_circuits: int, rng: np.random.Generator, n_inputs: int = 4,
                   n_gates: int = 12) -> dict:
     """Evaluate ``n_circuits`` random circuits in the clear and on shares; count exact wires, the
-    largest actual degree of any wire's sharing, the multiplications and the field elements sent."""
+    largest actual degree of any wire's sharing, the multiplications, the field elements sent in all
+    (``elements_sent``, inputs dealt included) and while evaluating the gates (``gate_elements``)."""
     _check_int("n_circuits", n_circuits, 1)
     scheme.comm.reset()
-    wires = exact = max_degree = n_mul = 0
+    wires = exact = max_degree = n_mul = gate_elements = 0
     for _ in range(n_circuits):
         gates = random_circuit(n_inputs, n_gates, rng)
         inputs = [int(v) for v in rng.integers(0, min(scheme.p, 2**63), n_inputs)]
         plain = evaluate_plain(gates, inputs, scheme.p)
-        shared = evaluate_shared(scheme, gates, [scheme.share(v) for v in inputs])
+        dealt = [scheme.share(v) for v in inputs]
+        before = scheme.comm.elements
+        shared = evaluate_shared(scheme, gates, dealt)
+        gate_elements += scheme.comm.elements - before
         wires += len(plain)
         exact += sum(scheme.reconstruct(w) == v for w, v in zip(shared, plain))
         max_degree = max(max_degree, max(scheme.degree_of(w) for w in shared))
         n_mul += sum(op == "mul" for op, _, _ in gates)
     return {"circuits": n_circuits, "wires": wires, "exact": exact, "exact_rate": exact / wires,
             "max_degree": max_degree, "multiplications": n_mul, "elements_sent": scheme.comm.elements,
-            "rounds": scheme.comm.rounds}
+            "gate_elements": gate_elements, "rounds": scheme.comm.rounds}

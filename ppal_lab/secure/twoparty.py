@@ -184,7 +184,7 @@ def reveal_to(x, dst: int):
     Why not CrypTen's ``x.reveal(dst=...)`` / ``get_plain_text(dst=...)``: they call
     ``torch.distributed.reduce``, which gloo runs as a ring reduce-scatter followed by a gather to the
     root, so with two parties the *other* party ends up holding about half of the opened values in the
-    clear (``tests/test_secure.py`` shows it).
+    clear (``tests/secure/test_secure_maddpg.py`` shows it).
     """
     import torch
 

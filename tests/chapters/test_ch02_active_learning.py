@@ -158,6 +158,8 @@ def test_label_savings_on_hand_made_curves():
     assert np.isnan(sv.loc[2, "labels"]) and np.isnan(sv.loc[2, "saving"])            # entropy never
     summary = E.summarize_savings(sv.reset_index()).iloc[0]
     assert summary["n"] == 1 and summary["n_seeds"] == 3 and summary["saving"] == pytest.approx(0.6)
+    # a target the initial labels already meet (all start at 0.5) leaves nothing to save: undefined, not 0%
+    assert E.label_savings(_curves(rows), 0.5)["saving"].isna().all()
     with pytest.raises(ParameterError, match="target_accuracy"):
         E.label_savings(_curves(rows), 1.5)
     with pytest.raises(ParameterError, match="baseline"):
@@ -175,10 +177,15 @@ def _two_strategies(random_acc, entropy_acc, seeds=(0, 1, 2)):
     return _curves(rows)
 
 
-def test_curve_savings_read_off_the_mean_curves():
+def _at(curves, target, **kw):
+    """The one-target row of savings_by_target (full accuracy 1, so the fraction is the target)."""
+    return E.savings_by_target(curves, 1.0, [target], **kw).iloc[0]
+
+
+def test_savings_by_target_read_off_the_mean_curves():
     # identical seeds: the bootstrap cannot move anything, so the interval is the point
     same = _two_strategies(lambda s: [.5, .6, .7, .75, .8], lambda s: [.5, .8, .85, .85, .9])
-    row = E.curve_savings(same, 0.8, seed=1).iloc[0]
+    row = _at(same, 0.8, seed=1)
     assert row["strategy"] == "entropy" and row["labels"] == 40 and row["baseline_labels"] == 100
     assert row["saving"] == pytest.approx(0.6)
     assert row["saving_low"] == pytest.approx(0.6) and row["saving_high"] == pytest.approx(0.6)
@@ -187,47 +194,50 @@ def test_curve_savings_read_off_the_mean_curves():
     lucky = _two_strategies(lambda s: [.5, .8 if s == 0 else .6, .7, .75, .8],
                             lambda s: [.5, .8, .85, .85, .9])
     assert E.label_savings(lucky, 0.8).set_index("seed").loc[0, "saving"] == pytest.approx(0.0)
-    row = E.curve_savings(lucky, 0.8).iloc[0]
+    row = _at(lucky, 0.8)
     assert row["baseline_labels"] == 100 and row["saving"] == pytest.approx(0.6)
     assert row["saving_low"] <= 0.0 + 1e-12 and row["saving_high"] == pytest.approx(0.6)
     # a baseline that never reaches the target is censored one step beyond the budget: a lower bound
     never = _two_strategies(lambda s: [.5, .6, .6, .6, .6], lambda s: [.5, .8, .85, .85, .9])
-    row = E.curve_savings(never, 0.8).iloc[0]
+    row = _at(never, 0.8)
     assert row["censored"] and row["baseline_labels"] == 120
     assert row["saving"] == pytest.approx(1 - 40 / 120) and row["censored_share"] == 1.0
     neither = _two_strategies(lambda s: [.5, .6, .6, .6, .6], lambda s: [.5, .6, .6, .6, .6])
-    assert np.isnan(E.curve_savings(neither, 0.8).iloc[0]["saving"])
-    labels = E.curve_labels(lucky, 0.8).set_index("strategy")["labels"]
-    assert labels["random"] == 100 and labels["entropy"] == 40
+    assert np.isnan(_at(neither, 0.8)["saving"])
     by = E.savings_by_target(same, 1.0, [0.5, 0.8])
-    assert by["target_fraction"].tolist() == [0.5, 0.8]
-    assert by.iloc[0]["saving"] == 0.0  # both start at 0.5
+    assert by["target_fraction"].tolist() == [0.5, 0.8] and by["saving"].iloc[1] == pytest.approx(0.6)
+    # both start at 0.5: the initial labels meet the target, nothing to save, so undefined rather than 0%
+    assert np.isnan(by["saving"].iloc[0])
     # deterministic in its seed
-    pd.testing.assert_frame_equal(E.curve_savings(lucky, 0.8, seed=4), E.curve_savings(lucky, 0.8, seed=4))
+    pd.testing.assert_frame_equal(E.savings_by_target(lucky, 1.0, seed=4), E.savings_by_target(lucky, 1.0, seed=4))
     with pytest.raises(ParameterError, match="baseline"):
-        E.curve_savings(same, 0.8, baseline="margin")
+        _at(same, 0.8, baseline="margin")
     with pytest.raises(ParameterError, match="n_boot"):
-        E.curve_savings(same, 0.8, n_boot=10)
+        _at(same, 0.8, n_boot=10)
+    with pytest.raises(ParameterError, match="fractions"):
+        E.savings_by_target(same, 1.0, [])
     with pytest.raises(ParameterError, match="curves"):
-        E.curve_savings(same.query("not (strategy == 'random')").assign(strategy="entropy").iloc[:0], 0.8)
+        _at(same.query("not (strategy == 'random')").assign(strategy="entropy").iloc[:0], 0.8)
 
 
-def test_ci_status_and_verdicts():
-    assert E.ci_status(0.5, 0.4, 0.6, 0.73, 0.73) == "below"
-    assert E.ci_status(0.7, 0.6, 0.8, 0.73, 0.73) == "consistent"
-    assert E.ci_status(0.9, 0.8, 1.0, 0.4, 0.6) == "above"
-    assert E.ci_status(0.5, 0.1, 0.45, 0.4, 0.6) == "consistent"  # overlap with a range
-    assert E.ci_status(0.5, float("nan"), float("nan"), 0.5, 0.5) == "consistent"  # one repeat
-    assert E.ci_status(float("nan"), float("nan"), float("nan"), 0.5, 0.5) == "undefined"
-    assert E.claim_verdict(["consistent", "consistent"]) == "reproduced"
-    assert E.claim_verdict(["consistent", "below"]) == "partly"
-    assert E.claim_verdict(["consistent", "undefined"]) == "partly"
-    assert E.claim_verdict(["below", "above"]) == "not reproduced"
-    assert E.claim_verdict(["undefined"]) == "not measurable"
-    with pytest.raises(ParameterError):
-        E.claim_verdict(["maybe"])
-    with pytest.raises(ParameterError):
-        E.ci_status(0.5, 0.4, 0.6, 0.7, 0.6)
+def test_saving_summary_averages_the_defined_targets_and_bounds_what_any_strategy_could_save():
+    same = _two_strategies(lambda s: [.5, .6, .7, .75, .8], lambda s: [.5, .8, .85, .85, .9])
+    got = E.saving_summary(same, 1.0, "entropy", fractions=[0.5, 0.8, 0.9])
+    # 0.5: met by the initial labels (undefined); 0.8: 1 - 40/100; 0.9: random censored at 120, 1 - 100/120
+    assert got["n_targets"] == 2 and got["saving"] == pytest.approx((0.6 + 1 / 6) / 2)
+    assert got["saving_low"] == pytest.approx(got["saving"]) == got["saving_high"]
+    # a strategy at the targets after one query round (40 labels) saves 1 - 40/100 and 1 - 40/120
+    assert got["headroom"] == pytest.approx((0.6 + 2 / 3) / 2)
+    # gaps 0, .2, .15, .1, .1 at 20 ... 100 labels: trapezoids 2 + 3.5 + 2.5 + 2 = 10 over a width of 80
+    assert got["area"] == pytest.approx(10 / 80) and got["n_seeds"] == 3
+    # no defined target: no saving, and no room for any strategy
+    none = E.saving_summary(same, 1.0, "entropy", fractions=[0.5])
+    assert np.isnan(none["saving"]) and none["headroom"] == 0.0 and none["n_targets"] == 0
+    # with scatter over seeds the bootstrap interval surrounds the estimate
+    noisy = _two_strategies(lambda s: [.5, .6 + .02 * s, .7, .75, .8], lambda s: [.5, .78 + .03 * s, .85, .85, .9])
+    got = E.saving_summary(noisy, 1.0, "entropy", fractions=[0.8, 0.9], seed=3)
+    assert got["saving_low"] <= got["saving"] <= got["saving_high"]
+    assert got["area_low"] < got["area"] < got["area_high"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,52 +291,76 @@ def test_privacy_utility_grid_shape_budget_and_seeds(small):
 # ---------------------------------------------------------------------------------------------
 # the notebook's claims and record
 # ---------------------------------------------------------------------------------------------
+def _claim_inputs():
+    """Hand-made inputs of claim_sets for the main and the real data set (full-data accuracy 1)."""
+    from types import SimpleNamespace
+
+    P = SimpleNamespace(strategy="entropy", dataset="remanufacturing", real_dataset="breast_cancer", seed=0,
+                        target_fraction=0.8, delta=1e-5, n_participants=4, label_budget=100, epsilon=2.0)
+    main = _two_strategies(lambda s: [.5, .6 + .02 * s, .7, .75, .8], lambda s: [.5, .78 + .02 * s, .85, .85, .9])
+    real = _two_strategies(lambda s: [.85, .86, .9, .92, .95], lambda s: [.85, .92 + .01 * s, .95, .96, .97])
+    frac = lambda at_1: pd.DataFrame({"epsilon": [1.0, 2.0], "fraction": [at_1, 0.99], "fraction_low": [at_1 - .05, .98],
+                                      "fraction_high": [at_1 + .05, 1.0], "n": [10, 10]})
+    over = pd.DataFrame({"overhead": [0.45, 0.5, 0.55]})
+    return P, E.claim_sets(P, [main, real], [1.0, 1.0], [E.label_savings(main, 0.8), E.label_savings(real, 0.8)],
+                           [frac(0.76), frac(0.86)], [over, over * 2])
+
+
+def test_claims_read_metrics_the_record_has_and_the_engine_decides_them():
+    from ppal_lab.compendium.results import ResultRecord
+    from ppal_lab.compendium.specs import SPECS
+    from ppal_lab.compendium.verdicts import decide_all
+
+    P, sets = _claim_inputs()
+    # the privacy claim reads epsilon = 1, the seed's budget, whatever P.epsilon is
+    assert sets["fraction_of_centralized_eps1"] == (0.76, 0.71, 0.81, 10)
+    assert sets["real_fraction_of_centralized_eps1"][0] == 0.86
+    record = ResultRecord("02_active_learning", {})
+    verdicts = E.add_claims(record, P, sets)
+    declared = SPECS["02_active_learning"].claims
+    assert [c["id"] for c in record.claims] == [c.id for c in declared] == list(verdicts)
+    for claim in declared:
+        for rule in (claim, claim.first_rule):
+            for name in (rule.metric, rule.headroom) if rule else ():
+                assert not name or name in record.metrics, (claim.id, name)
+    # nothing but the engine decides: the record's verdicts are decide_all's on the record's own metrics
+    assert [c["verdict"] for c in record.claims] == [d["verdict"] for d in decide_all(declared, record.metrics)]
+    assert record.claims[0]["first_verdict"] and "label_saving_per_seed" in record.claims[0]["first_rule"]
+    assert "no comparable cryptographic system is timed" in record.claims[-1]["rule"]
+    # what was measured is stated with its interval
+    assert "remanufacturing: federated DP" in record.claims[2]["measured"] and "76% (95% CI 71% to 81%, n = 10)" \
+        in record.claims[2]["measured"]
+
+
+def test_an_undefined_claim_metric_is_left_out_not_zero():
+    from ppal_lab.compendium.results import ResultRecord
+
+    P, sets = _claim_inputs()
+    sets["real_label_saving_per_seed"] = (np.nan, np.nan, np.nan, 0)  # no repeat defined at the target
+    record = ResultRecord("02_active_learning", {})
+    E.add_claims(record, P, sets)
+    assert "real_label_saving_per_seed" not in record.metrics
+    assert record.metrics["label_saving_headroom"]["ci95"] is None and record.metrics["label_saving_headroom"]["n"] == 1
+
+
 class _Record:
-    """The part of a ResultRecord that the claims and metrics fill."""
+    """The part of a ResultRecord that the metric helpers fill."""
 
     def __init__(self):
-        self.metrics, self.claims = {}, []
-
-    def add_claim(self, cid, seed, claim, seed_value, measured, verdict, note):
-        self.claims.append({"id": cid, "verdict": verdict, "measured": measured, "note": note})
+        self.metrics = {}
 
     def add_metric(self, name, values, unit, description, **kw):
         self.metrics[name] = {"values": values, **kw}
 
 
-def test_claims_of_section_what_we_found_follow_the_verdict_rule():
-    """Chapter 2's rule: the seed's value inside our 95% CI on both data sets = reproduced, on one =
-    partly (read off the tables the notebook passes in)."""
-    from types import SimpleNamespace
-
-    P = SimpleNamespace(strategy="entropy", dataset="remanufacturing", real_dataset="breast_cancer",
-                        target_fraction=0.95, delta=1e-5, n_participants=4, label_budget=200, epsilon=1.0)
-    saving = lambda m, lo, hi: pd.DataFrame({"saving": [m], "saving_low": [lo], "saving_high": [hi],
-                                             "n_seeds": [10]}, index=["entropy"])
-    frac = lambda m, lo, hi: pd.DataFrame({"epsilon": [0.5, 1.0], "fraction": [0.5, m], "fraction_low": [0.4, lo],
-                                           "fraction_high": [0.6, hi], "n": [10, 10]})
-    over = pd.DataFrame({"overhead": [0.45, 0.5, 0.55]})
-    sets = E.claim_sets(P, [saving(0.7, 0.6, 0.8), saving(0.3, 0.2, 0.4)],
-                        [frac(0.93, 0.9, 0.96), frac(0.95, 0.93, 0.97)], [over, over * 10])
-    assert sets["privacy_utility_eps1"][2][0] == E.fraction_at(frac(0.93, 0.9, 0.96), 1.0) == (0.93, 0.9, 0.96, 10)
-    from ppal_lab.compendium.results import ResultRecord
-
-    record = ResultRecord("02_active_learning", {})
-    verdicts = E.add_claims(record, P, sets)
-    # The overhead claim is declared "not measurable" in the spec: wall times of unlike systems decide nothing.
-    assert verdicts == {"label_saving": "partly", "privacy_utility_eps1": "partly",
-                        "privacy_overhead": "not measurable"}
-    assert [c["verdict"] for c in record.claims] == list(verdicts.values())
-    assert "no comparable cryptographic system is timed" in record.claims[2]["rule"]
-    assert "remanufacturing: 70% (95% CI 60% to 80%, n = 10)" in record.claims[0]["measured"]
-
-
 def test_undefined_metrics_are_left_out_of_the_record():
     record = _Record()
     E.add_metric(record, "saving_per_seed", [], "fraction", "no repeat reached the target")
-    E.add_bootstrap_metric(record, "label_saving", float("nan"), 0.1, 0.2, 10, "fraction", "censored")
+    E.add_figure(record, "label_saving", (float("nan"), 0.1, 0.2, 10), "fraction", "censored")
     assert record.metrics == {}
     E.add_metric(record, "saving_per_seed", [0.2, 0.3], "fraction", "two repeats")
-    E.add_bootstrap_metric(record, "label_saving", 0.5, 0.4, 0.6, 10, "fraction", "curve saving")
+    E.add_figure(record, "label_saving", (0.5, 0.4, 0.6, 10), "fraction", "curve saving")
+    E.add_figure(record, "headroom", (0.7, np.nan, np.nan, 1), "fraction", "one value")
     assert record.metrics["label_saving"] == {"values": 0.5, "ci": (0.4, 0.6), "n": 10}
+    assert record.metrics["headroom"] == {"values": 0.7}
     np.testing.assert_array_equal(record.metrics["saving_per_seed"]["values"], [0.2, 0.3])

@@ -1,17 +1,20 @@
 """Tests of ppal_lab.chapters.ch03_sparsity: the seed's minimal example (section "The seed's minimal
-example"), the paired contrasts, and the verdict rules of the chapter's claims."""
+example"), the paired contrasts, and the figures the chapter's declared claims read."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from ppal_lab.chapters import ch03_sparsity as ch03
+from ppal_lab.compendium.results import ResultRecord
+from ppal_lab.compendium.specs import SPECS
 from ppal_lab.learning import acquisition as aq
-from ppal_lab.compendium.results import mean_ci
+from ppal_lab.learning.cold_start import cold_start
+from ppal_lab.privacy import audit, sparsity
 
 
 def test_minimal_example_labels_carry_no_signal():
@@ -24,43 +27,69 @@ def test_minimal_example_labels_carry_no_signal():
 
 
 
-def _metric(values):
-    """A record metric as ResultRecord.add_metric writes it (mean, Student-t 95% CI, n)."""
-    mean, ci, n = mean_ci(values)
-    return {"value": mean, "ci95": list(ci) if ci else None, "n": n}
+P = SimpleNamespace(n_labels=60, model="logreg", epsilon=0.5, delta=1e-5, dp_batch_size=50, n_pool=1000,
+                    dp_steps=50)
 
 
-def _measured(**over):
-    """The figures of the chapter's committed record at its defaults, with some replaced."""
-    record = json.loads((Path(__file__).resolve().parents[2] / "data/results/03_sparsity.json").read_text())
-    return record["metrics"] | {k: _metric(v) for k, v in over.items()}
+def _frames(density_acc, majority_acc, seeds=(3, 4)):
+    """Minimal per-seed inputs of :func:`ch03.fill_metrics`, rows shuffled so that only pairing by seed
+    gives the right differences."""
+    final = pd.DataFrame([{"strategy": st, "cold_start": cold, "seed": s,
+                           "accuracy": density_acc[i] if (st, cold) == ("density", "kmeans") else 0.7,
+                           "balanced_accuracy": 0.5, "f1": 0.2}
+                          for st in aq.STRATEGIES for cold in ("random", "kmeans") for i, s in enumerate(seeds)])
+    refs = pd.DataFrame([{"reference": name, "seed": s, "accuracy": acc}
+                         for i, s in enumerate(seeds)
+                         for name, acc in [("majority class", majority_acc[i]), ("oracle (true probabilities)", 0.85),
+                                           ("logreg on all pool labels", 0.8)]])
+    mini = pd.DataFrame({"accuracy": [0.65, 0.7], "balanced_accuracy": [0.5, 0.5]})
+    mech = pd.DataFrame([{"mechanism": m, "seed": s, "noise_energy": 2.0 if m == "seed" else 1.0,
+                          "noisy_step_fraction": 0.6, "accuracy": 0.5, "balanced_accuracy": 0.5}
+                         for m in sparsity.MECHANISMS for s in seeds])
+    return final.sample(frac=1, random_state=0), refs.iloc[::-1], mini, mech
 
 
-def test_verdicts_at_the_chapter_defaults_are_the_recorded_ones():
-    """Section "Headline figures": the rules give the verdicts the committed record states (the seed's
-    cold start picks feature indices, all below the 50 features)."""
-    record = json.loads((Path(__file__).resolve().parents[2] / "data/results/03_sparsity.json").read_text())
-    verdicts = ch03.claim_verdicts(record["metrics"], record["parameters"]["epsilon"], np.arange(20), n_features=50)
-    assert verdicts == {c["id"]: c["verdict"] for c in record["claims"]}
-    assert set(verdicts.values()) == {"not reproduced", "not measurable"}
+def _audit_tab(epsilon_lbs, trials=200):
+    return pd.DataFrame({"audit": ch03.AUDIT_KEYS, "epsilon_lb": epsilon_lbs, "trials_per_world": trials})
 
 
-def test_verdicts_follow_the_measured_figures():
-    good = _measured(accuracy_density_kmeans=[0.95, 0.96, 0.955],
-                     density_minus_entropy_accuracy=[0.10, 0.12, 0.11],
-                     entropy_minus_random_accuracy=[0.05, 0.06, 0.07],
-                     noise_energy_seed_over_dpsgd=[0.5, 0.55, 0.52],
-                     audit_epsilon_seed_empty_batch=[0.3], audit_epsilon_seed_density_noise=[0.2],
-                     audit_epsilon_seed_rounds=[0.1])
-    v = ch03.claim_verdicts(good, 0.5, np.array([3, 700]), n_features=50)
-    assert v["ppal_accuracy_200_labels"] == "reproduced" and v["acquisition_ordering"] == "reproduced"
-    assert v["dp_noise_40_percent_less"] == "reproduced"
-    assert v["dp_guarantee"] == v["density_adaptive_noise"] == v["cold_start_diverse_subspaces"] == "inconclusive"
-    half = _measured(accuracy_density_kmeans=[0.80, 0.95, 0.9], entropy_minus_random_accuracy=[0.05, 0.06, 0.07])
-    v = ch03.claim_verdicts(half, 0.5, np.arange(20), n_features=50)
-    assert v["ppal_accuracy_200_labels"] == "inconclusive" and v["acquisition_ordering"] == "partly"
-    one_seed = _measured(density_minus_entropy_accuracy=[0.2], entropy_minus_random_accuracy=[0.1])
-    assert ch03.claim_verdicts(one_seed, 0.5, np.arange(20), 50)["acquisition_ordering"] == "not reproduced"
+def test_gains_over_references_are_paired_by_seed_and_every_claim_is_decided():
+    record = ResultRecord("03_sparsity", {"seed": 3})
+    ch03.fill_metrics(record, P, *_frames([0.80, 0.93], [0.70, 0.75]), _audit_tab([0.0] * 5))
+    M = record.metrics
+    gain = M["accuracy_gain_density_kmeans_over_majority"]
+    assert gain["value"] == pytest.approx(0.14)  # per seed 0.10 and 0.18; unpaired rows would give 0.05 and 0.23
+    assert gain["ci95"] == pytest.approx(stats.t.interval(0.95, 1, loc=0.14, scale=stats.sem([0.10, 0.18])))
+    assert M["oracle_gain_over_majority"]["value"] == pytest.approx(0.125)
+    assert M["oracle_minus_random_accuracy"]["value"] == pytest.approx(0.15)
+    verdicts = ch03.add_claims(record, P, {"seed_vs_always": 0.6}, np.arange(20), n_features=50)
+    assert list(verdicts) == [c.id for c in SPECS["03_sparsity"].claims]
+    assert all(c["measured"] for c in record.claims)
+
+
+def test_audit_refutes_the_empty_batch_guarantee_and_never_certifies_one():
+    """The guarantee factor's interval reaches 0 (no accountant bounds the seed's epsilon), so a clean
+    audit cannot certify the guarantee; the seed's empty-batch release is caught with 200 trials."""
+    gen = np.random.default_rng(0)
+    leak = audit.empirical_epsilon(*audit.seed_mechanism_scores("empty_batch", 200, P.epsilon, P.delta, gen),
+                                   P.delta, rng=gen).epsilon_lb
+    clean = audit.empirical_epsilon(gen.normal(size=200), gen.normal(size=200), P.delta, rng=gen).epsilon_lb
+    for epsilon_lb, caught in [(leak, True), (clean, False)]:
+        record = ResultRecord("03_sparsity", {"seed": 3})
+        ch03.fill_metrics(record, P, *_frames([0.8, 0.9], [0.7, 0.75]), _audit_tab([epsilon_lb] + [0.0] * 4))
+        low, high = record.metrics["dp_guarantee_factor_seed_empty_batch"]["ci95"]
+        assert low == 0 and (high < 1) == caught
+        verdict = ch03.add_claims(record, P, {"seed_vs_always": 0.6}, np.arange(20), n_features=50)["dp_guarantee"]
+        assert verdict != "reproduced"
+
+
+def test_the_seeds_cold_start_picks_feature_indices_not_drives():
+    Z = np.random.default_rng(1).normal(size=(400, 10))
+    for method, picks_items in [("seed", 0.0), ("kmeans", 1.0)]:
+        record = ResultRecord("03_sparsity", {"seed": 3})
+        ch03.fill_metrics(record, P, *_frames([0.8, 0.9], [0.7, 0.75]), _audit_tab([0.0] * 5))
+        ch03.add_claims(record, P, {"seed_vs_always": 0.6}, cold_start(Z, 5, method, 0), n_features=10)
+        assert record.metrics["seed_cold_start_picks_items"]["value"] == picks_items
 
 
 def test_paired_contrasts_are_differences_by_seed():

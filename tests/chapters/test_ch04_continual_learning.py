@@ -1,6 +1,8 @@
 """Tests of ppal_lab.chapters.ch04_continual_learning: the experiment driver (deterministic, paired by seed,
-validated before any data exist), the summaries and the verdict rules of the chapter's two claims."""
+validated before any data exist), the summaries and the figures the chapter's declared claims read."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -8,6 +10,9 @@ import pytest
 
 from ppal_lab.chapters import ch04_continual_learning as ch04
 from ppal_lab.compendium.errors import ParameterError
+from ppal_lab.compendium.results import ResultRecord
+from ppal_lab.compendium.specs import SPECS
+from ppal_lab.compendium.verdicts import VERDICTS
 
 
 
@@ -25,21 +30,28 @@ def test_experiment_is_deterministic_and_paired():
 
 
 
-def test_verdict_rules():
-    neg, zero, pos = [-0.05, -0.04, -0.06], [-0.05, 0.04, 0.01], [0.05, 0.04, 0.06]
-    assert ch04.ci_sign(neg) == -1 and ch04.ci_sign(zero) == 0 and ch04.ci_sign(pos) == 1
-    assert ch04.forgetting_verdict({"accuracy": neg, "roc_auc": neg}) == "reproduced"
-    assert ch04.forgetting_verdict({"accuracy": zero, "roc_auc": neg}) == "partly"
-    assert ch04.forgetting_verdict({"accuracy": zero}, {"roc_auc": neg}) == "partly"
-    assert ch04.forgetting_verdict({"accuracy": zero, "roc_auc": pos}) == "not reproduced"
-    assert ch04.mitigation_verdict({"a": pos, "b": pos}, {"a": zero, "b": pos}) == "reproduced"
-    assert ch04.mitigation_verdict({"a": pos, "b": zero}, {"a": zero, "b": zero}) == "partly"
-    assert ch04.mitigation_verdict({"a": pos}, {"a": neg}) == "partly"
-    assert ch04.mitigation_verdict({"a": zero}, {"a": pos}) == "partly"
-    assert ch04.mitigation_verdict({"a": zero}, {"a": neg}) == "not reproduced"
+def test_ci_table_gives_the_t_interval_per_group():
+    neg = [-0.05, -0.04, -0.06]
     table = ch04.ci_table(pd.DataFrame({"g": ["x"] * 3 + ["y"], "v": neg + [1.0]}), "g", "v")
     assert table["n"].tolist() == [3, 1] and table["low"].iloc[0] < -0.05 < table["high"].iloc[0]
+    assert table["low"].iloc[1] == table["high"].iloc[1] == 1.0
 
+
+def test_every_declared_claim_reads_a_paired_metric_of_the_record():
+    frame = ch04.run_experiment([0, 1], ewc_lambdas=[10.0], n_labels=12, n_test=100, n_per_month=200, epochs=2,
+                                hidden=(8,))
+    summ = {score: ch04.summarise(frame, score) for score in ch04.SCORE_NAME}
+    P = SimpleNamespace(missing_rate=0.8, n_seeds=2, seed=0, ewc_lambda=10.0)
+    record = ResultRecord("04_continual_learning", {"seed": 0})
+    ch04.fill_metrics(record, P, "EWC λ=10", [("", summ, frame, 0.8), ("contrast_", summ, frame, 0.8)])
+    verdicts = ch04.add_claims(record, P, "EWC λ=10")
+    assert list(verdicts) == [c.id for c in SPECS["04_continual_learning"].claims]
+    M = record.metrics
+    for suffix in ("", "_auc"):  # the paired differences are those of the two methods' own figures
+        assert M[f"ewc_minus_finetune_backward_transfer{suffix}"]["value"] == pytest.approx(
+            M[f"ewc_backward_transfer{suffix}"]["value"] - M[f"finetune_backward_transfer{suffix}"]["value"])
+    glued = ch04.glue_values(record, P, pd.DataFrame({"majority-class accuracy": [0.7, 0.8]}))
+    assert {glued[f"verdict_{cid}"] for cid in verdicts} <= set(VERDICTS)
 
 
 @pytest.mark.parametrize("kw, name", [

@@ -1,4 +1,4 @@
-"""The secret-sharing chapter (notebooks/06): its Shamir studies, record and verdict rules."""
+"""The secret-sharing chapter (notebooks/06): its Shamir studies, record metrics and declared claims."""
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 from ppal_lab.chapters import ch06_secret_sharing as ch
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.results import ResultRecord
+from ppal_lab.compendium.specs import SPECS
 from ppal_lab.secure import fixed_point as fp
 
 
@@ -29,48 +30,70 @@ def test_setup_checks_what_a_range_cannot_before_any_work():
 
 def test_bonferroni_keeps_the_familywise_error_at_one_percent():
     n_tests, alpha = ch.bonferroni(5)
-    assert n_tests == 10 and alpha == pytest.approx(0.001)
+    assert n_tests == 15 and alpha == pytest.approx(0.01 / 15)
 
 
-def test_shamir_studies_reproduce_the_three_appendix_b_claims():
-    """Section "Shamir's scheme, step by step" and "Computing on shares" at the reduced size."""
+def test_shamir_studies_at_the_reduced_size():
+    """Sections "Shamir's scheme, step by step" and "Computing on shares" at the reduced size."""
     P = params()
     recon, privacy, circuits = ch.reconstruction_study(P), ch.privacy_study(P), ch.circuit_study(P)
     assert list(recon.index) == [0, 1] and (recon.rate == 1).all()
     assert privacy["p (t+1 parties, power check)"].isna().all()   # 13**3 cells: too few sharings
+    assert privacy[["p (first t parties)", "p (last t parties)", "p (opened values)"]].gt(0).all().all()
     assert (circuits.exact_rate == 1).all() and (circuits.max_degree <= P.t).all()
-    _, alpha = ch.bonferroni(P.n_seeds)
-    assert ch.reconstruction_verdict(recon) == "reproduced"
-    assert ch.hiding_verdict(privacy, alpha) == "reproduced"
-    assert ch.circuit_verdict(circuits, P.t) == "reproduced"
+    # counted from the parties' messages: double random sharing 2n(n-1) + opening n(n-1)
+    assert (circuits["elements per multiplication"] == 3 * P.n_parties * (P.n_parties - 1)).all()
     assert ch.privacy_study(P).equals(privacy)                      # seeded: same parameters, same table
 
 
-def test_verdict_rules():
-    recon = pd.DataFrame({"rate": [1.0, 1.0], "t_sets_refused": [10, 9], "t_sets_tried": [10, 10]})
-    assert ch.reconstruction_verdict(recon) == "not reproduced"
-    privacy = pd.DataFrame({"p (first t parties)": [0.5, 0.0001], "p (last t parties)": [0.3, 0.4],
-                            "p (t+1 parties, power check)": [1e-9, 1e-9]})
-    assert ch.hiding_verdict(privacy, 0.001) == "not reproduced"
-    assert ch.hiding_verdict(privacy.assign(**{"p (first t parties)": 0.5}), 0.001) == "reproduced"
-    weak_power = privacy.assign(**{"p (first t parties)": 0.5, "p (t+1 parties, power check)": 0.2})
-    assert ch.hiding_verdict(weak_power, 0.001) == "not reproduced"
-    circuits = pd.DataFrame({"exact_rate": [1.0, 1.0], "max_degree": [2, 3]})
-    assert ch.circuit_verdict(circuits, 2) == "not reproduced" and ch.circuit_verdict(circuits, 3) == "reproduced"
-    ulp = pd.Series({op: 0.4 for op in fp.OP_NAMES})
-    assert ch.worse_than_float32(ulp) == [] and ch.fixed_point_verdict([]) == "not reproduced"
-    half = list(fp.OP_NAMES[: len(fp.OP_NAMES) // 2])
-    assert ch.worse_than_float32(pd.Series({op: (3.0 if op in half else 0.4) for op in fp.OP_NAMES})) == half
-    assert ch.fixed_point_verdict(half) == "partly"
+def test_power_check_rejects_t_plus_one_shares():
+    """With enough sharings for the 13**3 cells, t + 1 shares (which determine the secret) are caught."""
+    privacy = ch.privacy_study(params(n_seeds=1, n_sharings=11_000))
+    assert privacy["p (t+1 parties, power check)"].iloc[0] < 1e-6
 
 
-def test_add_claims_records_four_claims_with_their_verdicts():
-    P = params()
-    recon, privacy, circuits = ch.reconstruction_study(P), ch.privacy_study(P), ch.circuit_study(P)
+def _claims_record(P, privacy=None):
+    recon, circuits = ch.reconstruction_study(P), ch.circuit_study(P)
+    privacy = ch.privacy_study(P) if privacy is None else privacy
     summary = pd.DataFrame({"median_ulp32": [2.0] * len(fp.OP_NAMES)}, index=list(fp.OP_NAMES))
     record = ResultRecord("06_secret_sharing", vars(P))
+    ch.record_metrics(record, P, recon, privacy, circuits, _FakeTable(P))
     worse = ch.add_claims(record, P, recon, privacy, circuits, summary)
+    return record, worse
+
+
+class _FakeTable:
+    """The op table's two accessors that record_metrics reads, without starting CrypTen."""
+
+    def __init__(self, P):
+        rows = [{"op": op, "max_abs_err": 1e-4, "max_rel_err": 1e-3, "median_ulp32": 2.0, "median_ulp32_f32": 0.3,
+                 "rounds": 1, "bytes": 8 * P.n_inputs, "time_s": 0.01, "within_bound": 1.0}
+                for op in fp.OP_NAMES for _ in range(P.n_seeds)]
+        self._per_rep = pd.DataFrame(rows)
+        self.samples = pd.DataFrame({"crypten_decoded": [1.0, 2.0], "secure": [1.0, 2.0]})
+
+    def per_rep(self):
+        return self._per_rep
+
+
+def test_claims_are_decided_from_metrics_the_record_has():
+    P = params()
+    record, worse = _claims_record(P)
     assert worse == list(fp.OP_NAMES)
-    assert [c["id"] for c in record.claims] == ["shamir_t_plus_1_reconstruct", "shamir_t_shares_hide",
-                                               "shamir_circuits_degree_reduction", "secfloat_vs_fixed_point"]
-    assert [c["verdict"] for c in record.claims] == ["reproduced"] * 3 + ["partly"]
+    claims = {c["id"]: c for c in record.claims}
+    assert list(claims) == [c.id for c in SPECS["06_secret_sharing"].claims]
+    for c in SPECS["06_secret_sharing"].claims:
+        assert c.kind == "not measurable" or c.metric in record.metrics
+    assert [claims[i]["verdict"] for i in claims] == ["reproduced"] * 3 + ["not measurable"]
+    assert record.metrics["shamir_elements_per_mul"]["value"] == 3 * P.n_parties * (P.n_parties - 1)
+
+
+def test_a_rejected_independence_test_sets_the_hiding_metric_to_zero():
+    """The 0/1 metric follows the declared level: one p-value at the Bonferroni threshold is a rejection."""
+    P = params()
+    _, alpha = ch.bonferroni(P.n_seeds)
+    privacy = ch.privacy_study(P)
+    privacy.iloc[1, privacy.columns.get_loc("p (opened values)")] = alpha
+    record, _ = _claims_record(P, privacy)
+    assert record.metrics["shamir_hiding_not_rejected"]["value"] == 0
+    assert {c["id"]: c["verdict"] for c in record.claims}["shamir_t_shares_hide"] == "not reproduced"

@@ -1,15 +1,18 @@
-"""Chapter 7's driver, summaries and verdict rule (:mod:`ppal_lab.chapters.ch07_supply_chain_maddpg`):
+"""Chapter 7's driver, summaries and claims (:mod:`ppal_lab.chapters.ch07_supply_chain_maddpg`):
 worker processes give the same results as one process; a short training beats the random policy (the
 critic-loss figure of the section "Learning curves"); the relative changes of the section "Headline
-figures" and the claim rule."""
+figures" and the claims declared in the spec, which read them."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from ppal_lab.chapters.ch07_supply_chain_maddpg import (claim_verdict, paired_change, relative_change,
+from ppal_lab.chapters.ch07_supply_chain_maddpg import (CHANGE_METRICS, add_claims, fill_record, glue_values,
+                                                        paired_change, relative_change, relative_changes,
                                                         run_experiment, summarize)
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.compendium.results import mean_ci
+from ppal_lab.compendium.results import ResultRecord, mean_ci
+from ppal_lab.compendium.specs import SPECS
+from ppal_lab.marl.maddpg import EPISODE_COLUMNS
 from ppal_lab.marl.maddpg import MADDPG, MADDPGConfig, random_policy
 
 SMALL = MADDPGConfig(hidden=16, batch_size=32, buffer_size=4000, pretrain_envs=8)
@@ -75,12 +78,51 @@ def test_summaries_and_paired_changes():
         paired_change(s, "ncr", other="ctde")
 
 
-@pytest.mark.parametrize("ci, claimed, verdict", [
-    ((0.2, 0.5), 0.3571, "reproduced"), ((0.05, 0.2), 0.3571, "partly"), ((-0.1, 0.5), 0.3571, "not reproduced"),
-    ((-0.5, -0.1), 0.3571, "not reproduced"), ((-0.5, -0.1), -0.3, "reproduced"), (None, 0.3, "not measurable"),
-])
-def test_claim_verdict_rule(ci, claimed, verdict):
-    assert claim_verdict(ci, claimed) == verdict
+def _summary(wastage_ratio: float) -> pd.DataFrame:
+    """Per-seed averages in which EDE wastes ``wastage_ratio`` times NDS's wastage on every seed (and earns
+    a little more); the random policy plays like NDS."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(4):
+        base = {c: rng.uniform(50, 100) for c in EPISODE_COLUMNS}
+        ede = {**base, "wastage": wastage_ratio * base["wastage"], "ncr": 1.02 * base["ncr"],
+               "total_reward": 1.03 * base["total_reward"]}
+        rows += [{"seed": seed, "mode": m, "phase": "real", "episode": 0, **v}
+                 for m, v in (("nds", base), ("ede", ede), ("random", base))]
+    return summarize(pd.DataFrame(rows))
+
+
+def _record_with_claims(wastage_ratio: float):
+    summary = _summary(wastage_ratio)
+    record = ResultRecord("07_supply_chain_maddpg", {})
+    changes = relative_changes(summary)
+    fill_record(record, summary, changes, {(0, ("nds", "ede")): 1.0})
+    verdicts, table = add_claims(record, changes)
+    return record, changes, verdicts, table
+
+
+def test_claims_read_the_relative_changes_with_less_wastage_positive():
+    spec_claims = SPECS["07_supply_chain_maddpg"].claims
+    assert {c.metric for c in spec_claims} <= set(CHANGE_METRICS.values())
+    # EDE wastes 40% less on every seed: the reduction is +0.40 exactly, inside the 35.71% claim's region
+    # (a quarter of 35.71% either side) and short of the abstract's 68.19%
+    record, changes, verdicts, table = _record_with_claims(0.6)
+    assert record.metrics["wastage_reduction_ede_vs_nds"]["value"] == pytest.approx(0.4)
+    assert verdicts["ede_less_wastage_appendix_i"] == "reproduced"
+    assert verdicts["secure_less_wastage_abstract"] == "partly"
+    # EDE wastes 40% more: the claimed direction is excluded
+    assert _record_with_claims(1.4)[2]["ede_less_wastage_appendix_i"] == "not reproduced"
+    assert [c["id"] for c in record.claims] == [c.id for c in spec_claims] == list(table.index)
+    assert all(f"seeds_needed_{c.id}" in record.metrics for c in spec_claims)
+    numbers, markdown = glue_values(record, changes, verdicts, n_seeds=4)
+    assert numbers["seeds_needed_ede_less_wastage_appendix_i"] == record.metrics[
+        "seeds_needed_ede_less_wastage_appendix_i"]["value"]
+    assert markdown["verdict_ede_less_wastage_appendix_i"] == "**reproduced**"
+
+
+def test_claims_need_the_filled_record():
+    with pytest.raises(ParameterError, match="metric"):
+        add_claims(ResultRecord("07_supply_chain_maddpg", {}), relative_changes(_summary(0.6)))
 
 
 @pytest.mark.parametrize("call, name", [

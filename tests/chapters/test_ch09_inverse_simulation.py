@@ -1,6 +1,6 @@
 """Tests of ppal_lab.chapters.ch09_inverse_simulation (chapter 9, "Inverse-simulation verification"):
 seed preparation, the detection study, the gated collaborative cycle on the federated protocol, and the
-verdict rules."""
+claims declared in the spec, decided on the metrics the chapter records."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -12,6 +12,7 @@ import pytest
 from ppal_lab import verify as V
 from ppal_lab.chapters import ch09_inverse_simulation as E
 from ppal_lab.compendium.errors import ParameterError
+from ppal_lab.compendium.results import ResultRecord
 from ppal_lab.compendium.specs import SPECS
 
 
@@ -74,45 +75,42 @@ def test_gate_keeps_wrong_labels_out_and_spends_the_budget(setup):
         E.run_gated_cycle(setup, "sometimes")
 
 
-class _Record:
-    """The part of a ResultRecord that the verdict rules read and write."""
-
-    def __init__(self, metrics):
-        self.metrics = {k: {"value": v, "ci95": ci, "n": 5} for k, (v, ci) in metrics.items()}
-        self.claims = []
-
-    def add_claim(self, cid, seed, claim, seed_value, measured, verdict, note):
-        self.claims.append({"id": cid, "verdict": verdict, "measured": measured})
+def test_bit_mismatches_count_verdicts_unlike_plaintext():
+    plain = pd.DataFrame({"verified": [True, False, True, False]})
+    check = E.SecureCheck(None, None, None, None, plain, pd.DataFrame({"verified": [True, False, True, True]}),
+                          np.array([True, True, False, False]), pd.Series(dtype=object))
+    assert check.bit_mismatches == 2 and check.mismatches == 3
 
 
-def _claims(det, det_kind_hi, fixed_fpr, sec_err, mismatches, leak, gain):
+def _decide(bits_exact=1.0, gain_ci=(0.01, 0.09)):
+    """The chapter's claims decided on a record holding the metrics they and their descriptions read."""
     P = SimpleNamespace(anomaly_kinds=list(V.ANOMALY_KINDS), n_seeds=5, fpr_target=0.05, threshold=0.85,
-                        n_sites=4, corrupt_rate=1.0, label_budget=400)
-    m = {"detection_rate_at_fpr": det, "fixed_threshold_false_positive_rate": fixed_fpr,
-         "fixed_threshold_detection_rate": (0.9, None), "roc_threshold": (0.3, None),
-         "secure_max_abs_error": (sec_err, None), "secure_verdict_mismatches": (mismatches, None),
-         "secure_rounds_score": (20.0, None), "secure_bytes_per_item": (5000.0, None),
-         "leak_reconstruction_error_sd": (leak, None), "gate_accuracy_gain": gain}
-    m.update({f"detection_{k}": (0.5, (0.4, det_kind_hi)) for k in V.ANOMALY_KINDS})
-    record = _Record(m)
-    runs = pd.DataFrame({"labels": ["corrupted"], "gate": ["batch"], "labels_used": [40]})
-    E.add_claims(record, P, runs)
-    return [c["verdict"] for c in record.claims]
+                        n_sites=4, corrupt_rate=1.0, label_budget=400, n_secure=256)
+    record = ResultRecord("09_inverse_simulation", vars(P))
+    record.add_metric("detection_rate_at_fpr", [0.80, 0.84, 0.82], "fraction")
+    record.add_metric("fixed_threshold_false_positive_rate", [0.88, 0.90, 0.89], "fraction")
+    record.add_metric("gate_accuracy_gain", float(np.mean(gain_ci)), "fraction", ci=gain_ci, n=5)
+    for name, value in {"fixed_threshold_detection_rate": 0.99, "roc_threshold": 0.3, "secure_max_abs_error": 5e-5,
+                        "secure_verdict_mismatches": 0.0, "secure_rounds_score": 39.0,
+                        "secure_bytes_per_item": 2536.0, "leak_reconstruction_error_sd": 0.1,
+                        "bits_only_verification_exact": bits_exact,
+                        **{f"detection_{k}": 0.8 for k in V.ANOMALY_KINDS}}.items():
+        record.add_metric(name, value, "")
+    runs = pd.DataFrame({"labels": ["corrupted"], "gate": ["batch"], "labels_used": [15]})
+    return record, E.add_claims(record, P, runs)
 
 
-def test_verdict_rules_of_section_verdicts():
-    """The rules stated with chapter 9's claims ("What we found"), one boundary at a time."""
-    ok = dict(det=(0.9, (0.85, 0.95)), det_kind_hi=0.6, fixed_fpr=(0.05, (0.04, 0.06)), sec_err=1e-5,
-              mismatches=0, leak=2.0, gain=(0.05, (0.01, 0.09)))
-    assert _claims(**ok) == ["reproduced", "reproduced", "reproduced", "reproduced"]
-    assert _claims(**{**ok, "det": (0.7, (0.6, 0.8)), "det_kind_hi": 0.95})[0] == "partly"
-    assert _claims(**{**ok, "det": (0.7, (0.6, 0.8))})[0] == "not reproduced"
-    assert _claims(**{**ok, "fixed_fpr": (0.5, (0.4, 0.6))})[1] == "not reproduced"
-    assert _claims(**{**ok, "fixed_fpr": (0.1, (0.08, 0.12))})[1] == "partly"
-    assert _claims(**{**ok, "leak": 0.5})[2] == "partly"
-    assert _claims(**{**ok, "mismatches": 1})[2] == "not reproduced"
-    assert _claims(**{**ok, "gain": (0.02, (-0.01, 0.05))})[3] == "partly"
-    assert _claims(**{**ok, "gain": (-0.02, (-0.05, 0.01))})[3] == "not reproduced"
+def test_claims_are_decided_on_the_metrics_the_chapter_records():
+    record, verdicts = _decide()
+    assert [c["id"] for c in record.claims] == [c.id for c in SPECS["09_inverse_simulation"].claims]
+    assert "82.0% (95% CI" in record.claims[0]["measured"] and "15 of 400 labels" in record.claims[3]["measured"]
+    # a fixed threshold that flags 89% of honest items misses the claim's 10%; a gate whose gain's interval
+    # lies above zero protects; a single verdict unlike plaintext when only bits are opened breaks the claim
+    assert verdicts["fixed_consistency_threshold"] == "not reproduced"
+    assert verdicts["verified_label_gate"] == "reproduced"
+    assert verdicts["verification_without_exposure"] == "reproduced"
+    assert _decide(bits_exact=0.0)[1]["verification_without_exposure"] == "not reproduced"
+    assert _decide(gain_ci=(-0.05, 0.2))[1]["verified_label_gate"] == "inconclusive"
 
 
 def test_gated_cycle_leaves_rejected_items_bought_and_out_of_training(setup):

@@ -60,6 +60,11 @@ def test_equivalence_is_judged_against_the_measured_null(d, verdict):
     assert decide(EQUIV, metrics).verdict == verdict
 
 
+def test_one_repeat_without_an_interval_decides_no_effect_and_no_goal():
+    single = {"m": {"value": 0.40, "ci95": None, "n": 1, "unit": "x"}}
+    assert decide(EFFECT, single).verdict == decide(GOAL, single).verdict == "inconclusive"
+
+
 def test_qualitative_not_measurable_and_headroom_gates():
     q = Claim("q", "000", "s", "holds", "qualitative", metric="holds")
     assert decide(q, {"holds": metric(1, 1, 1, n=1)}).verdict == "reproduced"
@@ -72,6 +77,8 @@ def test_qualitative_not_measurable_and_headroom_gates():
     assert decide(gated, metrics).verdict == "not measurable"
     metrics["headroom"] = metric(0.2, 0.2, n=1)
     assert decide(gated, metrics).verdict == "reproduced"
+    # a bed without headroom may leave the claim's estimator undefined: still "not measurable"
+    assert decide(gated, {"headroom": metric(0.005, 0.005, n=1)}).verdict == "not measurable"
 
 
 def test_seeds_needed_follow_the_observed_spread():
@@ -90,6 +97,8 @@ def test_a_changed_rule_keeps_the_first_verdict_beside_the_new_one():
     [entry] = decide_all([claim], {"per_seed": metric(-0.37, 0.52), "mean_curve": metric(0.32, 0.46)})
     assert (entry["verdict"], entry["first_verdict"]) == ("reproduced", "inconclusive")
     assert "per_seed" in entry["first_rule"] and "mean_curve" in entry["rule"]
+    [entry] = decide_all([claim], {"mean_curve": metric(0.32, 0.46)})  # the first estimator is undefined
+    assert (entry["verdict"], entry["first_verdict"]) == ("reproduced", "not measurable")
 
 
 def test_declarations_are_checked():

@@ -1,9 +1,10 @@
-"""Shamir t-out-of-n sharing (ppal_lab.secure.shamir): privacy, reconstruction, arithmetic, validation.
+"""Shamir t-out-of-n sharing (ppal_lab.secure.shamir): privacy, reconstruction, arithmetic, traffic, validation.
 
 Statistical tests: each uses a fixed seed, so it is deterministic; with a fresh seed a correct scheme
-would fail one of them with probability ALPHA. The seven uniformity tests below together have a
-family-wise false-positive rate of at most 7 * ALPHA = 0.7% (Bonferroni). The power checks show that
-the same test does reject when shares are *not* uniform (t + 1 shares, a leaky dealer).
+would fail one of them with probability ALPHA. The seven tests below that a correct scheme must pass
+together have a family-wise false-positive rate of at most 7 * ALPHA = 0.7% (Bonferroni). The power
+checks show that the same tests do reject when the secret leaks (t + 1 shares, a dealer whose
+randomness is not uniform, a degree reduction whose mask is small).
 """
 from __future__ import annotations
 
@@ -16,29 +17,31 @@ from scipy import stats
 
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.secure.shamir import (DETERMINISTIC_MR_BOUND, MERSENNE_61, Shamir, Sharing, all_subsets,
-                                    evaluate_plain, evaluate_shared, is_prime, random_circuit,
-                                    uniformity_test)
+                                    circuit_trial, evaluate_plain, evaluate_shared, independence_test,
+                                    is_prime, opened_observations, random_circuit, share_observations)
 
 ALPHA = 1e-3
 SMALL_P = 13
+SECRETS = (0, 1, 6, 12)
 
 
 # ------------------------------------------------------------------------------------------- privacy
 
-@pytest.mark.parametrize("secret, parties, seed", [(0, (1, 2), 0), (6, (3, 5), 1), (12, (2, 4), 2)])
-def test_t_shares_are_uniform_whatever_the_secret(secret, parties, seed):
-    """Joint distribution of t = 2 shares over GF(13)^2 (169 cells, ~180 expected per cell)."""
+@pytest.mark.parametrize("parties, seed", [((1, 2), 0), ((3, 5), 1), ((2, 4), 2)])
+def test_t_shares_are_independent_of_the_secret(parties, seed):
+    """Contingency test, secret x joint value of t = 2 shares in GF(13)^2 (169 cells, ~60 expected each)."""
     scheme = Shamir(2, 5, SMALL_P, rng=seed)
-    res = uniformity_test(scheme, secret, parties, 30_000)
-    assert res["counts"].sum() == 30_000 and res["dof"] == SMALL_P**2 - 1
+    res = independence_test({s: share_observations(scheme, s, parties, 10_000) for s in SECRETS})
+    assert res["table"].shape == (len(SECRETS), SMALL_P**2) and res["min_expected"] >= 5
+    assert res["dof"] == (len(SECRETS) - 1) * (SMALL_P**2 - 1)
     assert res["pvalue"] > ALPHA
 
 
-def test_t_shares_have_the_same_distribution_for_two_secrets():
-    """Homogeneity: the joint counts for secret 0 and secret 12 come from one distribution."""
-    a = uniformity_test(Shamir(2, 5, SMALL_P, rng=10), 0, (1, 4), 30_000)["counts"]
-    b = uniformity_test(Shamir(2, 5, SMALL_P, rng=11), 12, (1, 4), 30_000)["counts"]
-    assert stats.chi2_contingency(np.vstack([a, b])).pvalue > ALPHA
+def test_t_shares_are_uniform_for_one_secret():
+    """Stronger than independence, and what the theory says: their joint law is uniform on GF(13)^2."""
+    counts = np.bincount(share_observations(Shamir(2, 5, SMALL_P, rng=10), 7, (1, 4), 30_000),
+                         minlength=SMALL_P**2)
+    assert stats.chisquare(counts).pvalue > ALPHA
 
 
 def test_one_share_is_uniform_in_a_large_field():
@@ -49,34 +52,52 @@ def test_one_share_is_uniform_in_a_large_field():
         assert stats.kstest(shares, "uniform").pvalue > ALPHA
 
 
-def test_opened_value_in_degree_reduction_is_uniform():
-    """What the parties see while multiplying (d = ab - r) is uniform, whatever a and b are."""
-    scheme = Shamir(1, 3, SMALL_P, rng=30)
-    a, b = scheme.share(5), scheme.share(7)
-    for _ in range(3000):
-        scheme.mul(a, b)
-    counts = np.bincount(scheme.comm.opened, minlength=SMALL_P)
-    assert stats.chisquare(counts).pvalue > ALPHA
+def test_values_opened_in_degree_reductions_are_independent_of_the_product():
+    """What the parties see while multiplying (d = ab - r) does not depend on ab."""
+    scheme, rng = Shamir(1, 3, SMALL_P, rng=30), np.random.default_rng(30)
+    res = independence_test({v: opened_observations(scheme, v, 400, rng) for v in SECRETS})
+    assert res["min_expected"] >= 5 and res["pvalue"] > ALPHA
 
 
-def test_power_t_plus_one_shares_are_not_uniform():
-    """The test is not blind: t + 1 shares determine the secret, so their joint law is far from uniform."""
+def test_power_t_plus_one_shares_depend_on_the_secret():
+    """The test is not blind: t + 1 shares determine the secret."""
     scheme = Shamir(1, 3, SMALL_P, rng=41)
-    assert uniformity_test(scheme, 4, (1, 2), 2000)["pvalue"] < 1e-6
+    assert independence_test({s: share_observations(scheme, s, (1, 2), 500) for s in SECRETS})["pvalue"] < 1e-6
 
 
-def test_power_leaky_dealer_is_detected():
-    """A dealer whose coefficients are not uniform (here: a_1 = secret) leaks through one share."""
-    p = SMALL_P
-    rng = np.random.default_rng(42)
-    secret = 3
-    # f(x) = s + s x + a_2 x^2 with a_2 uniform: party 1's share is 2s + a_2, still uniform; party 2's
-    # share pair with party 1 (t = 2 shares) is not: f(2) - 2 f(1) = -s is fixed.
-    a2 = rng.integers(0, p, 20_000)
-    f1 = (secret + secret + a2) % p
-    f2 = (secret + 2 * secret + 4 * a2) % p
-    counts = np.bincount(f1 * p + f2, minlength=p * p)
-    assert stats.chisquare(counts).pvalue < 1e-6
+class _SmallCoefficients:
+    """A leaky dealer's randomness: polynomial coefficients from {0, 1, 2} instead of the whole field."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def array(self, p, shape):
+        return self.rng.integers(0, 3, size=shape)
+
+    def below(self, p, size):
+        return [int(v) for v in self.rng.integers(0, 3, size=size)]
+
+
+def test_power_a_dealer_with_non_uniform_randomness_is_caught():
+    scheme = Shamir(2, 5, SMALL_P, rng=42)
+    scheme.rand = _SmallCoefficients(42)
+    res = independence_test({s: share_observations(scheme, s, (1, 2), 2000) for s in SECRETS})
+    assert res["pvalue"] < 1e-6
+
+
+class _SmallMask(Shamir):
+    """A leaky degree reduction: the mask r is drawn from {0, 1, 2}, so the opened d = v - r is near v."""
+
+    def double_random(self):
+        r = int(self._mask_rng.integers(0, 3))
+        return self.share(r), self.share(r, 2 * self.t)
+
+
+def test_power_a_degree_reduction_with_a_small_mask_is_caught():
+    scheme, rng = _SmallMask(1, 3, SMALL_P, rng=43), np.random.default_rng(43)
+    scheme._mask_rng = np.random.default_rng(44)
+    res = independence_test({v: opened_observations(scheme, v, 200, rng) for v in SECRETS})
+    assert res["pvalue"] < 1e-6
 
 
 # ------------------------------------------------------------------------------------ reconstruction
@@ -175,17 +196,33 @@ def test_degree_reduction_keeps_the_degree_at_t():
     assert scheme.reconstruct(x) == 11 * 13**6 % scheme.p
 
 
-def test_multiplication_counts_its_communication():
-    n = 5
-    scheme = Shamir(2, n, rng=5)
+@pytest.mark.parametrize("t, n", [(1, 3), (2, 5), (3, 7)])
+def test_traffic_counted_from_messages_matches_the_protocol(t, n):
+    """Exact counts: a dealer outside the parties sends n shares; opening sends n(n-1) (each party to
+    each other); a multiplication sends 2n(n-1) for the double random sharing (each party deals twice
+    and keeps its own shares) plus n(n-1) for the opening, in two rounds; additions send nothing."""
+    scheme = Shamir(t, n, rng=5)
     a, b = scheme.share(2), scheme.share(3)
+    assert (scheme.comm.elements, scheme.comm.rounds) == (2 * n, 0)
     scheme.comm.reset()
-    scheme.mul(a, b)
-    assert scheme.comm.elements == 3 * n * (n - 1)  # double random 2n(n-1) + opening n(n-1)
-    assert scheme.comm.rounds == 2 and len(scheme.comm.opened) == 1
+    scheme.share(4, dealer=1)
+    assert scheme.comm.elements == n - 1
     scheme.comm.reset()
-    scheme.add(a, b)
-    assert scheme.comm.elements == 0 and scheme.comm.rounds == 0
+    assert scheme.open(a) == 2 and (scheme.comm.elements, scheme.comm.rounds) == (n * (n - 1), 1)
+    scheme.comm.reset()
+    assert scheme.reconstruct(scheme.add(a, b)) == 5 and scheme.comm.elements == 0
+    assert scheme.reconstruct(scheme.mul(a, b)) == 6
+    assert (scheme.comm.elements, scheme.comm.rounds) == (3 * n * (n - 1), 2) and len(scheme.comm.opened) == 1
+
+
+def test_circuit_trial_counts_the_traffic_of_its_gates():
+    """Inputs cost n each, every multiplication 3n(n-1), every addition nothing."""
+    t, n = 2, 5
+    res = circuit_trial(Shamir(t, n, rng=8), 6, np.random.default_rng(8), n_inputs=4, n_gates=10)
+    assert res["multiplications"] > 0
+    assert res["gate_elements"] == res["multiplications"] * 3 * n * (n - 1)
+    assert res["elements_sent"] == 6 * 4 * n + res["gate_elements"]
+    assert res["rounds"] == 2 * res["multiplications"]
 
 
 def test_multiplication_needs_n_at_least_2t_plus_1():
@@ -251,10 +288,14 @@ def test_circuit_and_test_arguments_are_validated():
         random_circuit(0, 3, rng)
     with pytest.raises(ParameterError):
         random_circuit(2, 3, rng, p_mul=1.5)
-    with pytest.raises(ParameterError, match="n_sharings"):
-        uniformity_test(Shamir(2, 5, SMALL_P, rng=0), 0, (1, 2), 100)
     with pytest.raises(ParameterError, match="parties"):
-        uniformity_test(Shamir(2, 5, SMALL_P, rng=0), 0, (1, 6), 10_000)
+        share_observations(Shamir(2, 5, SMALL_P, rng=0), 0, (1, 6), 100)
+    with pytest.raises(ParameterError, match="n_sharings"):
+        share_observations(Shamir(2, 5, SMALL_P, rng=0), 0, (1, 2), 0)
+    with pytest.raises(ParameterError, match="observations"):
+        independence_test({0: [1, 2, 3]})                      # one secret: nothing to compare
+    with pytest.raises(ParameterError, match="dealer"):
+        Shamir(2, 5, SMALL_P, rng=0).share(1, dealer=6)
 
 
 # ---------------------------------------------------------------------------------------- primality
