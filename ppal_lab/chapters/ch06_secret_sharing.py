@@ -242,11 +242,11 @@ def add_claims(record: Any, params: Any, recon: pd.DataFrame, privacy: pd.DataFr
 
 
 def headline_table(record: Any, keys: Sequence[str] = HEADLINE_KEYS) -> pd.DataFrame:
-    """The headline metrics as text: value, 95% interval, n and unit."""
+    """The headline metrics the record has, as text: value, 95% interval, n and unit."""
     m = record.metrics
     return pd.DataFrame({k: {"value": f"{m[k]['value']:.4g}",
                              "ci95": ("" if m[k]["ci95"] is None else "[{:.4g}, {:.4g}]".format(*m[k]["ci95"])),
-                             "n": m[k]["n"], "unit": m[k]["unit"]} for k in keys}).T
+                             "n": m[k]["n"], "unit": m[k]["unit"]} for k in keys if k in m}).T
 
 
 def _interval(metric: dict) -> list[float]:
