@@ -6,7 +6,10 @@ Claims and figures (``notebooks/03_sparsity.ipynb``, record ``data/results/03_sp
 * *PPAL reaches 89% with 200 labels* and *PPAL > uncertainty > random* — :func:`compare_strategies`
   (learning curves, figure ``03_acquisition_curves``), :func:`reference_scores` (majority class, the
   oracle that knows the true probabilities, all pool labels) and the paired contrasts of
-  :func:`contrast_table`;
+  :func:`contrast_table`, on two beds: the magnet data (PPAL = the scalable variant ``"density"``) and the
+  headroom bed of :func:`bed_splits` (PPAL = the seed's rule as written, ``"density_literal"``); each bed's
+  headroom (:func:`fill_headroom`) gates the claims read on it;
+* the two density rules' rank agreement — :func:`literal_vs_variant`;
 * the density ratio's behaviour (figure ``03_density_ratio``) — :func:`ratio_diagnostics`;
 * *the cold start finds diverse subspaces* — :func:`initial_set_quality` over the cold starts of
   :data:`ppal_lab.learning.acquisition.COLD_STARTS`;
@@ -16,7 +19,8 @@ Claims and figures (``notebooks/03_sparsity.ipynb``, record ``data/results/03_sp
   :func:`ppal_lab.privacy.sparsity.compare_mechanisms`, and the audits of :mod:`ppal_lab.privacy.audit`
   (figure ``03_audit_scores``).
 
-:func:`fill_metrics` writes every measured figure into the record; :func:`add_claims` adds the claims
+:func:`fill_metrics` and :func:`fill_bed_metrics` write every measured figure into the record (the DP-training
+claims' gate ``headroom_dp_nonprivate_lower`` included); :func:`add_claims` adds the claims
 declared in the chapter's spec (``ppal_lab.compendium.specs``) with the verdicts the engine computes
 from those figures.
 
@@ -26,8 +30,9 @@ minimal example (labels independent of the features) by
 :func:`ppal_lab.learning.acquisition.seed_minimal_example`.
 
 Run time: the defaults (5 seeds, a pool of 10,000 drives, 200 labels, 1000 DP-SGD steps, 10,000 audit
-trials) ran in about a minute of cell time for the committed notebook; the reduced size of
-``tests/compendium/test_determinism.py`` in about 5 s.
+trials) ran in about 40 s of cell time before issue 15; the seed's rule on the magnet pools (10 acquisition
+runs and the rank comparison, each a 10^4 x 10^4 KDE) and the digits bed (40 runs on 1,198 images) add
+about 45 s by direct timing; the reduced size of ``tests/compendium/test_determinism.py`` runs in seconds.
 """
 from __future__ import annotations
 
@@ -42,18 +47,21 @@ from threadpoolctl import threadpool_limits
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range
 from ppal_lab.compendium.results import ResultRecord, mean_ci
 from ppal_lab.compendium.specs import SPECS
-from ppal_lab.learning.acquisition import (MODELS, STRATEGIES, AcquisitionRun, MagnetSplit, check_acquisition_parameters,
-                                           classification_scores, fix_single_class, geometry, make_classifier,
-                                           run_acquisition, seed_minimal_example)
+from ppal_lab.learning.acquisition import (DIGITS_POOL_SIZE, MODELS, STRATEGIES, AcquisitionRun, MagnetSplit,
+                                           check_acquisition_parameters, classification_scores, digits_split,
+                                           fix_single_class, geometry, make_classifier, run_acquisition,
+                                           seed_minimal_example)
 from ppal_lab.learning.cold_start import COLD_STARTS, cold_start
-from ppal_lab.learning.density import (check_indices, density_scores, entropy, log_density_ratio, nearest_sq_distance,
-                                       pool_log_density)
+from ppal_lab.learning.density import (check_indices, density_scores, entropy, log_density_ratio,
+                                       nearest_sq_distance, pool_log_density, rank_agreement,
+                                       seed_literal_log_ratio, seed_literal_scores)
 from ppal_lab.privacy import sparsity
 
 __all__ = [
     "AUDIT_KEYS",
     "CONTRASTS",
     "add_claims",
+    "bed_splits",
     "compare_strategies",
     "contrast_table",
     "curves_frame",
@@ -63,6 +71,7 @@ __all__ = [
     "glue_values",
     "headline_table",
     "initial_set_quality",
+    "literal_vs_variant",
     "minimal_example_scores",
     "noise_sweep",
     "paired",
@@ -89,6 +98,7 @@ def start(P: Any) -> tuple[ResultRecord, list[int]]:
     """Cross-parameter checks (before any work), one torch thread seeded by ``P.seed``, the empty
     record and the seeds ``seed .. seed + n_seeds - 1``."""
     check_acquisition_parameters(P.n_pool, P.n_labels, P.n_initial, P.batch_size)
+    check_acquisition_parameters(DIGITS_POOL_SIZE, P.n_labels, P.n_initial, P.batch_size)  # the headroom bed
     check_range("dp_batch_size", P.dp_batch_size, 1, P.n_pool)
     torch.set_num_threads(1)
     torch.manual_seed(P.seed)
@@ -97,17 +107,26 @@ def start(P: Any) -> tuple[ResultRecord, list[int]]:
 
 def reference_scores(splits: Sequence[MagnetSplit], seeds: Sequence[int], model: str, n_pool: int) -> pd.DataFrame:
     """Test scores of three references per seed: the majority class of the pool, the oracle that knows
-    every drive's true probability (complete features), and ``model`` fitted on all pool labels."""
+    every drive's true probability (complete features; only where the bed has one, ``p_test``), and
+    ``model`` fitted on all pool labels."""
     refs = []
     for s, sp in zip(seeds, splits):
         refs.append({"reference": "majority class", "seed": s,
                      **classification_scores(sp.y_test, np.full(sp.y_test.size, int(sp.y_pool.mean() > 0.5)))})
-        refs.append({"reference": "oracle (true probabilities)", "seed": s,
-                     **classification_scores(sp.y_test, (sp.p_test > 0.5).astype(int))})
+        if sp.p_test is not None:
+            refs.append({"reference": "oracle (true probabilities)", "seed": s,
+                         **classification_scores(sp.y_test, (sp.p_test > 0.5).astype(int))})
         full = make_classifier(model, s).fit(sp.X_pool, sp.y_pool)
         refs.append({"reference": f"{model} on all {n_pool} pool labels", "seed": s,
                      **classification_scores(sp.y_test, full.predict(sp.X_test))})
     return pd.DataFrame(refs)
+
+
+def bed_splits(seeds: Sequence[int], missing_rate: float) -> list[MagnetSplit]:
+    """The headroom bed, one split per seed: :func:`ppal_lab.learning.acquisition.digits_split` (scikit-learn's
+    digits, "0, 1 or 2" against the rest, values missing at ``missing_rate``). It was chosen for its headroom
+    (all-label balanced accuracy far above 0.5), before any acquisition result on it was seen."""
+    return [digits_split(s, missing_rate) for s in seeds]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,6 +230,24 @@ def ratio_diagnostics(split: MagnetSplit, labelled: np.ndarray, bandwidth: float
     return summary, frame
 
 
+def literal_vs_variant(split: MagnetSplit, labelled: np.ndarray, bandwidth: float = 0.5, n_reference: int = 1000,
+                       seed: int = 0, model: str = "logreg", k: int = 20) -> dict[str, float]:
+    """The seed's density rule as written beside the scalable variant of ``run_acquisition``, on one pool
+    with a given labelled set and ``model`` fitted on it: Spearman's rho between the two scores over the
+    unlabelled items, the share of their top ``k`` picks in common, and the literal score's rho with the
+    distance to the nearest labelled item. The literal rule's pool KDE is the whole pool (chunked)."""
+    lab = check_indices("labelled", labelled, split.Z_pool.shape[0])
+    clf = make_classifier(model, seed).fit(split.X_pool[lab], split.y_pool[lab])
+    unl = np.setdiff1d(np.arange(split.Z_pool.shape[0]), lab)
+    proba = clf.predict_proba(split.X_pool[unl])
+    literal = seed_literal_scores(proba, seed_literal_log_ratio(split.Z_pool, lab, bandwidth)[unl])
+    variant = density_scores(proba, log_density_ratio(split.Z_pool, lab, bandwidth, n_reference, seed)[unl])
+    dist = nearest_sq_distance(split.Z_pool[unl], split.Z_pool[lab])
+    agree = rank_agreement(literal, variant, k)
+    return {"seed": seed, "rho_literal_variant": agree["spearman"], "top_shared_literal_variant": agree["top_k_shared"],
+            "rho_literal_distance": rank_agreement(literal, dist, k)["spearman"]}
+
+
 def initial_set_quality(split: MagnetSplit, method: str, n_initial: int, seed: int,
                         model: str = "logreg") -> dict[str, float]:
     """One cold start on one pool: high-grade items among the picks, the largest pick index, the mean
@@ -308,7 +345,8 @@ def dp_table(mech: pd.DataFrame) -> pd.DataFrame:
 def fill_metrics(record: ResultRecord, P: Any, final: pd.DataFrame, refs: pd.DataFrame, mini: pd.DataFrame,
                  mech: pd.DataFrame, audit_tab: pd.DataFrame) -> None:
     """Every measured figure of the chapter into ``record`` (one value per seed where there are seeds)."""
-    for st in STRATEGIES:
+    fill_headroom(record, refs, "magnet", P.model)
+    for st in [s for s in STRATEGIES if s in set(final.strategy)]:
         for cold in ("random", "kmeans"):
             g = final[(final.strategy == st) & (final.cold_start == cold)]
             for metric in ("accuracy", "balanced_accuracy", "f1"):
@@ -347,6 +385,13 @@ def fill_metrics(record: ResultRecord, P: Any, final: pd.DataFrame, refs: pd.Dat
                       "noise actually drawn by the seed's mechanism over that of Opacus DP-SGD, same eps, delta, q, T")
     record.add_metric("seed_nonempty_step_fraction", mech[mech.mechanism == "seed"].noisy_step_fraction.to_list(),
                       "fraction", "steps on which the seed's mechanism added noise")
+    # The DP-training claims' gate: the non-private model must beat chance (balanced accuracy 0.5), judged on the
+    # lower 95% bound of its gain; one repeat has no bound and counts as none (-0.5, the floor).
+    gain = mech[mech.mechanism == "nonprivate"].balanced_accuracy.to_numpy() - 0.5
+    _, ci, n = mean_ci(gain)
+    record.add_metric("headroom_dp_nonprivate_lower", float(ci[0]) if ci else -0.5, "balanced accuracy points",
+                      f"lower 95% bound of the non-private model's balanced accuracy minus 0.5 (chance), n = {n}; "
+                      "-0.5 without an interval")
     for m in sparsity.MECHANISMS:
         g = mech[mech.mechanism == m]
         record.add_metric(f"dp_accuracy_{m}", g.accuracy.to_list(), "fraction", f"test accuracy, {m} training")
@@ -363,6 +408,46 @@ def fill_metrics(record: ResultRecord, P: Any, final: pd.DataFrame, refs: pd.Dat
                           f"{row.audit}: e^(declared epsilon - epsilon), 1 or more when the declared epsilon holds; "
                           "one-sided 95% interval [0, e^(declared - audit lower bound)], value at its upper end",
                           ci=(0.0, factor), n=int(row.trials_per_world))
+
+
+def fill_headroom(record: ResultRecord, refs: pd.DataFrame, bed: str, model: str) -> None:
+    """A bed's headroom, declared before its verdicts: what ``model`` on all pool labels reaches over the trivial
+    classifier, in balanced accuracy (over 0.5; the claims' gate) and in accuracy (over the majority class)."""
+    full = refs[refs.reference.str.startswith(model)].set_index("seed")
+    majority = refs[refs.reference == "majority class"].set_index("seed").accuracy
+    record.add_metric(f"headroom_balanced_accuracy_{bed}", (full.balanced_accuracy - 0.5).tolist(), "balanced accuracy "
+                      "points", f"{bed} bed: balanced accuracy of {model} on all pool labels minus 0.5 (the trivial classifier)")
+    record.add_metric(f"headroom_accuracy_{bed}", (full.accuracy - majority.loc[full.index]).tolist(), "accuracy points",
+                      f"{bed} bed: accuracy of {model} on all pool labels minus the majority class's")
+
+
+def fill_bed_metrics(record: ResultRecord, P: Any, final: pd.DataFrame, refs: pd.DataFrame,
+                     agree: pd.DataFrame) -> None:
+    """The headroom bed's figures (suffix ``_digits``) and the two density rules' rank agreement on the magnet
+    pools (``agree`` from :func:`literal_vs_variant`, one row per seed)."""
+    fill_headroom(record, refs, "digits", P.model)
+    majority = refs[refs.reference == "majority class"].set_index("seed").accuracy
+    for st in STRATEGIES:
+        for cold in ("random", "kmeans"):
+            g = final[(final.strategy == st) & (final.cold_start == cold)]
+            for metric in ("accuracy", "balanced_accuracy"):
+                record.add_metric(f"{metric}_{st}_{cold}_digits", g[metric].to_list(), "fraction",
+                                  f"digits bed: test {metric} at {P.n_labels} labels, {st} acquisition, {cold} cold start")
+    lit = final[(final.strategy == "density_literal") & (final.cold_start == "kmeans")].set_index("seed").accuracy
+    record.add_metric("accuracy_gain_density_literal_kmeans_over_majority_digits", (lit - majority.loc[lit.index]).tolist(),
+                      "accuracy points (fraction)", "digits bed: the seed's density rule + k-means minus the majority class")
+    for a, b, key in [(("density_literal", "kmeans"), ("entropy", "random"), "density_literal_minus_entropy_accuracy_digits"),
+                      (("density", "kmeans"), ("entropy", "random"), "density_minus_entropy_accuracy_digits"),
+                      (("entropy", "random"), ("random", "random"), "entropy_minus_random_accuracy_digits")]:
+        record.add_metric(key, paired(final, a, b, "accuracy").tolist(), "accuracy points (fraction)",
+                          f"digits bed: paired difference {a} minus {b}")
+    for key, what in [("rho_literal_variant", "Spearman rho between the seed's density rule as written and the scalable "
+                       "variant (leave-one-out, reference subsample)"),
+                      ("top_shared_literal_variant", f"share of the {P.batch_size} top picks the two rules have in common"),
+                      ("rho_literal_distance", "Spearman rho between the seed's rule and the distance to the nearest "
+                       "labelled drive")]:
+        record.add_metric(key, agree[key].to_list(), "rank correlation" if key.startswith("rho") else "fraction",
+                          f"{what}; magnet pools, d = 50, h = {P.bandwidth:g}, {P.n_labels} random labels")
 
 
 def add_claims(record: ResultRecord, P: Any, nc: dict[str, float], seed_picks: np.ndarray,
@@ -390,24 +475,37 @@ def add_claims(record: ResultRecord, P: Any, nc: dict[str, float], seed_picks: n
               f"{fmt('audit_epsilon_seed_density_noise', False)}, rounds {fmt('audit_epsilon_seed_rounds', False)}; "
               f"Opacus DP-SGD {fmt('audit_epsilon_opacus_dpsgd', False)}, its miscalibrated control "
               f"{fmt('audit_epsilon_opacus_control', False)}")
+    magnet_room = (f"magnet bed headroom (all-label balanced accuracy minus 0.5) {fmt('headroom_balanced_accuracy_magnet', False)}"
+                   f"; PPAL there is the scalable variant")
+    digits_room = f"digits bed headroom {fmt('headroom_balanced_accuracy_digits', False)}; PPAL is the seed's rule as written"
+    dp_room = f"non-private model's balanced accuracy over chance, lower 95% bound {M['headroom_dp_nonprivate_lower']['value']:.3f}"
     measured = {
         "ppal_accuracy_200_labels": f"density-aware + k-means cold start at {P.n_labels} labels: accuracy "
         f"{fmt('accuracy_density_kmeans')}, {points('accuracy_gain_density_kmeans_over_majority')} over the majority "
-        f"class; the oracle's gain over the majority class (headroom) {points('oracle_gain_over_majority')}",
+        f"class; the oracle's gain over the majority class (first rule's headroom) {points('oracle_gain_over_majority')}; "
+        f"{magnet_room}",
+        "ppal_accuracy_200_labels_digits": f"the seed's density rule + k-means at {P.n_labels} labels: accuracy "
+        f"{fmt('accuracy_density_literal_kmeans_digits')}, {points('accuracy_gain_density_literal_kmeans_over_majority_digits')}"
+        f" over the majority class; {digits_room}",
+        "acquisition_ordering_ppal_vs_uncertainty_digits": f"the seed's density rule + k-means minus entropy + random: "
+        f"{points('density_literal_minus_entropy_accuracy_digits')} (the scalable variant: "
+        f"{points('density_minus_entropy_accuracy_digits')}); {digits_room}",
+        "acquisition_ordering_uncertainty_vs_random_digits": f"entropy minus random sampling: "
+        f"{points('entropy_minus_random_accuracy_digits')}; {digits_room}",
         "acquisition_ordering_ppal_vs_uncertainty": f"density + k-means {fmt('accuracy_density_kmeans')}, entropy + "
         f"random {fmt('accuracy_entropy_random')}: paired difference {points('density_minus_entropy_accuracy')}; the "
-        f"oracle over entropy (headroom) {points('oracle_minus_entropy_accuracy')}",
+        f"oracle over entropy (first rule's headroom) {points('oracle_minus_entropy_accuracy')}; {magnet_room}",
         "acquisition_ordering_uncertainty_vs_random": f"entropy {fmt('accuracy_entropy_random')}, random "
         f"{fmt('accuracy_random_random')}: paired difference {points('entropy_minus_random_accuracy')}; the oracle "
-        f"over random (headroom) {points('oracle_minus_random_accuracy')}",
+        f"over random (first rule's headroom) {points('oracle_minus_random_accuracy')}; {magnet_room}",
         "dp_noise_40_percent_less": f"same declared eps={P.epsilon:g}, delta={P.delta:g}, q={P.dp_batch_size / P.n_pool:g}, "
         f"T={P.dp_steps}: the seed's mechanism drew {fmt('noise_energy_seed_over_dpsgd', False)} times the noise "
         f"energy of Opacus DP-SGD; against the same per-step noise on every batch it saves "
-        f"{1 - nc['seed_vs_always']:.0%}, the share of empty batches",
+        f"{1 - nc['seed_vs_always']:.0%}, the share of empty batches; {dp_room}",
         "dp_guarantee": audits,
         "density_adaptive_noise": f"audit of the density rule: epsilon >= {fmt('audit_epsilon_seed_density_noise', False)} "
         f"against a declared {P.epsilon:g}; test accuracy {fmt('dp_accuracy_seed_density')} with it, "
-        f"{fmt('dp_accuracy_seed')} with the seed's fixed noise",
+        f"{fmt('dp_accuracy_seed')} with the seed's fixed noise; {dp_room}",
         "cold_start_diverse_subspaces": f"largest pool row among the {len(seed_picks)} picks of the seed's cold start "
         f"on the first pool: {int(np.max(seed_picks))}, with {n_features} features (its code draws a feature index "
         "from each feature cluster and uses it as an item index)",
@@ -456,6 +554,11 @@ def glue_values(record: ResultRecord, P: Any, positive_rate: float, diag: dict[s
         "acc_random_random": M["accuracy_random_random"]["value"],
         "mini_accuracy": M["minimal_example_accuracy"]["value"],
         "oracle_gain_over_majority": M["oracle_gain_over_majority"]["value"],
+        **{k: M[k]["value"] for k in ("headroom_balanced_accuracy_magnet", "headroom_balanced_accuracy_digits",
+                                      "headroom_accuracy_digits", "headroom_dp_nonprivate_lower", "rho_literal_variant",
+                                      "top_shared_literal_variant", "rho_literal_distance",
+                                      "accuracy_density_literal_kmeans_digits", "accuracy_entropy_random_digits",
+                                      "accuracy_random_random_digits")},
     }
     return {k: float(v) for k, v in values.items()} | {f"verdict_{c['id']}": c["verdict"] for c in record.claims}
 
@@ -465,6 +568,8 @@ def headline_table(record: ResultRecord) -> pd.DataFrame:
     M = record.metrics
     keys = ["majority_accuracy", "oracle_accuracy", "full_label_accuracy", "accuracy_random_random",
             "accuracy_entropy_random", "accuracy_density_random", "accuracy_density_kmeans",
+            "headroom_balanced_accuracy_magnet", "headroom_balanced_accuracy_digits", "rho_literal_variant",
+            "accuracy_random_random_digits", "accuracy_entropy_random_digits", "accuracy_density_literal_kmeans_digits",
             "balanced_accuracy_density_kmeans", "noise_energy_seed_over_dpsgd", *AUDIT_KEYS]
     return pd.DataFrame({k: {"value": M[k]["value"], "ci95_lo": M[k]["ci95"][0] if M[k]["ci95"] else None,
                              "ci95_hi": M[k]["ci95"][1] if M[k]["ci95"] else None, "n": M[k]["n"]}

@@ -239,11 +239,15 @@ register(NotebookSpec(
         Param("dp_steps", int, 1000, "DP training steps", low=1, high=100_000),
         Param("n_trials", int, 10_000, "audit trials per world (without and with the canary)",
               low=100, high=1_000_000),
+        Param("bed_missing_rate", float, 0.0, "fraction of pixel values missing (MCAR) on the headroom bed "
+              "(scikit-learn's digits, 1,198 pool images)", low=0.0, high=1.0, high_open=True),
     ),
     constraints=(
         seeds_fit("n_seeds"),
         Constraint(("n_labels", "n_pool"), lambda v: v["n_labels"] <= v["n_pool"],
                    lambda v: f"<= n_pool = {v['n_pool']:,}"),
+        Constraint(("n_labels",), lambda v: v["n_labels"] <= 1198,  # 1,797 digits less a third for the test
+                   lambda v: "<= 1,198 (the pool of the digits headroom bed)"),
         Constraint(("n_initial", "n_labels"), lambda v: v["n_initial"] <= v["n_labels"],
                    lambda v: f"<= n_labels = {v['n_labels']} (the cold start's labels are part of the budget)"),
         Constraint(("dp_batch_size", "n_pool"), lambda v: v["dp_batch_size"] <= v["n_pool"],
@@ -263,6 +267,14 @@ register(NotebookSpec(
     # over no skill; 89% > 71% > 62% are gains of 0.18 and 0.09 between strategies. Headroom: the oracle (true
     # probabilities, complete features) over the baseline, the most any method can expect to gain; a bed where
     # it is below the claim region's lower edge (target - 0.25 target) cannot show the claim.
+    # Issue 15 (rule changed after the magnet results were known; the oracle gates stay as first_rule): a bed's
+    # headroom is what a learner can reach, all-label balanced accuracy minus the trivial classifier's 0.5
+    # (headroom_balanced_accuracy_<bed>), gated at the same lower edge. Two beds: the magnet data (the seed's
+    # setting; PPAL there is the scalable variant, "density") and scikit-learn's digits as a binary task with
+    # 30% positives (chosen for its headroom, declared before any acquisition result on it; PPAL there is the
+    # seed's rule as written, "density_literal"). DP-training claims are judged only where the non-private
+    # model beats chance: headroom_dp_nonprivate_lower, the lower 95% bound of its balanced accuracy minus
+    # 0.5, must be >= 0 (one repeat has no bound and counts as no headroom).
     # "40% less noise": the mechanism keeps the per-step noise scale and drops the noise of empty batches, so
     # the saving is in the total noise drawn (energy) over training; no saving is a ratio of 1.
     # Guarantees: "epsilon <= declared" is the goal e^(declared - epsilon) >= 1, judged on its interval
@@ -274,25 +286,53 @@ register(NotebookSpec(
               "predicting magnet grade: 19 points above always answering the majority grade (70% on the seed's "
               "own synthetic data, the only class balance it gives).", "89%", "effect",
               metric="accuracy_gain_density_kmeans_over_majority", target=0.19,
-              headroom="oracle_gain_over_majority", headroom_min=0.1425),
+              headroom="headroom_balanced_accuracy_magnet", headroom_min=0.1425,
+              first_rule=Claim("ppal_accuracy_200_labels", "001", "The oracle's gain gates it.", "89%", "effect",
+                               metric="accuracy_gain_density_kmeans_over_majority", target=0.19,
+                               headroom="oracle_gain_over_majority", headroom_min=0.1425)),
         Claim("acquisition_ordering_ppal_vs_uncertainty", "001", "At 200 labels PPAL (89%) beats standard "
               "uncertainty sampling (71%) by 18 accuracy points.", "89% vs 71%", "effect",
               metric="density_minus_entropy_accuracy", target=0.18,
-              headroom="oracle_minus_entropy_accuracy", headroom_min=0.135),
+              headroom="headroom_balanced_accuracy_magnet", headroom_min=0.135,
+              first_rule=Claim("acquisition_ordering_ppal_vs_uncertainty", "001", "The oracle's gain gates it.",
+                               "89% vs 71%", "effect", metric="density_minus_entropy_accuracy", target=0.18,
+                               headroom="oracle_minus_entropy_accuracy", headroom_min=0.135)),
         Claim("acquisition_ordering_uncertainty_vs_random", "001", "At 200 labels uncertainty sampling (71%) beats "
               "random sampling (62%) by 9 accuracy points.", "71% vs 62%", "effect",
               metric="entropy_minus_random_accuracy", target=0.09,
-              headroom="oracle_minus_random_accuracy", headroom_min=0.0675),
+              headroom="headroom_balanced_accuracy_magnet", headroom_min=0.0675,
+              first_rule=Claim("acquisition_ordering_uncertainty_vs_random", "001", "The oracle's gain gates it.",
+                               "71% vs 62%", "effect", metric="entropy_minus_random_accuracy", target=0.09,
+                               headroom="oracle_minus_random_accuracy", headroom_min=0.0675)),
+        Claim("ppal_accuracy_200_labels_digits", "001", "With 200 labels PPAL (the seed's density rule as written, "
+              "k-means cold start) gains 19 accuracy points over always answering the majority class (89% against "
+              "70%), on the digits bed.", "89%", "effect",
+              metric="accuracy_gain_density_literal_kmeans_over_majority_digits", target=0.19,
+              headroom="headroom_balanced_accuracy_digits", headroom_min=0.1425),
+        Claim("acquisition_ordering_ppal_vs_uncertainty_digits", "001", "At 200 labels PPAL (the seed's rule as "
+              "written) beats uncertainty sampling by 18 accuracy points (89% vs 71%), on the digits bed.",
+              "89% vs 71%", "effect", metric="density_literal_minus_entropy_accuracy_digits", target=0.18,
+              headroom="headroom_balanced_accuracy_digits", headroom_min=0.135),
+        Claim("acquisition_ordering_uncertainty_vs_random_digits", "001", "At 200 labels uncertainty sampling beats "
+              "random sampling by 9 accuracy points (71% vs 62%), on the digits bed.", "71% vs 62%", "effect",
+              metric="entropy_minus_random_accuracy_digits", target=0.09,
+              headroom="headroom_balanced_accuracy_digits", headroom_min=0.0675),
         Claim("dp_noise_40_percent_less", "001", "The sparsity-aware noise mechanism needs 40% less noise than "
               "standard DP-SGD (noise drawn, seed over DP-SGD, at the same declared epsilon, delta, sampling rate "
               "and steps).", "40% less noise", "effect", metric="noise_energy_seed_over_dpsgd", target=0.6,
-              direction=-1, null=1.0),
+              direction=-1, null=1.0,
+              headroom="headroom_dp_nonprivate_lower", headroom_min=0.0,
+              first_rule=Claim("dp_noise_40_percent_less", "001", "Judged without a gate.", "40% less noise",
+                               "effect", metric="noise_energy_seed_over_dpsgd", target=0.6, direction=-1, null=1.0)),
         Claim("dp_guarantee", "001", "At epsilon = 0.5 the sparsity-aware mechanism provides a strong privacy "
               "guarantee: its true epsilon is at most the declared one.", "(0.5, delta)-DP", "goal",
               metric="dp_guarantee_factor_seed_empty_batch", target=1.0),
         Claim("density_adaptive_noise", "001", "Scaling the noise with the local density of the queried points "
               "(more noise where data are dense, less where sparse) improves the privacy-accuracy trade-off, at the "
-              "declared epsilon.", "no figure", "goal", metric="dp_guarantee_factor_seed_density_noise", target=1.0),
+              "declared epsilon.", "no figure", "goal", metric="dp_guarantee_factor_seed_density_noise", target=1.0,
+              headroom="headroom_dp_nonprivate_lower", headroom_min=0.0,
+              first_rule=Claim("density_adaptive_noise", "001", "Judged without a gate.", "no figure", "goal",
+                               metric="dp_guarantee_factor_seed_density_noise", target=1.0)),
         Claim("cold_start_diverse_subspaces", "001", "The cold start identifies diverse subspaces and samples "
               "drives from each.", "no figure", "qualitative", metric="seed_cold_start_picks_items"),
         Claim("minimal_example", "001", "The minimal working example demonstrates PPAL on synthetic sparse data.",
@@ -431,14 +471,20 @@ register(NotebookSpec(
               "(at most 3 x round(0.02 n_per_month))", low=1, high=6000),
         Param("n_test", int, 2000, "unlabelled drives per quarter held out, with true grades, for evaluation",
               low=50, high=100_000),
-        Param("epochs", int, 10, "passes over each quarter's training labels", low=1, high=500),
+        Param("n_val", int, 1000, "further unlabelled drives per quarter, with true grades, that stop training "
+              "and choose EWC's lambda (never the test drives)", low=50, high=100_000),
+        Param("concept", str, "conflict", "label drift between quarters: a new product family each quarter whose "
+              "date effect reverses the last one's (conflict), or the generator's gradual drift",
+              choices=("conflict", "gradual")),
+        Param("epochs", int, 50, "most passes over a quarter's training labels (training stops earlier once the "
+              "validation fit stops improving)", low=1, high=500),
         Param("hidden_units", int, 32, "units in each of the network's two hidden layers", low=1, high=1024),
-        Param("ewc_lambda", float, 1000.0, "EWC penalty weight of the headline comparison (the seed's value)",
-              low=0.0),
-        Param("lambda_min", float, 1.0, "smallest EWC penalty weight of the sweep", low=0.0, low_open=True),
+        Param("ewc_lambda", float, 1000.0, "the seed's EWC penalty weight, added to the sweep and reported beside "
+              "the weight chosen on validation drives", low=0.0),
+        Param("lambda_min", float, 10.0, "smallest EWC penalty weight of the sweep", low=0.0, low_open=True),
         Param("lambda_max", float, 1000.0, "largest EWC penalty weight of the sweep (>= lambda_min)",
               low=0.0, low_open=True),
-        Param("n_lambdas", int, 4, "geometrically spaced penalty weights in the sweep", low=1, high=20),
+        Param("n_lambdas", int, 3, "geometrically spaced penalty weights in the sweep", low=1, high=20),
         Param("fisher", str, "true", "Fisher diagonal: of the model's predictions (true) or of the labels",
               choices=("true", "empirical")),
         Param("consolidation", str, "per_task", "one EWC penalty per past quarter, or one running penalty",
@@ -455,37 +501,59 @@ register(NotebookSpec(
         Constraint(("n_test", "n_per_month"),
                    lambda v: v["n_test"] <= 3 * v["n_per_month"] - _quarter_labels(v),
                    lambda v: f"<= {3 * v['n_per_month'] - _quarter_labels(v):,}, the unlabelled drives of a quarter"),
+        Constraint(("n_val", "n_test", "n_per_month"),
+                   lambda v: v["n_val"] + v["n_test"] <= 3 * v["n_per_month"] - _quarter_labels(v),
+                   lambda v: f"<= {3 * v['n_per_month'] - _quarter_labels(v) - v['n_test']:,}, the unlabelled drives "
+                             f"of a quarter left after n_test = {v['n_test']:,}"),
         Constraint(("lambda_max", "lambda_min"), lambda v: v["lambda_max"] >= v["lambda_min"],
                    lambda v: f">= lambda_min = {v['lambda_min']:g}"),
     ),
-    headline=("finetune_backward_transfer", "ewc_backward_transfer", "finetune_average_accuracy",
-              "ewc_average_accuracy", "joint_average_accuracy", "ewc_minus_finetune_backward_transfer_auc",
-              "contrast_finetune_backward_transfer_auc", "contrast_ewc_minus_finetune_backward_transfer_auc"),
+    headline=("headroom_bwt_auc", "bwt_finetune_auc", "bwt_ewc_auc", "bwt_joint_auc", "bwt_finetune_logloss",
+              "bwt_ewc_logloss", "bwt_joint_logloss", "ewc_minus_finetune_bwt_auc", "ewc_minus_finetune_average_auc",
+              "contrast_headroom_bwt_auc"),
     budget_s=180.0,
-    # The seed states both effects in words only (its heading calls the forgetting catastrophic, with no
-    # figure): each claim is a sign, a goal judged on the 95% CI's bound, in the seed's setting (`missing_rate`):
-    # fine-tuning's backward transfer (score on each past quarter at the end minus just after learning it,
-    # averaged) below 0 = it forgets; EWC at `ewc_lambda` (the seed's 1000) minus fine-tuning, paired by seed,
-    # above 0 = EWC forgets less. The seed measures accuracy; ROC AUC reads the same "patterns" as the network's
-    # ranking of drives, free of the 0.5 decision threshold. Both readings are declared; neither is preferred.
+    # Issue 15 replaced the BED, not the rule. The first bed (the generator's gradual drift) had nothing to
+    # forget: fine-tuning's backward transfer was -0.015 ROC AUC [-0.030, -0.001] at 80% missing and even a
+    # perfect learner could lose at most 0.04 AUC on it, so both EWC claims were graded "partly" on noise.
+    # The new bed (`concept="conflict"`) brings a new product family each quarter whose date effect reverses
+    # the previous one's; only the manufacturer code tells families apart, so joint training can keep every
+    # quarter while fine-tuning must unlearn. Each claim is still the seed's sign, a goal judged on the 95% CI's
+    # bound in the seed's setting (`missing_rate`). What changed with the bed: (1) the readings are ROC AUC
+    # and log-loss, no longer accuracy, which on this data mostly follows the class balance; (2) "EWC" is EWC
+    # at the lambda chosen per seed on validation drives (the seed's 1000 is in the sweep and reported beside
+    # it as `*_ewc_seed_lambda_*`); (3) every quarter is trained to convergence of its held-out fit; (4) each
+    # claim is gated by the bed's headroom, `headroom_bwt_auc` = joint training's backward transfer minus
+    # fine-tuning's (ROC AUC, paired by seed): forgetting that a learner could avoid. Its minimum, 0.05 AUC,
+    # comes from what the claims need, not from the headroom measured: the sampling error of one quarter's
+    # ROC AUC on n_test = 2000 drives is about 0.012, so avoidable forgetting must be about four of those
+    # before "EWC forgets less" can be told from noise; below it the claims are "not measurable". (Disclosed:
+    # a two-seed probe of the bed, run to see whether its conflict shows at all, came before this choice.) The
+    # forgetting claim shares the gate: on a bed where nothing can be forgotten, "it forgets" decides nothing
+    # (so on this bed it largely tests the bed; the mitigation claim is the informative one). The old ids with
+    # accuracy readings are retired with the old bed. Log-loss is lower-better: forgetting is a positive
+    # backward transfer, and EWC helping a negative difference.
     claims=(
-        Claim("ewc_forgetting_under_drift", "001", "When new products enter the supply chain (quarterly drift), a "
-              "model updated on new data forgets earlier patterns (accuracy: fine-tuning's backward transfer below 0).",
-              "qualitative; no number given", "goal", metric="finetune_backward_transfer", target=0.0, direction=-1),
         Claim("ewc_forgetting_under_drift_auc", "001", "When new products enter the supply chain (quarterly drift), a "
               "model updated on new data forgets earlier patterns (ROC AUC: fine-tuning's backward transfer below 0).",
-              "qualitative; no number given", "goal", metric="finetune_backward_transfer_auc", target=0.0,
-              direction=-1),
-        Claim("ewc_mitigates_forgetting", "001", "Elastic weight consolidation (lambda = 1000 in the seed's code) "
-              "counters the forgetting by penalising changes to important weights (accuracy: EWC's backward transfer "
-              "minus fine-tuning's above 0).", "qualitative; no number given (lambda = 1000)", "goal",
-              metric="ewc_minus_finetune_backward_transfer", target=0.0),
-        Claim("ewc_mitigates_forgetting_auc", "001", "Elastic weight consolidation (lambda = 1000 in the seed's code) "
-              "counters the forgetting by penalising changes to important weights (ROC AUC: EWC's backward transfer "
-              "minus fine-tuning's above 0).", "qualitative; no number given (lambda = 1000)", "goal",
-              metric="ewc_minus_finetune_backward_transfer_auc", target=0.0),
+              "qualitative; no number given", "goal", metric="bwt_finetune_auc", target=0.0, direction=-1,
+              headroom="headroom_bwt_auc", headroom_min=0.05),
+        Claim("ewc_forgetting_under_drift_logloss", "001", "When new products enter the supply chain (quarterly "
+              "drift), a model updated on new data forgets earlier patterns (log-loss: fine-tuning's backward "
+              "transfer above 0).", "qualitative; no number given", "goal", metric="bwt_finetune_logloss",
+              target=0.0, direction=1, headroom="headroom_bwt_auc", headroom_min=0.05),
+        Claim("ewc_mitigates_forgetting_auc", "001", "Elastic weight consolidation counters the forgetting by "
+              "penalising changes to important weights (ROC AUC: EWC's backward transfer minus fine-tuning's above 0, "
+              "lambda chosen on validation drives).", "qualitative; no number given (lambda = 1000)", "goal",
+              metric="ewc_minus_finetune_bwt_auc", target=0.0, direction=1, headroom="headroom_bwt_auc",
+              headroom_min=0.05),
+        Claim("ewc_mitigates_forgetting_logloss", "001", "Elastic weight consolidation counters the forgetting by "
+              "penalising changes to important weights (log-loss: EWC's backward transfer minus fine-tuning's below "
+              "0, lambda chosen on validation drives).", "qualitative; no number given (lambda = 1000)", "goal",
+              metric="ewc_minus_finetune_bwt_logloss", target=0.0, direction=-1, headroom="headroom_bwt_auc",
+              headroom_min=0.05),
     ),
 ))
+
 
 register(NotebookSpec(
     name="05_qubo_feature_selection",
@@ -518,7 +586,8 @@ register(NotebookSpec(
     headline=("optimality_success_ours", "optimality_success_sb_raw", "optimality_success_seed_routine",
               "time_n1000_ours_s", "accuracy_magnet_ours_k", "accuracy_magnet_all"),
     budget_s=180.0,
-    tolerances=(("time_*", TIMING), ("cpu_*", TIMING), ("peer_log_time_ratio_*", TIMING)),  # wall times are not results
+    tolerances=(("time_*", TIMING), ("cpu_*", TIMING), ("peer_log_time_ratio_*", TIMING),  # wall times are not results
+                ("tts*", TIMING)),
     claims=(
         Claim("qubo_seed_routine_is_sb", "001",
               "The seed's selector is a simulated-bifurcation algorithm (a classical approximation of quantum "
@@ -547,19 +616,42 @@ register(NotebookSpec(
               "Chapter goal: our solver finds the exact optimum on at least 99% of at least 100 random mRMR "
               "instances with n <= 24.", ">= 99%", "goal",
               metric="optimality_success_ours", target=0.99, direction=1),
+        # Issue 18 (rules changed after the first results; the first rules stay as first_rule): the mRMR peer
+        # instances cannot tell solvers apart (random + swap reaches the best energy), so the energy goal is
+        # gated by the mRMR bed's headroom in benchmarks/bench_qubo.py (the better of random/greedy + polish
+        # must need at least twice the best solver's TTS99; 2 is the benchmark's declared discrimination
+        # factor, fixed before any full run). The time goals are restated in the field's metric, time to
+        # target with 99% confidence, on Wishart planted instances whose optimum is known, read from the
+        # benchmark's record (equal wall-time budgets, the same polish for all, one thread), on the planted
+        # instances that discriminate (headroom >= 2); the planted bed's headroom is, per goal size, that of
+        # its most discriminating alpha, then the smallest over the sizes. A record that is missing, older or
+        # measured on a loaded machine gives headroom 0: "not measurable". (Disclosed: a probe at n = 100 on
+        # a loaded machine, run to check the benchmark, showed alpha = 0.5 unsolved by every solver within
+        # 3 s and alpha = 2 solved by random + polish; the per-size aggregation was chosen after it.)
         Claim("qubo_goal_peers_energy", "001",
               "Chapter goal, first half: at n = 50, 200 and 1000 our solver reaches equal or better energy than "
               "the simulated-bifurcation package and D-Wave's simulated annealing (read on the worst of the six "
-              "comparisons: relative energy excess <= 0).", "equal or better energy", "goal",
-              metric="peer_energy_excess_worst", target=0.0, direction=-1),
+              "comparisons: relative energy excess <= 0), on a bed where the solver matters.",
+              "equal or better energy", "goal", metric="peer_energy_excess_worst", target=0.0, direction=-1,
+              headroom="tts_headroom_mrmr", headroom_min=2.0,
+              first_rule=Claim("qubo_goal_peers_energy", "001", "Judged without a gate.", "equal or better energy",
+                               "goal", metric="peer_energy_excess_worst", target=0.0, direction=-1)),
         Claim("qubo_goal_peers_time", "001",
-              "Chapter goal, second half: at n = 50, 200 and 1000 our solver takes equal or less time than the "
-              "simulated-bifurcation package and D-Wave's simulated annealing (read on the worst of the six "
-              "comparisons: log wall-time ratio <= 0).", "equal or less time", "goal",
-              metric="peer_log_time_ratio_worst", target=0.0, direction=-1),
+              "Chapter goal, restated (issue 18): on Wishart planted instances at n = 100, 500 and 1000 that "
+              "discriminate, our solver's time to target (TTS99) is at most every peer's (worst log TTS ratio "
+              "<= 0).",
+              "TTS99 at most every peer's", "goal", metric="tts_log_ratio_worst_planted", target=0.0,
+              direction=-1, headroom="tts_headroom_planted", headroom_min=2.0,
+              first_rule=Claim("qubo_goal_peers_time", "001", "Wall time on the mRMR peer instances.",
+                               "equal or less time", "goal", metric="peer_log_time_ratio_worst", target=0.0,
+                               direction=-1)),
         Claim("qubo_goal_n1000_time", "001",
-              "Chapter goal: an n = 1000 instance is solved in at most 2 s on 2 cores.", "<= 2 s", "goal",
-              metric="cpu_n1000_ours_s", target=2.0, direction=-1),
+              "Chapter goal, restated (issue 18): at n = 1000 our solver's time to target (TTS99) on every "
+              "Wishart planted instance of the benchmark that discriminates is at most 2 s, one thread.",
+              "<= 2 s", "goal", metric="tts99_n1000_ours_s", target=2.0, direction=-1, headroom="tts_headroom_planted",
+              headroom_min=2.0,
+              first_rule=Claim("qubo_goal_n1000_time", "001", "CPU time of one solve at n = 1000.", "<= 2 s",
+                               "goal", metric="cpu_n1000_ours_s", target=2.0, direction=-1)),
     ),
 ))
 
@@ -650,7 +742,9 @@ register(NotebookSpec(
     title="Inverse-simulation verification: the trust layer",
     params=(
         SEED,
-        Param("n_seeds", int, 5, "independent repeats (seed, seed + 1, ...) behind every 95% CI", low=2, high=50),
+        # 10 (was 5): what the 180 s budget affords with the seed's 5 queries a round, chosen before the gate's
+        # gain was measured at that batch size; the gate claim's record says how many seeds would resolve it
+        Param("n_seeds", int, 10, "independent repeats (seed, seed + 1, ...) behind every 95% CI", low=2, high=50),
         Param("n_items", int, 2000, "items per repeat: the verified test stream, each calibration half, and "
               "the collaborative cycle's population", low=200, high=200_000),
         Param("anomaly_rate", float, 0.2, "fraction of the test stream made anomalous (kinds in equal shares)",
@@ -662,8 +756,16 @@ register(NotebookSpec(
               "calibration items", low=0.0, high=1.0, low_open=True, high_open=True),
         Param("threshold", float, 0.85, "fixed threshold on both scores compared with the ROC one (the seed's 0.85)",
               low=0.0, high=1.0, low_open=True, high_open=True),
-        Param("inverse", str, "grid", "inverse model of the claimant and the verifier: grid search (maximum "
-              "likelihood) or a learned MLP", choices=("grid", "mlp")),
+        Param("inverse", str, "grid", "the verifier's inverse model: grid search (maximum likelihood) or a learned "
+              "MLP", choices=("grid", "mlp")),
+        Param("claimant", str, "mlp", "inverse model of the honest claimants, fitted apart from the verifier's "
+              "(an MLP on its own items and seed; 'grid' with a grid verifier is the circular case)",
+              choices=("grid", "mlp")),
+        Param("verifier_labels", int, 400, "trusted labels the verifier may use: half fit its decision model, "
+              "half set its threshold (<= label_budget, what the consortium pays for)", low=20, high=150_000),
+        # declared before any detection curve was measured: 3 noise SDs, the classical 3-sigma fault size
+        Param("severity", float, 3.0, "size of the graded anomalies (tampering, drift, out-of-catalogue) in noise "
+              "units at which the detection claim is read", low=0.0, high=20.0),
         Param("n_secure", int, 256, "test items verified on secret shares in the one CrypTen launch (<= n_items)",
               low=16, high=5000),
         Param("n_sites", int, 4, "participants of the collaborative cycle (one of them corrupts labels)",
@@ -672,7 +774,7 @@ register(NotebookSpec(
               "item wrongly", low=0.0, high=1.0),
         Param("label_budget", int, 400, "labels bought in the collaborative cycle, 20 initial ones included "
               "(<= 3/4 n_items)", low=21, high=150_000),
-        Param("batch_size", int, 40, "labels bought per round of the cycle", low=1, high=10_000),
+        Param("batch_size", int, 5, "labels bought per round of the cycle (the seed queries 5)", low=1, high=10_000),
         Param("strategy", str, "least_confident", "query strategy of the cycle",
               choices=("random", "least_confident", "margin", "entropy")),
     ),
@@ -691,16 +793,25 @@ register(NotebookSpec(
                    lambda v: f"<= {_verify_pool(v):,}, the cycle's pool (n_items less its test quarter)"),
         Constraint(("batch_size", "label_budget"), lambda v: v["batch_size"] <= v["label_budget"],
                    lambda v: f"<= label_budget = {v['label_budget']}"),
+        Constraint(("verifier_labels", "label_budget"), lambda v: v["verifier_labels"] <= v["label_budget"],
+                   lambda v: f"<= label_budget = {v['label_budget']} (the verifier knows no more labels than the "
+                             "consortium can buy)"),
     ),
-    headline=("detection_rate_at_fpr", "false_positive_rate", "fixed_threshold_false_positive_rate",
+    headline=("detection_at_severity", "detection_rate_at_fpr", "false_positive_rate", "fpr_mismatch", "fixed_threshold_false_positive_rate",
               "auc_label_noise", "secure_max_abs_error", "gate_accuracy_gain"),
     budget_s=180.0,
     tolerances=(("*_time_s", TIMING), ("*_wall_s", TIMING)),  # wall times are not results
     claims=(
+        # re-declared after review (issue 15): the pooled rate over the kinds' ranges was set by the chosen
+        # sizes; the rule now reads detection at the spec's declared severity, the first rule is kept
         Claim("inverse_simulation_detection", "000", "Inverse simulation caught 89% of anomalous predictions that "
-              "would otherwise have gone undetected. (No effect: a verifier without skill, which flags anomalous "
-              "items at the rate it flags honest ones, the default 5% its threshold is set to.)", "89%", "effect",
-              metric="detection_rate_at_fpr", target=0.89, null=0.05),
+              "would otherwise have gone undetected. (Read at the declared severity, 3 noise SDs. No effect: a "
+              "verifier without skill, which flags anomalous items at the rate it flags honest ones, the default "
+              "5% its threshold is set to.)", "89%", "effect",
+              metric="detection_at_severity", target=0.89, null=0.05,
+              first_rule=Claim("inverse_simulation_detection", "000", "Inverse simulation caught 89% of anomalous "
+                               "predictions, pooled over the anomaly kinds' ranges.", "89%", "effect",
+                               metric="detection_rate_at_fpr", target=0.89, null=0.05)),
         Claim("fixed_consistency_threshold", "000", "A prediction is verified when its similarity and consistency "
               "both exceed a fixed threshold of 0.85. (A verifier must pass honest predictions; the seed states no "
               "false-positive rate, so the fixed threshold is held to flagging at most 10% of honest items, twice "

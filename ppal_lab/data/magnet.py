@@ -17,9 +17,11 @@ from scipy.stats import norm
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range
 from ppal_lab.data.supply_chain_data import SupplyChainData
 
-__all__ = ["MAGNET_MIN_FEATURES", "MAGNET_PARTIES", "MISSING_MECHANISMS", "make_magnet_grades"]
+__all__ = ["CONCEPTS", "MAGNET_MIN_FEATURES", "MAGNET_PARTIES", "MISSING_MECHANISMS", "make_magnet_grades"]
 
 MISSING_MECHANISMS = ("mcar", "mar", "mnar")
+#: How the label relation drifts between quarters (see :func:`make_magnet_grades`).
+CONCEPTS = ("gradual", "conflict")
 
 
 def _check_bool(name: str, value: Any) -> bool:
@@ -65,6 +67,11 @@ _FF_CAPACITY_LOG2 = np.array([0.8, 0.0, -0.9])
 # Weight (g) per form factor: base, per platter, standard deviation.
 _FF_WEIGHT = np.array([[520.0, 35.0, 20.0], [85.0, 15.0, 6.0], [50.0, 8.0, 3.0]])
 _MAGNET_INTERCEPT = -1.75           # sets the positive rate to about 22-32 %
+# concept="conflict": one manufacturer pair (a product family) per quarter, the date effect's sign
+# alternating between families, a high- and a low-propensity maker in each family.
+_CONFLICT_PROPENSITY = np.array([-0.8, 0.8, -0.8, 0.8, -0.8, 0.8, -0.8, 0.8])
+_CONFLICT_DATE_SIGN = np.array([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0])
+_CONFLICT_INTERCEPT = -1.0
 _MAR_DRIVER = "weight_g"            # weighed at intake, so always observed under MAR
 _MISSING_SLOPE = {"mar": -1.5, "mnar": 1.5}   # log-odds of missingness per standard deviation
 
@@ -183,7 +190,8 @@ def _missing_mask(rng: np.random.Generator, values: np.ndarray, columns: list[st
 
 def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features: int = 50,
                        missing_rate: float = 0.8, missing_mechanism: str = "mcar",
-                       label_rate: float = 0.02, drift: bool = True, seed: int = 0) -> SupplyChainData:
+                       label_rate: float = 0.02, drift: bool = True, seed: int = 0,
+                       concept: str = "gradual") -> SupplyChainData:
     """End-of-life hard drives: is the voice-coil magnet high grade? Sparse labels, sparse features.
 
     Core features (always present, in this order): ``manufacturer`` (code), ``manufacturing_date``
@@ -216,6 +224,16 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
     accuracy 0.79-0.84 on the held-out quarter-0 drives and 0.66-0.69 on quarter 3 (ROC AUC 0.83-0.84
     vs 0.71-0.73); without drift, 0.83-0.84 on quarter 3.
 
+    ``concept="conflict"`` (needs ``drift=True``) replaces the gradual label drift by concepts that
+    conflict on the same inputs: quarter ``q`` takes in only manufacturers ``2q`` and ``2q + 1`` (a new
+    product family each quarter; codes wrap after four quarters), and ::
+
+        logit = -1.0 +- 0.8 + s[family] 2.2 tanh((date - 2011) / 3) + 0.35 [3.5 in] + 0.25 helium
+
+    with ``s = +1`` for families 0 and 2 and ``-1`` for families 1 and 3: the strongest signal reverses
+    from one quarter to the next, and only the manufacturer code tells the families apart. Intake
+    dates shift as above. The default ``"gradual"`` is the drift described above, unchanged.
+
     Missing values (never the label), about ``missing_rate`` of all feature cells:
 
     * ``"mcar"`` — every cell independently with probability ``missing_rate``.
@@ -246,6 +264,8 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
         Fraction of drives with an observed label, in (0, 1].
     drift : bool, default True
         Whether later quarters drift (see above).
+    concept : {"gradual", "conflict"}, default "gradual"
+        How the label relation drifts when ``drift`` is on (see above).
     seed : int, default 0
         Seed of the only random generator, >= 0.
 
@@ -268,6 +288,9 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
     check_range("label_rate", label_rate, 0, 1, low_open=True)
     drift = _check_bool("drift", drift)
     seed = check_int("seed", seed, 0)
+    check_choice("concept", concept, CONCEPTS)
+    if concept == "conflict" and not drift:
+        raise ParameterError("concept", concept, "'gradual' when drift=False (conflicting concepts are a drift)")
     rng = np.random.default_rng(seed)
 
     n = n_per_month * n_months
@@ -281,6 +304,10 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
     entered = np.array([[drift and q >= e for e in _MFR_ENTRY_QUARTER] for q in range(n_quarters)])
     shares[:, 6:] = entered * _MFR_ENTRANT_SHARE
     shares[:, :6] = _MFR_SHARE * (1.0 - shares[:, 6:].sum(axis=1, keepdims=True))
+    if concept == "conflict":
+        shares[:] = 0.0
+        family = np.arange(n_quarters) % 4
+        shares[np.arange(n_quarters), 2 * family] = shares[np.arange(n_quarters), 2 * family + 1] = 0.5
     codes = np.broadcast_to(np.arange(len(_MFR_PROPENSITY)), shares.shape)
     manufacturer = _choice_by_group(rng, quarter, codes, shares).astype(np.int64)
 
@@ -304,6 +331,10 @@ def make_magnet_grades(n_per_month: int = 10_000, n_months: int = 12, n_features
              + _MFR_DRIFT_PER_YEAR[manufacturer] * tau
              + 2.2 * np.tanh((date - 2011.0) / 3.0) - 2.0 * tau * expit(2.0 * (date - 2016.0))
              + 0.35 * (ff == 0) + 0.25 * helium)
+    if concept == "conflict":
+        logit = (_CONFLICT_INTERCEPT + _CONFLICT_PROPENSITY[manufacturer]
+                 + _CONFLICT_DATE_SIGN[manufacturer] * 2.2 * np.tanh((date - 2011.0) / 3.0)
+                 + 0.35 * (ff == 0) + 0.25 * helium)
     prob = expit(logit)
     y = (rng.random(n) < prob).astype(np.int64)
 

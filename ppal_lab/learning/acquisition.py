@@ -40,6 +40,9 @@ __all__ = [
     "fix_single_class",
     "geometry",
     "independent_label_ceiling",
+    "DIGITS_POOL_SIZE",
+    "DIGITS_POSITIVE",
+    "digits_split",
     "magnet_split",
     "make_classifier",
     "run_acquisition",
@@ -47,8 +50,9 @@ __all__ = [
     "seed_minimal_example",
 ]
 
-#: Acquisition strategies of :func:`run_acquisition`.
-STRATEGIES: tuple[str, ...] = ("random", "entropy", "density")
+#: Acquisition strategies of :func:`run_acquisition`: ``"density"`` is the scalable variant of the seed's
+#: density-aware score (leave-one-out, a reference subsample), ``"density_literal"`` the seed's rule as written.
+STRATEGIES: tuple[str, ...] = ("random", "entropy", "density", "density_literal")
 #: Classifiers of :func:`make_classifier`.
 MODELS: tuple[str, ...] = ("logreg", "hgb")
 
@@ -172,10 +176,11 @@ def run_acquisition(estimator_factory: Callable[[], Any], X_pool: Any, y_pool: A
     strategy gets alike), then repeat: fit ``estimator_factory()`` on the labelled items, score the
     test set (accuracy, balanced accuracy, F1 of class 1 — macro-F1 beyond two classes), and label
     ``batch_size`` more items chosen by ``strategy`` among the unlabelled ones (``"random"`` and
-    ``"entropy"`` through :func:`ppal_lab.learning.active.query`, ``"density"`` through
-    :func:`density_query`) until ``n_labels`` labels are used.
+    ``"entropy"`` through :func:`ppal_lab.learning.active.query`, ``"density"`` (the scalable variant)
+    and ``"density_literal"`` (the seed's rule as written: whole-pool KDE with own kernels, the seed's
+    entropy) through :func:`density_query`) until ``n_labels`` labels are used.
 
-    The pool density of ``"density"`` is computed once per run (it does not depend on the labels).
+    The pool density is computed once per run (it does not depend on the labels).
     Every random draw comes from ``default_rng(seed)``.
     """
     if not callable(estimator_factory):
@@ -201,7 +206,11 @@ def run_acquisition(estimator_factory: Callable[[], Any], X_pool: Any, y_pool: A
     gen = np.random.default_rng(seed)
     take = (lambda A, i: A.iloc[i]) if hasattr(X_pool, "iloc") else (lambda A, i: np.asarray(A)[i])
     init = fix_single_class(cold_start(Z, n_initial, cold, gen), y, gen)
-    log_pool = pool_log_density(Z, bandwidth, n_reference, gen) if strategy == "density" else None
+    log_pool = None
+    if strategy == "density":
+        log_pool = pool_log_density(Z, bandwidth, n_reference, gen)
+    elif strategy == "density_literal":  # the whole pool as the KDE's sample: no draw from gen
+        log_pool = pool_log_density(Z, bandwidth, n, gen, leave_one_out=False)
     order = list(init)
     labelled = np.zeros(n, dtype=bool)
     labelled[init] = True
@@ -218,9 +227,9 @@ def run_acquisition(estimator_factory: Callable[[], Any], X_pool: Any, y_pool: A
         if idx.size >= n_labels:
             break
         b = min(batch_size, n_labels - idx.size)
-        if strategy == "density":
+        if strategy in ("density", "density_literal"):
             new = density_query(model, X_pool, Z, idx, b, bandwidth, n_reference, gen, weight,
-                                log_pool=log_pool)
+                                log_pool=log_pool, literal=strategy == "density_literal")
         else:
             new = active.query(model, X_pool, strategy, b, rng=gen if strategy == "random" else None,
                                candidates=np.flatnonzero(~labelled))
@@ -313,3 +322,34 @@ def magnet_split(seed: int, n_pool: int = 10_000, n_test: int = 5000,
     majority = int(np.mean(y[pool]) > 0.5)
     return MagnetSplit(X[pool], y[pool], X[test], y[test], Zp, Zt, bayes,
                        float(np.mean(y[test] == majority)), tuple(d.feature_names), p)
+
+
+#: Digits that make the positive class of :func:`digits_split` (about 30% of the set: the class balance
+#: of the seed's own synthetic data).
+DIGITS_POSITIVE = (0, 1, 2)
+#: Pool size of :func:`digits_split` at its default test fraction (1,797 images less 599); the chapter's spec
+#: bounds the label budget by it.
+DIGITS_POOL_SIZE = 1198
+
+
+def digits_split(seed: int, missing_rate: float = 0.0, test_fraction: float = 1 / 3) -> MagnetSplit:
+    """A bed with headroom: scikit-learn's bundled handwritten digits (1,797 images, 64 pixels; no download)
+    as a binary task, "digit in :data:`DIGITS_POSITIVE`" (about 30% positive), with values removed
+    completely at random at ``missing_rate`` (NaN), split at random into a pool and a test set; the
+    geometry is fitted on the pool. There is no oracle: ``bayes_accuracy`` is NaN and ``p_test`` None."""
+    from sklearn.datasets import load_digits
+
+    seed = check_int("seed", seed, 0)
+    check_range("missing_rate", missing_rate, 0.0, 1.0, high_open=True)
+    check_range("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
+    X, digit = load_digits(return_X_y=True)
+    y = np.isin(digit, DIGITS_POSITIVE).astype(int)
+    gen = np.random.default_rng(seed)
+    X = np.where(gen.random(X.shape) < missing_rate, np.nan, X.astype(float))
+    perm = gen.permutation(X.shape[0])
+    n_test = int(round(test_fraction * X.shape[0]))
+    pool, test = perm[n_test:], perm[:n_test]
+    Zp, Zt = geometry(X[pool], X[test])
+    majority = int(np.mean(y[pool]) > 0.5)
+    return MagnetSplit(X[pool], y[pool], X[test], y[test], Zp, Zt, float("nan"),
+                       float(np.mean(y[test] == majority)), tuple(f"pixel_{i}" for i in range(X.shape[1])))

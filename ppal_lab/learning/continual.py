@@ -18,8 +18,13 @@ the EWC penalty and training); this module runs one quarter-by-quarter sequence 
 **Metrics** (Lopez-Paz and Ranzato, 2017; Chaudhry et al., 2018), from the accuracy matrix
 ``R[i, j]`` = accuracy on quarter *j*'s test drives after training through quarter *i*:
 average accuracy ``mean_j R[T-1, j]``; backward transfer ``mean_{j<T-1} (R[T-1, j] - R[j, j])``
-(negative = forgetting); forgetting ``mean_{j<T-1} (max_{j<=l<T-1} R[l, j] - R[T-1, j])``; and
-plasticity ``mean_j R[j, j]`` (accuracy on the quarter just learned).
+(negative = forgetting for accuracy and ROC AUC; for log-loss, where lower is better, positive =
+forgetting); and plasticity ``mean_j R[j, j]`` (the score on the quarter just learned). The
+"forgetting" of Chaudhry et al. (``max_l R[l, j] - R[T-1, j]``) is not kept: a maximum of noisy
+scores is positive even when nothing is forgotten, while backward transfer is unbiased.
+
+Scores are kept on each quarter's test drives and, when the tasks have them, on its validation drives
+(``val_*``), on which the chapter chooses EWC's penalty weight; test drives never choose anything.
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ __all__ = [
 
 METHODS = ("finetune", "ewc", "joint")
 #: Scores kept for every (train quarter, eval quarter) pair.
-SCORES = ("accuracy", "balanced_accuracy", "roc_auc")
+SCORES = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,10 +76,20 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
     return float(roc_auc_score(y, proba, multi_class="ovr", labels=np.arange(proba.shape[1])))
 
 
+def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (nats)."""
+    from sklearn.metrics import log_loss
+
+    return float(log_loss(y, proba, labels=np.arange(proba.shape[1])))
+
+
 @dataclass
 class ContinualRun:
     """Result of :func:`run_sequence`: ``accuracy[i, j]`` (and ``balanced_accuracy[i, j]``, ROC AUC
-    ``roc_auc[i, j]``) on quarter ``j``'s test drives after training through quarter ``i``."""
+    ``roc_auc[i, j]``, log-loss ``log_loss[i, j]``) on quarter ``j``'s test drives after training through
+    quarter ``i``; ``val_roc_auc`` / ``val_log_loss`` the same on its validation drives (NaN without
+    them); ``epochs_run[i]`` the epochs quarter ``i`` was trained for (with validation drives: the
+    epoch of the best held-out fit, see :func:`run_sequence`)."""
 
     method: str
     ewc_lambda: float
@@ -82,6 +97,10 @@ class ContinualRun:
     accuracy: np.ndarray
     balanced_accuracy: np.ndarray
     roc_auc: np.ndarray
+    log_loss: np.ndarray
+    val_roc_auc: np.ndarray
+    val_log_loss: np.ndarray
+    epochs_run: np.ndarray
     n_train: np.ndarray = field(repr=False)
     queried: list[np.ndarray] = field(repr=False, default_factory=list)
 
@@ -100,7 +119,9 @@ class ContinualRun:
                              "label": self.label, "train_quarter": i.ravel(), "eval_quarter": j.ravel(),
                              "accuracy": self.accuracy.ravel(),
                              "balanced_accuracy": self.balanced_accuracy.ravel(),
-                             "roc_auc": self.roc_auc.ravel()})
+                             "roc_auc": self.roc_auc.ravel(), "log_loss": self.log_loss.ravel(),
+                             "val_roc_auc": self.val_roc_auc.ravel(), "val_log_loss": self.val_log_loss.ravel(),
+                             "epochs_run": self.epochs_run[i.ravel()]})
 
 
 def check_training(epochs: int, hidden: Sequence[int] | int, lr: float, batch_size: int, fisher: str,
@@ -129,6 +150,11 @@ def run_sequence(tasks: QuarterTasks, method: str, *, ewc_lambda: float = 0.0, e
     all labels seen so far. The same ``seed`` gives the same initial weights and minibatch order for
     every method, so methods are compared pairwise.
 
+    When ``tasks`` has validation drives, each quarter is trained to convergence of its held-out fit:
+    ``epochs`` is then a maximum, training stops once the cross-entropy on the quarter's validation
+    drives (for ``"joint"``: on those of every quarter so far) has not improved for three epochs, and
+    the best epoch's weights are kept (:func:`ppal_lab.learning.ewc.train_quarter`).
+
     ``strategy="random"`` trains on ``tasks.labelled[q]``; an uncertainty strategy
     (``"least_confident"``, ``"margin"``, ``"entropy"``) labels the first quarter the same way and,
     in every later quarter, asks the oracle for the ``n_labels`` drives of that quarter's pool on which
@@ -150,7 +176,9 @@ def run_sequence(tasks: QuarterTasks, method: str, *, ewc_lambda: float = 0.0, e
     init_seed = seed_of(seed, 1)
     model = make_mlp(tasks.n_inputs, hidden, n_classes, init_seed)
     ewc = EWC(ewc_lambda, fisher, consolidation) if method == "ewc" else None
-    acc, bacc, auc = np.zeros((T, T)), np.zeros((T, T)), np.zeros((T, T))
+    acc, bacc, auc, ll = (np.zeros((T, T)) for _ in range(4))
+    val_auc, val_ll, epochs_run = np.full((T, T), np.nan), np.full((T, T), np.nan), np.zeros(T, dtype=int)
+    seen_val = []
     n_train, queried, seen_X, seen_y = np.zeros(T, dtype=int), [], [], []
     for q in range(T):
         if strategy == "random" or q == 0:
@@ -161,12 +189,17 @@ def run_sequence(tasks: QuarterTasks, method: str, *, ewc_lambda: float = 0.0, e
         Xq, yq = tasks.train_set(q, pos)
         seen_X.append(Xq)
         seen_y.append(yq)
+        seen_val.append((tasks.X_val[q], tasks.y_val[q]))
+        val = seen_val[-1]
         if method == "joint":
             model = make_mlp(tasks.n_inputs, hidden, n_classes, init_seed)
             Xq, yq = np.vstack(seen_X), np.concatenate(seen_y)
+            val = (np.vstack([v[0] for v in seen_val]), np.concatenate([v[1] for v in seen_val]))
         n_train[q] = len(yq)
-        train_quarter(model, Xq, yq, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed_of(seed, 2, q), penalty=None if ewc is None else ewc.penalty)
+        losses = train_quarter(model, Xq, yq, epochs=epochs, batch_size=batch_size, lr=lr,
+                               seed=seed_of(seed, 2, q), penalty=None if ewc is None else ewc.penalty,
+                               val=val if len(val[1]) else None)
+        epochs_run[q] = getattr(model, "best_epoch_", len(losses)) if len(val[1]) else len(losses)
         if ewc is not None and q < T - 1:
             ewc.consolidate(model, Xq, yq)
         clf = TorchClassifier(model)
@@ -176,24 +209,26 @@ def run_sequence(tasks: QuarterTasks, method: str, *, ewc_lambda: float = 0.0, e
             acc[q, j] = float(np.mean(pred == tasks.y_test[j]))
             bacc[q, j] = _balanced_accuracy(tasks.y_test[j], pred)
             auc[q, j] = _roc_auc(tasks.y_test[j], proba)
-    return ContinualRun(method, ewc_lambda, seed, acc, bacc, auc, n_train, queried)
+            ll[q, j] = _log_loss(tasks.y_test[j], proba)
+            if len(tasks.y_val[j]):
+                proba = clf.predict_proba(tasks.X_val[j])
+                val_auc[q, j], val_ll[q, j] = _roc_auc(tasks.y_val[j], proba), _log_loss(tasks.y_val[j], proba)
+    return ContinualRun(method, ewc_lambda, seed, acc, bacc, auc, ll, val_auc, val_ll, epochs_run, n_train, queried)
 
 
 def cl_metrics(R: Any) -> dict[str, float]:
-    """Continual-learning metrics of an accuracy matrix ``R`` (T x T, T >= 2; see module docstring):
-    ``average_accuracy``, ``backward_transfer``, ``forgetting``, ``plasticity``, ``past_accuracy``
-    (mean accuracy on quarters 0..T-2 after the last quarter) and ``current_accuracy`` (``R[-1, -1]``).
-    """
+    """Continual-learning metrics of a score matrix ``R`` (T x T, T >= 2; see module docstring):
+    ``average_accuracy`` (the mean score of the final model), ``backward_transfer``, ``plasticity``,
+    ``past_accuracy`` (mean score on quarters 0..T-2 after the last quarter) and ``current_accuracy``
+    (``R[-1, -1]``). The names say "accuracy" for any score (ROC AUC, log-loss)."""
     R = np.asarray(R, dtype=float)
     if R.ndim != 2 or R.shape[0] != R.shape[1] or R.shape[0] < 2 or not np.all(np.isfinite(R)):
         raise ParameterError("R", f"array of shape {R.shape}", "a finite square matrix, at least 2x2")
     T = R.shape[0]
     past = np.arange(T - 1)
-    best = np.array([R[j:T - 1, j].max() for j in past])
     return {
         "average_accuracy": float(R[-1].mean()),
         "backward_transfer": float(np.mean(R[-1, past] - R[past, past])),
-        "forgetting": float(np.mean(best - R[-1, past])),
         "plasticity": float(np.mean(np.diag(R))),
         "past_accuracy": float(np.mean(R[-1, past])),
         "current_accuracy": float(R[-1, -1]),

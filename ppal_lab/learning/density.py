@@ -23,6 +23,14 @@ reproduces ``KernelDensity(kernel="gaussian").score_samples`` to rounding error 
 
 :func:`density_query` ranks the unlabelled items by this score; :func:`nearest_sq_distance` is the
 chunked nearest-neighbour distance the sparsity chapter relates the ratio to.
+
+**Two rules.** The *scalable variant* above (leave-one-out, ``n_reference`` reference items) is not the
+seed's rule. :func:`seed_literal_log_ratio` and :func:`seed_literal_scores` compute the seed's code as
+written — ``KernelDensity(bandwidth=h).fit(pool).score_samples(pool)`` (every item's own kernel included,
+the whole pool as the sample) minus the labelled KDE, and its entropy ``-sum p log(p + 1e-10)`` — in log
+space and in row chunks, so that :math:`10^4` items need about 160 MB (the seed's ``np.exp`` of the
+ratio overflows; the log ranks alike wherever it does not). :func:`rank_agreement` compares the two rules'
+rankings (Spearman and the share of top picks in common).
 """
 from __future__ import annotations
 
@@ -36,7 +44,8 @@ from ppal_lab.compendium.errors import (ParameterError, as_generator, check_int,
 from ppal_lab.learning import active
 
 __all__ = ["check_indices", "density_query", "density_scores", "entropy", "kde_log_density", "log_density_ratio",
-           "nearest_sq_distance", "pool_log_density"]
+           "nearest_sq_distance", "pool_log_density", "rank_agreement", "seed_entropy", "seed_literal_log_ratio",
+           "seed_literal_scores"]
 
 _CHUNK_ROWS = 2048
 
@@ -211,13 +220,18 @@ def density_scores(proba: np.ndarray, log_ratio: np.ndarray, weight: float = 1.0
 
 def density_query(model: Any, X_pool: Any, Z_pool: np.ndarray, labelled: np.ndarray, batch_size: int,
                   bandwidth: float = 0.5, n_reference: int = 1000, rng: np.random.Generator | int = 0,
-                  weight: float = 1.0, log_pool: np.ndarray | None = None) -> np.ndarray:
-    """The ``batch_size`` unlabelled items with the largest density-aware score (seed 001's rule).
+                  weight: float = 1.0, log_pool: np.ndarray | None = None, literal: bool = False) -> np.ndarray:
+    """The ``batch_size`` unlabelled items with the largest density-aware score.
 
     ``X_pool`` is what the model sees (NaN allowed), ``Z_pool`` the same items in the geometry of
     :func:`geometry`; ``labelled`` the row indices already labelled; ``log_pool`` an optional cached
-    :func:`pool_log_density`. Ties go to the lowest index.
+    :func:`pool_log_density`. ``literal=False``: the scalable variant (:func:`density_scores`);
+    ``literal=True``: the seed's score as written (:func:`seed_literal_scores`; ``log_pool`` should then
+    be the whole pool's KDE with own kernels, as :func:`seed_literal_log_ratio` uses, and ``weight`` 1).
+    Ties go to the lowest index.
     """
+    if not isinstance(literal, bool):
+        raise ParameterError("literal", literal, "True or False")
     Z = check_matrix("Z_pool", Z_pool)
     lab = check_indices("labelled", labelled, Z.shape[0])
     n_cand = Z.shape[0] - lab.size
@@ -227,7 +241,8 @@ def density_query(model: Any, X_pool: Any, Z_pool: np.ndarray, labelled: np.ndar
     log_ratio = log_density_ratio(Z, lab, bandwidth, n_reference, rng, log_pool=log_pool)
     cand = np.setdiff1d(np.arange(Z.shape[0]), lab)
     Xc = X_pool.iloc[cand] if hasattr(X_pool, "iloc") else np.asarray(X_pool)[cand]
-    score = density_scores(model.predict_proba(Xc), log_ratio[cand], weight)
+    proba = model.predict_proba(Xc)
+    score = seed_literal_scores(proba, log_ratio[cand]) if literal else density_scores(proba, log_ratio[cand], weight)
     finite_min = np.min(score[np.isfinite(score)]) if np.isfinite(score).any() else 0.0
     score = np.where(np.isfinite(score), score, finite_min - 1.0)  # zero-entropy items last
     return cand[active.top_k(score, batch_size)]
@@ -244,3 +259,44 @@ def nearest_sq_distance(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         d2 = np.einsum("ij,ij->i", C, C)[:, None] + b2[None, :] - 2.0 * (C @ B.T)
         out[start:start + C.shape[0]] = d2.min(axis=1)
     return out
+
+
+def seed_literal_log_ratio(Z_pool: Any, labelled: Any, bandwidth: float = 0.5) -> np.ndarray:
+    """The seed's density ratio as written, in log space, at every pool item: a KDE fitted on the whole
+    pool and scored on it (own kernel included) minus a KDE fitted on the labelled rows. Chunked
+    (:func:`kde_log_density`): time :math:`O(n^2 d)`, memory :math:`O(2048 n)`."""
+    Z = check_matrix("Z_pool", Z_pool)
+    return log_density_ratio(Z, labelled, bandwidth, n_reference=Z.shape[0], leave_one_out=False)
+
+
+def seed_entropy(proba: np.ndarray) -> np.ndarray:
+    """The seed's uncertainty, ``-sum(p * log(p + 1e-10))`` per row (nats)."""
+    P = np.asarray(proba, dtype=float)
+    if P.ndim != 2:
+        raise ParameterError("proba", f"array of shape {P.shape}", "a 2-d probability matrix")
+    return -np.sum(P * np.log(P + 1e-10), axis=1)
+
+
+def seed_literal_scores(proba: np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
+    """Log of the seed's score ``uncertainty * exp(log_pool - log_labelled)`` (ranks as the seed's product
+    wherever that does not overflow); ``log_ratio`` from :func:`seed_literal_log_ratio`."""
+    H = seed_entropy(proba)
+    lr = np.asarray(log_ratio, dtype=float)
+    if lr.shape != H.shape:
+        raise ParameterError("log_ratio", f"array of shape {lr.shape}", f"shape {H.shape} like proba rows")
+    with np.errstate(divide="ignore"):  # the seed's 1e-10 can make H a hair below 0: ranked last, as -inf
+        return np.log(np.maximum(H, 0.0)) + lr
+
+
+def rank_agreement(a: Any, b: Any, k: int) -> dict[str, float]:
+    """How alike two scores rank the same items: Spearman's rho (ties averaged, ``-inf`` ranks lowest)
+    and the share of the top ``k`` of ``a`` that are also in the top ``k`` of ``b`` (ties to the lowest
+    index, as :func:`density_query`)."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
+        raise ParameterError("b", f"array of shape {y.shape}", f"shape {x.shape} like a (>= 2 items)")
+    k = check_int("k", k, 1, x.size)
+    top = lambda v: set(active.top_k(np.where(np.isfinite(v), v, -np.finfo(float).max), k).tolist())  # noqa: E731
+    return {"spearman": float(spearmanr(x, y).statistic), "top_k_shared": len(top(x) & top(y)) / k}

@@ -194,10 +194,15 @@ class EWC:
 
 def train_quarter(model: nn.Module, X: Any, y: Any, *, epochs: int = 30, batch_size: int = 32,
                   lr: float = 1e-3, seed: int = 0,
-                  penalty: Callable[[nn.Module], torch.Tensor] | None = None) -> list[float]:
+                  penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+                  val: tuple[Any, Any] | None = None, patience: int = 3) -> list[float]:
     """Train ``model`` in place with Adam (fresh optimiser state) on mean cross-entropy, plus
     ``penalty(model)`` when given. Minibatch order comes from ``seed`` only. Returns the mean
-    training loss of each epoch."""
+    training loss of each epoch run.
+
+    With ``val=(X_val, y_val)`` training runs to convergence of the held-out fit: it stops once the
+    validation cross-entropy has not improved for ``patience`` epochs (or after ``epochs``) and
+    restores the weights of the best epoch; ``model.best_epoch_`` is that epoch (1-based)."""
     model = _module(model)
     Xa = check_matrix("X", X, dtype=np.float32)
     ya = check_labels("y", y, Xa.shape[0])
@@ -207,6 +212,11 @@ def train_quarter(model: nn.Module, X: Any, y: Any, *, epochs: int = 30, batch_s
     seed = check_int("seed", seed, 0)
     if penalty is not None and not callable(penalty):
         raise ParameterError("penalty", penalty, "None or a callable model -> scalar tensor")
+    patience = check_int("patience", patience, 1)
+    if val is not None:
+        Xv = torch.from_numpy(check_matrix("val", val[0], dtype=np.float32))
+        yv = torch.from_numpy(check_labels("val", val[1], Xv.shape[0]))
+        best, best_state, wait = float("inf"), None, 0
     Xt, yt = torch.from_numpy(Xa), torch.from_numpy(ya)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
@@ -225,6 +235,18 @@ def train_quarter(model: nn.Module, X: Any, y: Any, *, epochs: int = 30, batch_s
             opt.step()
             total += float(loss.detach()) * idx.numel()
         losses.append(total / Xt.shape[0])
+        if val is not None:
+            with torch.no_grad():
+                v = float(F.cross_entropy(model(Xv), yv))
+            if v < best:
+                best, wait, model.best_epoch_ = v, 0, len(losses)
+                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            else:
+                wait += 1
+                if wait >= patience:
+                    break
+    if val is not None:
+        model.load_state_dict(best_state)
     return losses
 
 

@@ -132,7 +132,8 @@ class QuarterTasks:
     For quarter ``q``: ``X_pool[q]`` / ``y_pool[q]`` are the quarter's drives outside its test set
     (true labels kept as an oracle for active learning), ``labelled[q]`` the positions in that pool of
     the ``n_labels`` drives whose label is observed (drawn from the generator's labelled drives), and
-    ``X_test[q]`` / ``y_test[q]`` ``n_test`` unlabelled drives with their true labels, for evaluation.
+    ``X_test[q]`` / ``y_test[q]`` ``n_test`` unlabelled drives with their true labels, for evaluation;
+    ``X_val[q]`` / ``y_val[q]`` ``n_val`` further unlabelled drives (possibly none) for choosing settings.
     """
 
     X_pool: list[np.ndarray]
@@ -143,6 +144,13 @@ class QuarterTasks:
     feature_names: tuple[str, ...]
     n_labels: int
     seed: int
+    X_val: list[np.ndarray] | None = None
+    y_val: list[np.ndarray] | None = None
+
+    def __post_init__(self):
+        if self.X_val is None:      # no validation drives: empty blocks of the right width
+            self.X_val = [x[:0] for x in self.X_test]
+            self.y_val = [y[:0] for y in self.y_test]
 
     @property
     def n_quarters(self) -> int:
@@ -160,7 +168,7 @@ class QuarterTasks:
 
 
 def make_quarter_tasks(data: SupplyChainData, n_labels: int, n_test: int = 2000,
-                       seed: int = 0) -> QuarterTasks:
+                       seed: int = 0, n_val: int = 0) -> QuarterTasks:
     """Split ``data`` (magnet grades, ``meta["quarter"]``) into encoded quarterly tasks.
 
     The encoder is fitted on the first quarter's pool features (no labels); categorical code books are
@@ -179,6 +187,9 @@ def make_quarter_tasks(data: SupplyChainData, n_labels: int, n_test: int = 2000,
         Test drives per quarter, ``1 <= n_test <=`` the fewest unlabelled drives of any quarter.
     seed : int
         Seed of the draws of labelled and test drives.
+    n_val : int
+        Validation drives per quarter, drawn (after the test drives, from their own stream) from the
+        remaining unlabelled drives; ``n_test + n_val`` must fit in the fewest unlabelled drives.
     """
     if not isinstance(data, SupplyChainData) or "quarter" not in data.meta:
         raise ParameterError("data", type(data).__name__, "a SupplyChainData with meta['quarter']")
@@ -192,19 +203,25 @@ def make_quarter_tasks(data: SupplyChainData, n_labels: int, n_test: int = 2000,
     n_labels = check_int("n_labels", n_labels, 1, most_labels)
     n_test = check_int("n_test", n_test, 1, most_test)
     seed = check_int("seed", seed, 0)
+    n_val = check_int("n_val", n_val, 0, most_test - n_test)
     rng = np.random.default_rng(seed_of(seed, 7))
+    rng_val = np.random.default_rng(seed_of(seed, 8))
 
     X_all = data.X
     levels = {c: np.unique(v[np.isfinite(v)]) for c in data.categorical
               for v in [X_all[c].to_numpy(dtype=np.float64)]}
     y = np.asarray(data.y)
-    pools, tests = [], []
+    pools, tests, vals = [], [], []
     for q in quarters:
         rows = np.flatnonzero(quarter == q)
         test = np.sort(rng.choice(rows[~lab[rows]], size=n_test, replace=False))
-        pools.append(np.setdiff1d(rows, test))
+        rest = np.setdiff1d(rows[~lab[rows]], test)
+        val = np.sort(rng_val.choice(rest, size=n_val, replace=False))
+        pools.append(np.setdiff1d(np.setdiff1d(rows, test), val))
         tests.append(test)
-    encoder = MissingnessEncoder(data.categorical, levels).fit(X_all.iloc[pools[0]])
+        vals.append(val)
+    # fitted on the first quarter's non-test features (validation drives included: features only)
+    encoder = MissingnessEncoder(data.categorical, levels).fit(X_all.iloc[np.union1d(pools[0], vals[0])])
     X_pool, y_pool, labelled, X_test, y_test = [], [], [], [], []
     for pool, test in zip(pools, tests):
         X_pool.append(encoder.transform(X_all.iloc[pool]))
@@ -213,5 +230,7 @@ def make_quarter_tasks(data: SupplyChainData, n_labels: int, n_test: int = 2000,
         labelled.append(np.sort(rng.choice(pos, size=n_labels, replace=False)))
         X_test.append(encoder.transform(X_all.iloc[test]))
         y_test.append(y[test].astype(np.int64))
+    X_val = [encoder.transform(X_all.iloc[v]) for v in vals]
+    y_val = [y[v].astype(np.int64) for v in vals]
     return QuarterTasks(X_pool, y_pool, labelled, X_test, y_test, tuple(encoder.feature_names_),
-                        n_labels, seed)
+                        n_labels, seed, X_val, y_val)

@@ -24,7 +24,7 @@ from torch import nn
 from ppal_lab import data as D
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_real
 
-__all__ = ["BENCH_SD", "INVERSE_METHODS", "GridInverse", "MLPInverse", "forward", "make_inverse"]
+__all__ = ["BENCH_SD", "INVERSE_METHODS", "GridInverse", "MLPInverse", "fit_inverse", "forward", "make_inverse"]
 
 #: Noise standard deviation of each bench channel, in :data:`ppal_lab.data.BENCH_COLUMNS` order.
 BENCH_SD = np.array([D.BENCH_NOISE_SD[c] for c in D.BENCH_COLUMNS])
@@ -244,3 +244,19 @@ def make_inverse(method: str, seed: int = 0) -> GridInverse | MLPInverse:
     """An unfitted inverse model by name (``"grid"`` needs no fitting)."""
     check_choice("inverse", method, INVERSE_METHODS)
     return GridInverse() if method == "grid" else MLPInverse(seed=seed)
+
+
+def fit_inverse(method: str, data: D.SupplyChainData, seed: int = 0) -> GridInverse | MLPInverse:
+    """An inverse model ready to use: the grid search, or a network trained on the latent conditions and
+    designs of ``data`` (remanufacturing items; their bench physics only, no labels) with ``seed``.
+
+    Two calls with different ``data`` or ``seed`` give independent networks: an honest claimant's model
+    that the verifier does not share."""
+    model = make_inverse(method, check_int("seed", seed, 0))
+    if isinstance(model, MLPInverse):
+        if not isinstance(data, D.SupplyChainData) or data.latent is None:
+            raise ParameterError("data", type(data).__name__, "remanufacturing data from make_remanufacturing")
+        model.fit(data.latent["health"].to_numpy(), data.latent["defect"].to_numpy(dtype=np.float64),
+                  data.X["design_variant"].to_numpy().astype(np.int64),
+                  data.X["tolerance_class"].to_numpy().astype(np.int64))
+    return model

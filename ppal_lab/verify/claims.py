@@ -22,6 +22,18 @@ Anomalies (:func:`inject_anomalies`, :data:`ANOMALY_KINDS`)
     its true condition, claim derived assuming catalogue physics.
 ``label_noise``
     a careless inspector's decision: label flipped, condition claim honest.
+
+Severity
+--------
+The ranges above mix small and large anomalies, so a pooled detection rate is set by the ranges. With
+``severity=s`` (:func:`inject_anomalies`) the graded kinds (:data:`GRADED_KINDS`) instead take one size,
+``s`` in units of the bench's noise: ``sensor_drift`` shifts its channel by ``s`` noise SDs;
+``ood_component`` raises the vibration baseline by ``s`` vibration-noise SDs and multiplies the wear-driven
+oil debris by ``1 + 0.4 s`` (the wear term is at least 15, so at least ``s`` debris-noise SDs);
+``tampered_prediction`` raises the claimed health by ``s`` x :data:`HEALTH_STEP` (about the health error of
+an honest reading) and still hides the defect and claims label 1. ``sensor_fault`` and ``label_noise``
+have no size and keep their form. At ``s = 0`` a graded anomaly changes nothing but a tampered claim's
+defect and label.
 """
 from __future__ import annotations
 
@@ -34,10 +46,14 @@ from ppal_lab import data as D
 from ppal_lab.compendium.errors import ParameterError, as_generator, check_choice, check_real
 from ppal_lab.verify.bench import BENCH_SD, GridInverse, MLPInverse, forward
 
-__all__ = ["ANOMALY_KINDS", "ClaimBatch", "honest_batch", "inject_anomalies"]
+__all__ = ["ANOMALY_KINDS", "GRADED_KINDS", "HEALTH_STEP", "ClaimBatch", "honest_batch", "inject_anomalies"]
 
 ANOMALY_KINDS: tuple[str, ...] = ("tampered_prediction", "sensor_fault", "sensor_drift",
                                   "ood_component", "label_noise")
+#: The kinds whose size ``severity`` sets (module docstring).
+GRADED_KINDS: tuple[str, ...] = ("tampered_prediction", "sensor_drift", "ood_component")
+#: Health units per unit of a tampered claim's severity: about the health RMSE of an honest reading.
+HEALTH_STEP = 0.05
 
 
 def _kinds(kinds: Any) -> tuple[str, ...]:
@@ -131,7 +147,7 @@ def _noisy(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def inject_anomalies(batch: ClaimBatch, kinds: Sequence[str], rate: float, inverse: GridInverse | MLPInverse,
-                     rng: Any) -> ClaimBatch:
+                     rng: Any, severity: float | None = None) -> ClaimBatch:
     """Make exactly ``round(rate * n)`` random items anomalous, the kinds as equal in number as possible.
 
     Kinds are assigned in a random order cycling through ``kinds``; see the module docstring for what
@@ -150,6 +166,8 @@ def inject_anomalies(batch: ClaimBatch, kinds: Sequence[str], rate: float, inver
         Fitted inverse model of the honest claimant.
     rng : numpy.random.Generator or int
         Randomness of the choice and of the anomalies.
+    severity : float >= 0, optional
+        One size for the graded kinds, in noise units (module docstring); ``None``: the ranges.
     """
     if not isinstance(batch, ClaimBatch):
         raise ParameterError("batch", type(batch).__name__, "a ClaimBatch")
@@ -158,6 +176,8 @@ def inject_anomalies(batch: ClaimBatch, kinds: Sequence[str], rate: float, inver
     if not isinstance(inverse, (GridInverse, MLPInverse)):
         raise ParameterError("inverse", type(inverse).__name__, "a GridInverse or MLPInverse")
     rng = as_generator(rng)
+    if severity is not None:
+        severity = check_real("severity", severity, 0.0, 100.0)
     if np.any(batch.is_anomaly):
         raise ParameterError("batch", "a batch that already has anomalies", "an honest batch")
     n = len(batch)
@@ -173,7 +193,8 @@ def inject_anomalies(batch: ClaimBatch, kinds: Sequence[str], rate: float, inver
             continue
         k = idx.size
         if kind == "tampered_prediction":
-            out["health"][idx] = np.minimum(1.0, out["health"][idx] + rng.uniform(0.1, 0.4, k))
+            raise_h = rng.uniform(0.1, 0.4, k) if severity is None else np.full(k, severity * HEALTH_STEP)
+            out["health"][idx] = np.minimum(1.0, out["health"][idx] + raise_h)
             out["defect"][idx] = 0.0
             out["label"][idx] = 1
         elif kind == "label_noise":
@@ -187,13 +208,18 @@ def inject_anomalies(batch: ClaimBatch, kinds: Sequence[str], rate: float, inver
                 donor = batch.readings[rng.integers(n, size=k), channel]
                 m[rows, channel] = np.where(dead, 0.0, donor)
             elif kind == "sensor_drift":
-                shift = rng.choice([-1.0, 1.0], size=k) * rng.uniform(2.0, 6.0, k)
+                size = rng.uniform(2.0, 6.0, k) if severity is None else np.full(k, severity)
+                shift = rng.choice([-1.0, 1.0], size=k) * size
                 m[rows, channel] = np.maximum(m[rows, channel] + shift * BENCH_SD[channel], 0.0)
             else:  # ood_component
                 th, td = out["true_health"][idx], out["true_defect"][idx]
                 clean = forward(th, td, out["variant"][idx], out["tolerance"][idx])
-                clean[:, 0] += rng.uniform(1.0, 2.5, k)
-                clean[:, 2] = (clean[:, 2] - 40.0 * td) * rng.uniform(1.5, 3.0, k) + 40.0 * td
+                if severity is None:
+                    offset, factor = rng.uniform(1.0, 2.5, k), rng.uniform(1.5, 3.0, k)
+                else:
+                    offset, factor = np.full(k, severity * BENCH_SD[0]), np.full(k, 1.0 + 0.4 * severity)
+                clean[:, 0] += offset
+                clean[:, 2] = (clean[:, 2] - 40.0 * td) * factor + 40.0 * td
                 m = _noisy(clean, rng)
             out["readings"][idx] = m
             h, d, _ = inverse.invert(m, out["variant"][idx], out["tolerance"][idx])

@@ -59,16 +59,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from ppal_lab import data as D
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_real
 from ppal_lab.secure.similarity import plaintext_similarity
 from ppal_lab.verify.bench import (BENCH_SD, INVERSE_METHODS, GridInverse, MLPInverse, _N_TOLERANCES,
-                                   _N_VARIANTS, _design, _unit, forward, make_inverse)
-from ppal_lab.verify.claims import ANOMALY_KINDS, ClaimBatch, honest_batch
+                                   _N_VARIANTS, _design, _unit, fit_inverse, forward)
+from ppal_lab.verify.claims import ANOMALY_KINDS, ClaimBatch, honest_batch, inject_anomalies
 
-__all__ = ["SEED_THRESHOLD", "TAU_HEALTH", "DecisionModel", "Verifier", "fit_verifier", "roc_by_kind",
+__all__ = ["SEED_THRESHOLD", "TAU_HEALTH", "DecisionModel", "DetectionResult", "detection_by_severity", "Verifier", "fit_verifier", "roc_by_kind",
            "threshold_at_fpr"]
 
 #: The seed's fixed consistency threshold.
@@ -167,22 +167,84 @@ class Verifier:
                              "consistency": kappa, "score": score, "verified": score > threshold})
 
 
-def fit_verifier(calibration: D.SupplyChainData, inverse: str = "grid", seed: int = 0) -> Verifier:
-    """Fit the verifier's models on trusted calibration items (their latent condition and labels).
+@dataclass
+class DetectionResult:
+    """Verification of one seed's test stream with injected anomalies.
 
-    ``"mlp"`` trains the network on the calibration conditions; the decision model is fitted on the
-    calibration items' *claimed* conditions (as the inverse reads them from their readings), the
-    inputs it will see when verifying.
+    ``scores`` has one row per item: ``kind``, ``similarity``, ``consistency``, ``score``.
+    """
+
+    seed: int
+    scores: pd.DataFrame
+    threshold: float
+    fixed_threshold: float
+    fpr_target: float
+    fpr_matched: float = float("nan")  # honest claims made with the verifier's own inverse
+
+    def per_kind(self) -> pd.DataFrame:
+        """Per anomaly kind: items, AUC of the verification score, of the similarity and of the
+        consistency alone, and the detection rate at the ROC threshold and at the fixed threshold."""
+        s = self.scores
+        clean = s[s["kind"] == "clean"]
+        rows = []
+        for kind in [k for k in ANOMALY_KINDS if (s["kind"] == k).any()]:
+            bad = s[s["kind"] == kind]
+            y = np.r_[np.zeros(len(clean)), np.ones(len(bad))]
+            row = {"kind": kind, "n": len(bad)}
+            for col, name in (("score", "auc"), ("similarity", "auc_similarity"),
+                              ("consistency", "auc_consistency")):
+                row[name] = roc_auc_score(y, -np.r_[clean[col], bad[col]]) if len(clean) else np.nan
+            row["detection"] = float((bad["score"] <= self.threshold).mean())
+            row["detection_fixed"] = float((bad["score"] <= self.fixed_threshold).mean())
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict:
+        """Pooled figures: detection over all anomalies, false-positive rates, precision of flags."""
+        s = self.scores
+        bad, clean = s["kind"] != "clean", s["kind"] == "clean"
+        flagged = s["score"] <= self.threshold
+        fixed = s["score"] <= self.fixed_threshold
+        nan = float("nan")
+        return {"seed": self.seed, "threshold": self.threshold,
+                "detection": float(flagged[bad].mean()) if bad.any() else nan,
+                "fpr": float(flagged[clean].mean()) if clean.any() else nan,
+                "precision": float(bad[flagged].mean()) if flagged.any() else nan,
+                "detection_fixed": float(fixed[bad].mean()) if bad.any() else nan,
+                "fpr_fixed": float(fixed[clean].mean()) if clean.any() else nan,
+                "fpr_matched": self.fpr_matched}
+
+
+def detection_by_severity(verifier: Verifier, threshold: float, batch: ClaimBatch, kinds: Any, rate: float,
+                          claimant: GridInverse | MLPInverse, seed: int, severities: Any) -> pd.DataFrame:
+    """Detection curves: the honest ``batch`` made anomalous at each severity (:func:`inject_anomalies`,
+    the same items and random stream at every severity, so the curves differ only by the anomalies'
+    size) and verified at ``threshold``. Rows ``severity, kind, n, detection`` (kind ``"all"``: pooled).
+    """
+    threshold = check_real("threshold", threshold, 0.0, 1.0)
+    rows = []
+    for sev in severities:
+        bad = inject_anomalies(batch, kinds, rate, claimant, np.random.default_rng(seed), severity=sev)
+        flagged = (verifier.verify(bad, threshold)["score"] <= threshold).to_numpy()
+        for kind in [k for k in ANOMALY_KINDS if k in kinds] + ["all"]:
+            sel = bad.is_anomaly if kind == "all" else bad.kind == kind
+            rows.append({"severity": float(sev), "kind": kind, "n": int(sel.sum()),
+                         "detection": float(flagged[sel].mean()) if sel.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def fit_verifier(calibration: D.SupplyChainData, inverse: str = "grid", seed: int = 0,
+                 labelled: D.SupplyChainData | None = None) -> Verifier:
+    """Fit the verifier's models on trusted calibration items.
+
+    ``"mlp"`` trains the network on the calibration items' conditions (:func:`fit_inverse`: bench
+    physics, no labels). The decision model is fitted on the *claimed* conditions (as the inverse reads
+    them from the readings, the inputs it will see when verifying) and the labels of ``labelled``
+    (default: ``calibration``): pass no more items there than the consortium could pay to inspect.
     """
     check_choice("inverse", inverse, INVERSE_METHODS)
-    seed = check_int("seed", seed, 0)
-    model = make_inverse(inverse, seed)
-    if isinstance(model, MLPInverse):
-        lat = calibration.latent
-        model.fit(lat["health"].to_numpy(), lat["defect"].to_numpy(dtype=np.float64),
-                  calibration.X["design_variant"].to_numpy().astype(np.int64),
-                  calibration.X["tolerance_class"].to_numpy().astype(np.int64))
-    claims = honest_batch(calibration, model)
+    model = fit_inverse(inverse, calibration, check_int("seed", seed, 0))
+    claims = honest_batch(calibration if labelled is None else labelled, model)
     decision = DecisionModel().fit(claims.health, claims.defect, claims.variant, claims.tolerance,
                                    claims.label)
     return Verifier(model, decision)

@@ -28,24 +28,27 @@ def test_minimal_example_labels_carry_no_signal():
 
 
 P = SimpleNamespace(n_labels=60, model="logreg", epsilon=0.5, delta=1e-5, dp_batch_size=50, n_pool=1000,
-                    dp_steps=50)
+                    dp_steps=50, batch_size=20, bandwidth=0.5)
 
 
-def _frames(density_acc, majority_acc, seeds=(3, 4)):
+def _frames(density_acc, majority_acc, seeds=(3, 4), full_balanced=(0.55, 0.56), nonprivate_balanced=(0.5, 0.5)):
     """Minimal per-seed inputs of :func:`ch03.fill_metrics`, rows shuffled so that only pairing by seed
     gives the right differences."""
     final = pd.DataFrame([{"strategy": st, "cold_start": cold, "seed": s,
-                           "accuracy": density_acc[i] if (st, cold) == ("density", "kmeans") else 0.7,
+                           "accuracy": density_acc[i] if (st, cold) in (("density", "kmeans"), ("density_literal", "kmeans")) else 0.7,
                            "balanced_accuracy": 0.5, "f1": 0.2}
                           for st in aq.STRATEGIES for cold in ("random", "kmeans") for i, s in enumerate(seeds)])
     refs = pd.DataFrame([{"reference": name, "seed": s, "accuracy": acc}
                          for i, s in enumerate(seeds)
                          for name, acc in [("majority class", majority_acc[i]), ("oracle (true probabilities)", 0.85),
                                            ("logreg on all pool labels", 0.8)]])
+    refs["balanced_accuracy"] = [0.5 if r.reference == "majority class" else full_balanced[seeds.index(r.seed)]
+                                 for r in refs.itertuples()]
     mini = pd.DataFrame({"accuracy": [0.65, 0.7], "balanced_accuracy": [0.5, 0.5]})
     mech = pd.DataFrame([{"mechanism": m, "seed": s, "noise_energy": 2.0 if m == "seed" else 1.0,
-                          "noisy_step_fraction": 0.6, "accuracy": 0.5, "balanced_accuracy": 0.5}
-                         for m in sparsity.MECHANISMS for s in seeds])
+                          "noisy_step_fraction": 0.6, "accuracy": 0.5,
+                          "balanced_accuracy": nonprivate_balanced[i] if m == "nonprivate" else 0.5}
+                         for m in sparsity.MECHANISMS for i, s in enumerate(seeds)])
     return final.sample(frac=1, random_state=0), refs.iloc[::-1], mini, mech
 
 
@@ -53,9 +56,20 @@ def _audit_tab(epsilon_lbs, trials=200):
     return pd.DataFrame({"audit": ch03.AUDIT_KEYS, "epsilon_lb": epsilon_lbs, "trials_per_world": trials})
 
 
+AGREE = pd.DataFrame({"seed": [3, 4], "rho_literal_variant": [0.4, 0.5], "top_shared_literal_variant": [0.6, 0.7],
+                      "rho_literal_distance": [0.99, 0.98]})
+
+
+def _fill(record, frames, audit_tab, bed_frames=None):
+    """fill_metrics on the magnet frames, fill_bed_metrics on the digits frames (the same by default)."""
+    ch03.fill_metrics(record, P, *frames, audit_tab)
+    final, refs = (bed_frames or frames)[:2]
+    ch03.fill_bed_metrics(record, P, final, refs, AGREE)
+
+
 def test_gains_over_references_are_paired_by_seed_and_every_claim_is_decided():
     record = ResultRecord("03_sparsity", {"seed": 3})
-    ch03.fill_metrics(record, P, *_frames([0.80, 0.93], [0.70, 0.75]), _audit_tab([0.0] * 5))
+    _fill(record, _frames([0.80, 0.93], [0.70, 0.75]), _audit_tab([0.0] * 5))
     M = record.metrics
     gain = M["accuracy_gain_density_kmeans_over_majority"]
     assert gain["value"] == pytest.approx(0.14)  # per seed 0.10 and 0.18; unpaired rows would give 0.05 and 0.23
@@ -76,7 +90,7 @@ def test_audit_refutes_the_empty_batch_guarantee_and_never_certifies_one():
     clean = audit.empirical_epsilon(gen.normal(size=200), gen.normal(size=200), P.delta, rng=gen).epsilon_lb
     for epsilon_lb, caught in [(leak, True), (clean, False)]:
         record = ResultRecord("03_sparsity", {"seed": 3})
-        ch03.fill_metrics(record, P, *_frames([0.8, 0.9], [0.7, 0.75]), _audit_tab([epsilon_lb] + [0.0] * 4))
+        _fill(record, _frames([0.8, 0.9], [0.7, 0.75]), _audit_tab([epsilon_lb] + [0.0] * 4))
         low, high = record.metrics["dp_guarantee_factor_seed_empty_batch"]["ci95"]
         assert low == 0 and (high < 1) == caught
         verdict = ch03.add_claims(record, P, {"seed_vs_always": 0.6}, np.arange(20), n_features=50)["dp_guarantee"]
@@ -87,7 +101,7 @@ def test_the_seeds_cold_start_picks_feature_indices_not_drives():
     Z = np.random.default_rng(1).normal(size=(400, 10))
     for method, picks_items in [("seed", 0.0), ("kmeans", 1.0)]:
         record = ResultRecord("03_sparsity", {"seed": 3})
-        ch03.fill_metrics(record, P, *_frames([0.8, 0.9], [0.7, 0.75]), _audit_tab([0.0] * 5))
+        _fill(record, _frames([0.8, 0.9], [0.7, 0.75]), _audit_tab([0.0] * 5))
         ch03.add_claims(record, P, {"seed_vs_always": 0.6}, cold_start(Z, 5, method, 0), n_features=10)
         assert record.metrics["seed_cold_start_picks_items"]["value"] == picks_items
 
@@ -104,3 +118,62 @@ def test_paired_contrasts_are_differences_by_seed():
     assert list(table["contrast"].unique()) == list(ch03.CONTRASTS) and (table["n"] == 2).all()
     row = table[(table["contrast"] == "density+kmeans minus random+random") & (table["metric"] == "accuracy")]
     assert row["mean difference"].item() == pytest.approx(0.225)
+
+
+def test_a_bed_without_headroom_decides_nothing_and_keeps_the_first_rule():
+    """All-label balanced accuracy 0.55 (the magnet bed's) leaves the acquisition claims not measurable whatever
+    the strategies score; a bed at 0.9 decides them. The first rule (oracle gain) is still decided beside."""
+    record = ResultRecord("03_sparsity", {"seed": 3})
+    digits = _frames([0.95, 0.97], [0.70, 0.72], full_balanced=(0.9, 0.92))
+    _fill(record, _frames([0.95, 0.97], [0.65, 0.66]), _audit_tab([0.0] * 5), digits)
+    assert record.metrics["headroom_balanced_accuracy_magnet"]["value"] == pytest.approx(0.055)
+    assert record.metrics["headroom_balanced_accuracy_digits"]["value"] == pytest.approx(0.41)
+    assert record.metrics["headroom_accuracy_digits"]["value"] == pytest.approx(0.09)
+    verdicts = ch03.add_claims(record, P, {"seed_vs_always": 0.6}, np.arange(20), n_features=50)
+    claims = {c["id"]: c for c in record.claims}
+    for cid in ("ppal_accuracy_200_labels", "acquisition_ordering_ppal_vs_uncertainty",
+                "acquisition_ordering_uncertainty_vs_random"):
+        assert verdicts[cid] == "not measurable" and "first_verdict" in claims[cid]
+        assert verdicts[cid + "_digits"] != "not measurable"
+    # gains 0.25 and 0.25 over the majority class: beyond the claim's region 0.19 +- 0.0475
+    assert verdicts["ppal_accuracy_200_labels_digits"] == "partly"
+    # the first rule's gate, the oracle's gain (0.20 and 0.19), lets the magnet bed decide: gains 0.30 and 0.31
+    assert claims["ppal_accuracy_200_labels"]["first_verdict"] == "partly"
+
+
+@pytest.mark.parametrize("nonprivate, gated", [((0.5, 0.51), True), ((0.52, 0.49), True), ((0.8, 0.82), False)])
+def test_dp_training_claims_are_judged_only_where_the_non_private_model_beats_chance(nonprivate, gated):
+    record = ResultRecord("03_sparsity", {"seed": 3})
+    _fill(record, _frames([0.8, 0.9], [0.7, 0.75], nonprivate_balanced=nonprivate), _audit_tab([3.0] * 5))
+    verdicts = ch03.add_claims(record, P, {"seed_vs_always": 0.6}, np.arange(20), n_features=50)
+    for cid in ("dp_noise_40_percent_less", "density_adaptive_noise"):
+        assert (verdicts[cid] == "not measurable") == gated
+    assert verdicts["dp_guarantee"] == "not reproduced"   # an audit needs no learner
+
+
+def test_one_repeat_gives_the_dp_gate_no_headroom():
+    record = ResultRecord("03_sparsity", {"seed": 3})
+    frames = _frames([0.8], [0.7], seeds=(3,), full_balanced=(0.9,), nonprivate_balanced=(0.9,))
+    ch03.fill_metrics(record, P, *frames, _audit_tab([0.0] * 5))
+    assert record.metrics["headroom_dp_nonprivate_lower"]["value"] == -0.5
+
+
+def test_literal_and_variant_rules_on_a_magnet_pool_at_d50():
+    """At the seed's d = 50 and h = 0.5 the rank agreement the record carries is Spearman's rho of the two
+    scores (recomputed here with scikit-learn's KDE for the literal one), below 1: the rules differ."""
+    from scipy.stats import spearmanr
+    from sklearn.neighbors import KernelDensity
+
+    sp = aq.magnet_split(2, n_pool=2500, n_test=100)
+    lab = np.random.default_rng(2).choice(2500, 60, replace=False)
+    res = ch03.literal_vs_variant(sp, lab, 0.5, n_reference=250, seed=2)
+    unl = np.setdiff1d(np.arange(2500), lab)
+    proba = aq.make_classifier("logreg", 2).fit(sp.X_pool[lab], sp.y_pool[lab]).predict_proba(sp.X_pool[unl])
+    Z = sp.Z_pool
+    literal = (np.log(np.maximum(-np.sum(proba * np.log(proba + 1e-10), axis=1), 0))
+               + (KernelDensity(bandwidth=0.5).fit(Z).score_samples(Z) - KernelDensity(bandwidth=0.5).fit(Z[lab])
+                  .score_samples(Z))[unl])
+    from ppal_lab.learning import density as dn
+    variant = dn.density_scores(proba, dn.log_density_ratio(Z, lab, 0.5, 250, 2)[unl])
+    assert res["rho_literal_variant"] == pytest.approx(spearmanr(literal, variant).statistic, abs=1e-9)
+    assert res["rho_literal_variant"] < 0.95 and res["rho_literal_distance"] > 0.95

@@ -37,21 +37,73 @@ def test_ci_table_gives_the_t_interval_per_group():
     assert table["low"].iloc[1] == table["high"].iloc[1] == 1.0
 
 
-def test_every_declared_claim_reads_a_paired_metric_of_the_record():
-    frame = ch04.run_experiment([0, 1], ewc_lambdas=[10.0], n_labels=12, n_test=100, n_per_month=200, epochs=2,
-                                hidden=(8,))
-    summ = {score: ch04.summarise(frame, score) for score in ch04.SCORE_NAME}
-    P = SimpleNamespace(missing_rate=0.8, n_seeds=2, seed=0, ewc_lambda=10.0)
+def _small_record(concept="conflict"):
+    kw = dict(ewc_lambdas=[10.0, 1000.0], n_labels=12, n_test=100, n_val=60, n_per_month=200, epochs=3,
+              hidden=(8,), concept=concept)
+    frame = ch04.run_experiment([0, 1], **kw)
+    chosen = ch04.validation_lambda(frame)
+    summ = {score: ch04.with_validation_choice(ch04.summarise(frame, score), chosen) for score in ch04.SCORE_NAME}
+    P = SimpleNamespace(missing_rate=0.8, n_seeds=2, seed=0, ewc_lambda=1000.0, concept=concept, epochs=3)
     record = ResultRecord("04_continual_learning", {"seed": 0})
-    ch04.fill_metrics(record, P, "EWC λ=10", [("", summ, frame, 0.8), ("contrast_", summ, frame, 0.8)])
-    verdicts = ch04.add_claims(record, P, "EWC λ=10")
+    ch04.fill_metrics(record, P, "EWC λ=1000", [("", summ, frame, 0.8), ("contrast_", summ, frame, 0.8)])
+    return record, P, frame, chosen
+
+
+def test_every_declared_claim_reads_a_paired_metric_of_the_record():
+    record, P, frame, chosen = _small_record()
+    verdicts = ch04.add_claims(record, P, "EWC λ=1000")
     assert list(verdicts) == [c.id for c in SPECS["04_continual_learning"].claims]
     M = record.metrics
-    for suffix in ("", "_auc"):  # the paired differences are those of the two methods' own figures
-        assert M[f"ewc_minus_finetune_backward_transfer{suffix}"]["value"] == pytest.approx(
-            M[f"ewc_backward_transfer{suffix}"]["value"] - M[f"finetune_backward_transfer{suffix}"]["value"])
+    for suffix in ("auc", "logloss", "accuracy"):  # the paired differences are those of the two methods' own figures
+        assert M[f"ewc_minus_finetune_bwt_{suffix}"]["value"] == pytest.approx(
+            M[f"bwt_ewc_{suffix}"]["value"] - M[f"bwt_finetune_{suffix}"]["value"])
+    assert M["headroom_bwt_auc"]["value"] == pytest.approx(M["bwt_joint_auc"]["value"] - M["bwt_finetune_auc"]["value"])
+    assert M["lambda_validation"]["value"] == pytest.approx(chosen.mean())
+    assert 1 <= M["epochs_to_convergence"]["value"] <= 3
     glued = ch04.glue_values(record, P, pd.DataFrame({"majority-class accuracy": [0.7, 0.8]}))
     assert {glued[f"verdict_{cid}"] for cid in verdicts} <= set(VERDICTS)
+
+
+def test_claims_are_not_measurable_when_the_bed_has_no_headroom():
+    record, P, _, _ = _small_record()
+    spec_min = {c.headroom_min for c in SPECS["04_continual_learning"].claims}
+    assert spec_min == {0.05} and {c.headroom for c in SPECS["04_continual_learning"].claims} == {"headroom_bwt_auc"}
+    record.metrics["headroom_bwt_auc"]["value"] = 0.049          # a bed that cannot show avoidable forgetting
+    verdicts = ch04.add_claims(record, P, "EWC λ=1000")
+    assert set(verdicts.values()) == {"not measurable"}
+    record.metrics["headroom_bwt_auc"]["value"], record.claims = 0.2, []
+    assert "not measurable" not in set(ch04.add_claims(record, P, "EWC λ=1000").values())
+
+
+def test_lambda_is_chosen_on_validation_drives_never_on_test_drives():
+    # Two weights: the test drives favour 10, the validation drives favour 1000; a leaky choice would say 10.
+    rows = []
+    for lam, test, val in [(10.0, 0.9, 0.6), (1000.0, 0.6, 0.7)]:
+        for j in range(2):
+            rows.append(dict(seed=0, method="ewc", ewc_lambda=lam, label=f"EWC λ={lam:g}", train_quarter=1,
+                             eval_quarter=j, roc_auc=test, val_roc_auc=val))
+    frame = pd.DataFrame(rows)
+    assert ch04.validation_lambda(frame).to_dict() == {0: 1000.0}
+    frame["val_roc_auc"] = 0.65                                    # a tie goes to the smaller weight
+    assert ch04.validation_lambda(frame).to_dict() == {0: 10.0}
+    with pytest.raises(ParameterError):
+        ch04.validation_lambda(frame.assign(val_roc_auc=np.nan))
+
+
+def test_conflict_bed_reverses_the_date_effect_between_families_and_leaves_the_default_alone():
+    from ppal_lab.data import make_magnet_grades
+
+    base = make_magnet_grades(n_per_month=400, seed=5)
+    assert base.X.equals(make_magnet_grades(n_per_month=400, seed=5, concept="gradual").X)
+    d = make_magnet_grades(n_per_month=400, missing_rate=0.0, seed=5, concept="conflict")
+    q, m = d.meta["quarter"].to_numpy(), d.X_complete["manufacturer"].to_numpy()
+    assert all(set(np.unique(m[q == k])) == {2 * k, 2 * k + 1} for k in range(4))   # a new family each quarter
+    date, logit = d.X_complete["manufacturing_date"].to_numpy(), d.latent["grade_logit"].to_numpy()
+    slopes = [np.polyfit(date[q == k], logit[q == k], 1)[0] for k in range(4)]
+    assert slopes[0] > 0.2 and slopes[1] < -0.2 and slopes[2] > 0.2 and slopes[3] < -0.2
+    with pytest.raises(ParameterError) as err:
+        make_magnet_grades(n_per_month=100, drift=False, concept="conflict")
+    assert err.value.name == "concept"
 
 
 @pytest.mark.parametrize("kw, name", [
@@ -59,6 +111,7 @@ def test_every_declared_claim_reads_a_paired_metric_of_the_record():
     (dict(n_labels=0), "n_labels"), (dict(n_labels=10**5), "n_labels"),
     (dict(ewc_lambdas=[-1.0]), "ewc_lambdas"), (dict(epochs=0), "epochs"),
     (dict(fisher="x"), "fisher"), (dict(methods=["ewc", "replay"]), "methods"),
+    (dict(concept="sudden"), "concept"), (dict(n_val=-1), "n_val"),
 ])
 def test_run_experiment_validates_before_generating_data(monkeypatch, kw, name):
     def forbidden(*a, **k):

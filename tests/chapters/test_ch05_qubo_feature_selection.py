@@ -87,8 +87,9 @@ def test_claims_read_metrics_the_record_has():
     fx.add_claims(record, P, fx.summarize_optimality(opt), peers, top2, k_keep, k_keep_real, 1.0, 2)
     claims = SPECS["05_qubo_feature_selection"].claims
     assert [c["id"] for c in record.claims] == [c.id for c in claims]
-    for c in claims:
-        assert c.kind == "not measurable" or c.metric in record.metrics
+    for c in claims:   # a claim gated by a bed without headroom (no usable TTS record) may lack its metric
+        assert (c.kind == "not measurable" or c.metric in record.metrics
+                or record.metrics[c.headroom]["value"] < c.headroom_min)
     success = record.metrics["optimality_success_ours"]
     assert success["n"] == 20 and success["value"] == 1.0 and success["ci95"][0] < 0.9   # over instances
     energy = record.metrics["peer_energy_excess_worst"]             # ours 0, the raw peers 0.2 above the best

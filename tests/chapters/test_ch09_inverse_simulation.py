@@ -42,7 +42,9 @@ def test_roc_by_kind_and_detection_summary(setup):
     assert set(roc["kind"]) == {"tampered_prediction", "label_noise"}
     assert roc.groupby("kind")["tpr"].max().eq(1.0).all()
     s = res.summary()
-    assert 0.0 <= s["fpr"] <= 0.15 and 0 < s["detection"] <= 1
+    # the threshold holds its 5% on claims made like the calibration ones (200 items: binomial slack);
+    # the independent claimant's honest items are the measured mismatch, whatever it is
+    assert 0.0 <= s["fpr_matched"] <= 0.15 and 0.0 <= s["fpr"] <= 1.0 and 0 < s["detection"] <= 1
 
 
 def test_spec_choices_match_the_module():
@@ -85,16 +87,19 @@ def test_bit_mismatches_count_verdicts_unlike_plaintext():
 def _decide(bits_exact=1.0, gain_ci=(0.01, 0.09)):
     """The chapter's claims decided on a record holding the metrics they and their descriptions read."""
     P = SimpleNamespace(anomaly_kinds=list(V.ANOMALY_KINDS), n_seeds=5, fpr_target=0.05, threshold=0.85,
-                        n_sites=4, corrupt_rate=1.0, label_budget=400, n_secure=256)
+                        n_sites=4, corrupt_rate=1.0, label_budget=400, n_secure=256, severity=3.0, claimant="mlp",
+                        batch_size=5, verifier_labels=400)
     record = ResultRecord("09_inverse_simulation", vars(P))
-    record.add_metric("detection_rate_at_fpr", [0.80, 0.84, 0.82], "fraction")
+    record.add_metric("detection_at_severity", [0.80, 0.84, 0.82], "fraction")
+    record.add_metric("detection_rate_at_fpr", [0.20, 0.24, 0.22], "fraction")
     record.add_metric("fixed_threshold_false_positive_rate", [0.88, 0.90, 0.89], "fraction")
     record.add_metric("gate_accuracy_gain", float(np.mean(gain_ci)), "fraction", ci=gain_ci, n=5)
     for name, value in {"fixed_threshold_detection_rate": 0.99, "roc_threshold": 0.3, "secure_max_abs_error": 5e-5,
                         "secure_verdict_mismatches": 0.0, "secure_rounds_score": 39.0,
                         "secure_bytes_per_item": 2536.0, "leak_reconstruction_error_sd": 0.1,
                         "bits_only_verification_exact": bits_exact,
-                        **{f"detection_{k}": 0.8 for k in V.ANOMALY_KINDS}}.items():
+                        "fpr_mismatch": 0.12, "fpr_matched": 0.05, "gate_headroom": 0.03,
+                        **{f"detection_at_severity_{k}": 0.8 for k in V.ANOMALY_KINDS}}.items():
         record.add_metric(name, value, "")
     runs = pd.DataFrame({"labels": ["corrupted"], "gate": ["batch"], "labels_used": [15]})
     return record, E.add_claims(record, P, runs)
@@ -104,6 +109,10 @@ def test_claims_are_decided_on_the_metrics_the_chapter_records():
     record, verdicts = _decide()
     assert [c["id"] for c in record.claims] == [c.id for c in SPECS["09_inverse_simulation"].claims]
     assert "82.0% (95% CI" in record.claims[0]["measured"] and "15 of 400 labels" in record.claims[3]["measured"]
+    # the rule reads detection at the declared severity; the first rule, kept beside it, the pooled ranges
+    assert verdicts["inverse_simulation_detection"] == "reproduced"
+    assert record.claims[0]["first_verdict"] == "partly"
+    assert "seeds would tell a gain" in record.claims[3]["measured"]
     # a fixed threshold that flags 89% of honest items misses the claim's 10%; a gate whose gain's interval
     # lies above zero protects; a single verdict unlike plaintext when only bits are opened breaks the claim
     assert verdicts["fixed_consistency_threshold"] == "not reproduced"
@@ -111,6 +120,31 @@ def test_claims_are_decided_on_the_metrics_the_chapter_records():
     assert verdicts["verification_without_exposure"] == "reproduced"
     assert _decide(bits_exact=0.0)[1]["verification_without_exposure"] == "not reproduced"
     assert _decide(gain_ci=(-0.05, 0.2))[1]["verified_label_gate"] == "inconclusive"
+
+
+def test_verifier_labels_stay_within_the_budget_and_claimants_are_not_the_verifier(setup):
+    # the threshold is set on the second half of the verifier's 400 trusted labels, the model fitted on the first
+    assert len(setup.calibration) == 200
+    # honest claims come from an independent network: not the verifier's own round trip
+    assert isinstance(setup.claimant, V.MLPInverse) and isinstance(setup.verifier.inverse, V.GridInverse)
+    assert np.abs(setup.test.health - setup.test_matched.health).mean() > 1e-3
+    np.testing.assert_array_equal(setup.test.readings, setup.test_matched.readings)
+    res = E.detection_study(setup, 0.2)
+    assert 0.0 <= res.fpr_matched <= 0.15
+    spec = SPECS["09_inverse_simulation"]
+    assert spec.param("batch_size").default == 5  # the seed's queries per round
+    with pytest.raises(Exception, match="verifier_labels"):
+        spec.validate({"verifier_labels": 401})
+
+
+def test_severity_curves_read_the_declared_severity(setup):
+    P = SimpleNamespace(severity=2.5, n_seeds=1, anomaly_rate=0.3, anomaly_kinds=["sensor_drift", "label_noise"])
+    curves = E.severity_curves([setup], P)
+    assert set(curves["severity"]) == set(E.SEVERITIES) | {2.5}
+    drift = curves[curves.kind == "sensor_drift"].set_index("severity")["detection"]
+    assert drift[8.0] > drift[0.0] + 0.5
+    noise = curves[curves.kind == "label_noise"]["detection"]
+    assert noise.nunique() == 1  # label noise has no size: the same items at every severity
 
 
 def test_gated_cycle_leaves_rejected_items_bought_and_out_of_training(setup):

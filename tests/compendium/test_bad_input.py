@@ -36,6 +36,8 @@ BAD = [
     (["run", "03", "-p", "missing_rate", "0.99"], "missing_rate"),
     (["run", "03", "-p", "epsilon", "0.005"], "epsilon"),
     (["run", "03", "-p", "n_labels", "1"], "n_labels"),
+    (["run", "03", "-p", "n_labels", "1199"], "n_labels"),
+    (["run", "03", "-p", "bed_missing_rate", "1.0"], "bed_missing_rate"),
     (["run", "04", "-p", "n_labels", "800"], "n_labels"),
     (["run", "04", "-p", "n_test", "30000"], "n_test"),
     (["run", "04", "-p", "lambda_max", "0.5"], "lambda_max"),
@@ -188,13 +190,15 @@ def test_chapter_02_constraints_match_its_own_check(dataset, real, n_items, test
 
 
 @pytest.mark.parametrize("n_pool, n_labels, n_initial, dp_batch", [
-    (1000, 1000, 20, 50), (1000, 1001, 20, 50), (1000, 40, 40, 50), (1000, 40, 41, 50), (1000, 200, 20, 1001)])
+    (1000, 1000, 20, 50), (1000, 1001, 20, 50), (1000, 40, 40, 50), (1000, 40, 41, 50), (1000, 200, 20, 1001),
+    (5000, 1198, 20, 50), (5000, 1199, 20, 50)])
 def test_chapter_03_constraints_match_its_own_check(n_pool, n_labels, n_initial, dp_batch):
     from ppal_lab.learning import acquisition as aq
     from ppal_lab.compendium.errors import check_range
 
     def own():
         aq.check_acquisition_parameters(n_pool, n_labels, n_initial, 20)
+        aq.check_acquisition_parameters(aq.DIGITS_POOL_SIZE, n_labels, n_initial, 20)
         check_range("dp_batch_size", dp_batch, 1, n_pool)
 
     values = dict(n_pool=n_pool, n_labels=n_labels, n_initial=n_initial, dp_batch_size=dp_batch, missing_rate=0.0)
@@ -203,15 +207,19 @@ def test_chapter_03_constraints_match_its_own_check(n_pool, n_labels, n_initial,
 
 @pytest.mark.parametrize("n_per_month, n_labels, n_test, lo, hi", [
     (1000, 60, 2000, 1.0, 10.0), (1000, 61, 2000, 1.0, 10.0), (1000, 60, 2940, 1.0, 10.0),
-    (1000, 60, 2941, 1.0, 10.0), (975, 57, 100, 1.0, 10.0), (975, 60, 100, 1.0, 10.0), (1000, 60, 100, 2.0, 1.0)])
+    (1000, 60, 2941, 1.0, 10.0), (975, 57, 100, 1.0, 10.0), (975, 60, 100, 1.0, 10.0), (1000, 60, 100, 2.0, 1.0),
+    (1000, 60, 2890, 1.0, 10.0), (1000, 60, 2891, 1.0, 10.0)])
 def test_chapter_04_constraints_match_its_own_check(n_per_month, n_labels, n_test, lo, hi):
     from ppal_lab.learning import continual
 
+    n_val = 50      # validation drives come out of the same unlabelled drives as the test drives
+
     def own():
-        continual.check_settings(n_per_month, n_labels, n_test)
+        continual.check_settings(n_per_month, n_labels, n_test + n_val)
         continual.lambda_grid(lo, hi, 4)
 
-    values = dict(n_per_month=n_per_month, n_labels=n_labels, n_test=n_test, lambda_min=lo, lambda_max=hi)
+    values = dict(n_per_month=n_per_month, n_labels=n_labels, n_test=n_test, n_val=n_val, lambda_min=lo,
+                  lambda_max=hi)
     assert _spec_refuses("04_continual_learning", values) == _refused(own)
 
 

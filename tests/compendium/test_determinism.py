@@ -15,7 +15,7 @@ REDUCED = {
     "02_active_learning": {"n_seeds": 2, "n_items": 600, "label_budget": 60, "initial_labels": 10},
     "03_sparsity": {"n_seeds": 1, "n_pool": 1000, "n_test": 500, "n_labels": 60, "dp_steps": 50,
                     "n_trials": 200},
-    "04_continual_learning": {"n_seeds": 2, "n_per_month": 500, "n_labels": 30, "n_test": 100,
+    "04_continual_learning": {"n_seeds": 2, "n_per_month": 500, "n_labels": 30, "n_test": 100, "n_val": 100,
                               "epochs": 2, "n_lambdas": 1},
     "05_qubo_feature_selection": {"n_seeds": 2, "n_instances": 4, "peer_seeds": 1, "n_agents": 8},
     "06_secret_sharing": {"n_seeds": 2, "n_sharings": 1000, "n_circuits": 5, "n_inputs": 50},
@@ -25,7 +25,7 @@ REDUCED = {
                          "batch_size": 16, "scaling_hidden": ["8"], "scaling_batch": ["8"],
                          "scaling_iterations": 2},
     "09_inverse_simulation": {"n_seeds": 2, "n_items": 300, "n_secure": 16, "label_budget": 60,
-                              "batch_size": 10},
+                              "batch_size": 10, "verifier_labels": 60},
 }
 SECOND_RUN = {"07_supply_chain_maddpg": {"n_jobs": 2}}
 

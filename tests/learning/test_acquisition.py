@@ -66,3 +66,29 @@ def test_fix_single_class_swaps_the_last_pick_for_another_class():
     assert aq.fix_single_class(mixed, y, np.random.default_rng(0)) is mixed
     with pytest.raises(ParameterError, match="y"):
         aq.fix_single_class(init, np.zeros(5, dtype=int), np.random.default_rng(0))
+
+
+def test_density_literal_queries_the_seeds_top_scores():
+    """One round of ``density_literal`` labels the top of seed 001's score as written (scikit-learn KDEs)."""
+    from sklearn.neighbors import KernelDensity
+
+    X, y = make_blobs(n_samples=600, centers=[[0, 0, 0], [2, 2, 2]], cluster_std=1.5, random_state=3)
+    Zp, = aq.geometry(X[:400])
+    run = aq.run_acquisition(lambda: LogisticRegression(), X[:400], y[:400], X[400:], y[400:], Zp, "density_literal",
+                             "kmeans", 15, 10, 5, seed=2)
+    init = run.queried[:10]
+    proba = LogisticRegression().fit(X[init], y[init]).predict_proba(X[:400])
+    score = (np.log(-np.sum(proba * np.log(proba + 1e-10), axis=1)) + KernelDensity(bandwidth=0.5).fit(Zp).score_samples(Zp)
+             - KernelDensity(bandwidth=0.5).fit(Zp[init]).score_samples(Zp))
+    score[init] = -np.inf
+    assert sorted(run.queried[10:].tolist()) == sorted(np.argsort(-score)[:5].tolist())
+
+
+def test_digits_bed_is_bundled_binary_and_sized_like_the_spec():
+    sp = aq.digits_split(0, missing_rate=0.5)
+    assert sp.X_pool.shape == (aq.DIGITS_POOL_SIZE, 64) == (1198, 64) and sp.X_test.shape == (599, 64)
+    assert 0.27 < sp.y_pool.mean() < 0.33 and sp.p_test is None
+    assert abs(np.isnan(sp.X_pool).mean() - 0.5) < 0.01 and not np.isnan(sp.Z_pool).any()
+    again = aq.digits_split(0, missing_rate=0.5)
+    np.testing.assert_array_equal(sp.y_test, again.y_test)
+    assert not np.array_equal(sp.y_test, aq.digits_split(1).y_test)

@@ -67,3 +67,48 @@ def test_density_scores_rank_like_the_product_without_overflow():
     assert np.argmax(s) == 2
     product = dn.entropy(proba[:2]) * np.exp(log_ratio[:2])
     assert np.argsort(s[:2]).tolist() == np.argsort(product).tolist()
+
+
+def _seed_score_sklearn(proba, Z, lab, h):
+    """Seed 001's ``_calculate_density_aware_scores`` with scikit-learn, in log space."""
+    log_pool = KernelDensity(bandwidth=h).fit(Z).score_samples(Z)
+    log_lab = KernelDensity(bandwidth=h).fit(Z[lab]).score_samples(Z)
+    return np.log(-np.sum(proba * np.log(proba + 1e-10), axis=1)) + log_pool - log_lab
+
+
+def test_seed_literal_rule_equals_sklearn_at_d50_h05_across_chunks():
+    """The seed's rule as written, at its d = 50 and h = 0.5, on a pool larger than one row chunk."""
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((dn._CHUNK_ROWS + 300, 50))
+    lab = rng.choice(Z.shape[0], 40, replace=False)
+    proba = rng.dirichlet([1, 1], Z.shape[0])
+    ours = dn.seed_literal_scores(proba, dn.seed_literal_log_ratio(Z, lab, 0.5))
+    np.testing.assert_allclose(ours, _seed_score_sklearn(proba, Z, lab, 0.5), rtol=0, atol=1e-7)
+
+
+def test_literal_rule_ranks_by_distance_at_h05_and_the_variant_disagrees():
+    """At d = 50, h = 0.5 the seed's score ranks as the distance to the nearest labelled item; the scalable
+    variant (leave-one-out, 300 reference items) ranks otherwise, and both agree once the kernel is wide."""
+    rng = np.random.default_rng(6)
+    Z = rng.standard_normal((1500, 50)) * rng.binomial(1, 0.4, (1500, 50))
+    lab = rng.choice(1500, 60, replace=False)
+    unl = np.setdiff1d(np.arange(1500), lab)
+    proba = rng.dirichlet([2, 2], unl.size)
+    dist = dn.nearest_sq_distance(Z[unl], Z[lab])
+    agree = {}
+    for h in (0.5, 20.0):
+        literal = dn.seed_literal_scores(proba, dn.seed_literal_log_ratio(Z, lab, h)[unl])
+        variant = dn.density_scores(proba, dn.log_density_ratio(Z, lab, h, n_reference=300, rng=0)[unl])
+        agree[h] = dn.rank_agreement(literal, variant, 20)
+        if h == 0.5:
+            assert dn.rank_agreement(literal, dist, 20)["spearman"] > 0.99
+    assert agree[0.5]["spearman"] < 0.9 and agree[0.5]["top_k_shared"] < 1.0
+    assert agree[20.0]["spearman"] > 0.99
+
+
+def test_rank_agreement_on_known_orders():
+    assert dn.rank_agreement([1, 2, 3, 4], [4, 3, 2, 1], 1) == {"spearman": -1.0, "top_k_shared": 0.0}
+    assert dn.rank_agreement([1, 2, 3, 4], [10, 20, 30, 40], 2) == {"spearman": 1.0, "top_k_shared": 1.0}
+    assert dn.rank_agreement([1, 2, -np.inf, 4], [1, 2, 0, 4], 3)["top_k_shared"] == 1.0
+    with pytest.raises(Exception, match="b"):
+        dn.rank_agreement([1, 2, 3], [1, 2], 1)

@@ -129,3 +129,19 @@ def test_ewc_protects_a_conflicting_earlier_task():
 
     finetuned, protected = accuracy_on_a_after_b(0.0), accuracy_on_a_after_b(1000.0)
     assert finetuned < 0.05 and protected > finetuned + 0.2
+
+
+def test_early_stopping_keeps_the_best_epochs_weights_exactly():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5)).astype(np.float32)
+    y = (X[:, 0] + 0.8 * rng.standard_normal(120) > 0).astype(np.int64)
+    Xv = rng.standard_normal((80, 5)).astype(np.float32)
+    yv = (Xv[:, 0] + 0.8 * rng.standard_normal(80) > 0).astype(np.int64)
+    stopped = ew.make_mlp(5, (16,), seed=1)
+    losses = ew.train_quarter(stopped, X, y, epochs=200, batch_size=8, lr=1e-2, seed=2, val=(Xv, yv), patience=3)
+    best = stopped.best_epoch_
+    assert len(losses) == best + 3 < 200          # stopped three epochs after the best held-out fit
+    replay = ew.make_mlp(5, (16,), seed=1)
+    ew.train_quarter(replay, X, y, epochs=best, batch_size=8, lr=1e-2, seed=2)
+    for a, b in zip(stopped.parameters(), replay.parameters()):
+        assert torch.equal(a, b)

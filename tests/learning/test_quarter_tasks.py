@@ -34,3 +34,21 @@ def test_make_quarter_tasks_rejects_sizes(n_labels, n_test):
     data = make_magnet_grades(n_per_month=300, seed=0)          # 18 labelled drives a quarter
     with pytest.raises(ParameterError, match="n_labels|n_test"):
         qt.make_quarter_tasks(data, n_labels, n_test)
+
+
+def test_validation_drives_are_unlabelled_disjoint_and_leave_the_other_draws_alone():
+    data = make_magnet_grades(n_per_month=300, missing_rate=0.5, seed=3)
+    plain = qt.make_quarter_tasks(data, n_labels=18, n_test=120, seed=3)
+    t = qt.make_quarter_tasks(data, n_labels=18, n_test=120, seed=3, n_val=80)
+    for q in range(t.n_quarters):
+        assert np.array_equal(t.X_test[q], plain.X_test[q])              # same test drives
+        assert np.array_equal(t.train_set(q)[0], plain.train_set(q)[0])   # same training labels
+        assert len(t.y_val[q]) == 80 and len(t.y_pool[q]) == len(plain.y_pool[q]) - 80
+        # validation drives are neither test nor pool drives (rows compared by their encoding)
+        enc = {r.tobytes() for r in t.X_val[q]}
+        assert not enc & {r.tobytes() for r in t.X_test[q]}
+        assert not enc & {r.tobytes() for r in t.X_pool[q]}
+    assert all(len(y) == 0 for y in plain.y_val)
+    with pytest.raises(ParameterError) as err:
+        qt.make_quarter_tasks(data, n_labels=18, n_test=120, seed=3, n_val=10**6)
+    assert err.value.name == "n_val"

@@ -31,3 +31,18 @@ def test_greedy_mrmr_and_top_k():
     assert g[1] == np.argmax(score)
     top = q.mi_top_k(problem.relevance, 3)
     np.testing.assert_array_equal(top, np.argsort(-problem.relevance, kind="stable")[:3])
+
+
+def test_flip_polish_returns_single_flip_local_minima_never_worse():
+    from qubo_cases import random_qubo
+    qubo = random_qubo(12, seed=4)
+    X = np.random.default_rng(1).integers(0, 2, size=(20, 12))
+    P = q.flip_polish(qubo, X)
+    assert np.all(qubo.energy(P) <= qubo.energy(X) + 1e-12)
+    for x in P:                        # no single flip improves any row
+        e = qubo.energy(x)
+        for i in range(12):
+            y = x.copy()
+            y[i] = 1 - y[i]
+            assert qubo.energy(y) >= e - 1e-12
+    assert q.flip_polish(qubo, X[0]).shape == (12,)

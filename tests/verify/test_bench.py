@@ -86,3 +86,18 @@ def test_mlp_inverse_learns_the_inverse_from_simulated_pairs():
 def test_bad_inputs_raise_parameter_error(call):
     with pytest.raises(ParameterError):
         call()
+
+
+def test_fit_inverse_gives_independent_claimant_models():
+    a_data = D.make_remanufacturing(600, seed=21, label_noise=0.0)
+    b_data = D.make_remanufacturing(600, seed=22, label_noise=0.0)
+    assert isinstance(V.fit_inverse("grid", a_data), V.GridInverse)
+    a = V.fit_inverse("mlp", a_data, seed=1)
+    again = V.fit_inverse("mlp", a_data, seed=1)
+    other = V.fit_inverse("mlp", b_data, seed=2)
+    test = V.honest_batch(D.make_remanufacturing(300, seed=23, label_noise=0.0), V.GridInverse())
+    args = (test.readings, test.variant, test.tolerance)
+    np.testing.assert_array_equal(a.invert(*args)[0], again.invert(*args)[0])  # reproducible from its seed
+    assert np.abs(a.invert(*args)[0] - other.invert(*args)[0]).mean() > 1e-3  # another claimant's model
+    with pytest.raises(ParameterError, match="data"):
+        V.fit_inverse("mlp", "not data")

@@ -63,3 +63,28 @@ def test_inject_anomalies_rejects_bad_arguments(setup, kwargs, fragment):
             "inverse": setup.verifier.inverse, "rng": 0, **kwargs}
     with pytest.raises(ParameterError, match=fragment):
         V.inject_anomalies(**args)
+
+
+def test_severity_sets_each_graded_kind_to_one_size_in_noise_units(setup):
+    b, inv = setup.test_matched, setup.verifier.inverse
+    s = 3.0
+    out = V.inject_anomalies(b, V.ANOMALY_KINDS, 0.5, inv, 4, severity=s)
+    k = out.kind
+    drift = (k == "sensor_drift") & np.all(b.readings > s * V.BENCH_SD, axis=1)  # no clipping at 0
+    z = np.abs(out.readings[drift] - b.readings[drift]) / V.BENCH_SD
+    np.testing.assert_allclose(z.max(axis=1), s)
+    assert np.all(np.sort(z, axis=1)[:, :3] == 0)  # one channel only
+    tam = k == "tampered_prediction"
+    np.testing.assert_allclose(out.health[tam], np.minimum(1.0, b.health[tam] + s * V.HEALTH_STEP))
+    # out of catalogue: the noise-free readings of the true condition, vibration s SDs higher, wear debris
+    # x (1 + 0.4 s): with the noise drawn again, the vibration offset shows in the mean over items
+    ood = k == "ood_component"
+    clean = V.forward(b.true_health[ood], b.true_defect[ood], b.variant[ood], b.tolerance[ood])
+    shift = (out.readings[ood, 0] - clean[:, 0]).mean()
+    assert abs(shift - s * V.BENCH_SD[0]) < 4 * V.BENCH_SD[0] / np.sqrt(ood.sum())
+    # size 0: drift and out-of-catalogue leave the physics as it was (only the noise is drawn again)
+    zero = V.inject_anomalies(b, ["sensor_drift"], 0.5, inv, 4, severity=0.0)
+    np.testing.assert_array_equal(zero.readings, b.readings)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ParameterError, match="severity"):
+            V.inject_anomalies(b, V.ANOMALY_KINDS, 0.2, inv, 0, severity=bad)

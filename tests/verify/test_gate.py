@@ -15,6 +15,7 @@ from ppal_lab.compendium.errors import ParameterError
     ({"threshold": 1.0}, "threshold"), ({"anomaly_kinds": ["nope"]}, "anomaly_kinds"),
     ({"inverse": "magic"}, "inverse"), ({"label_budget": 5000}, "label_budget"),
     ({"n_secure": 5000}, "n_secure"), ({"strategy": "psychic"}, "strategy"),
+    ({"verifier_labels": 401}, "verifier_labels"),  # more trusted labels than the consortium buys
 ])
 def test_validate_setup_names_the_bad_parameter(kwargs, name):
     args = {"n_items": 2000, "anomaly_rate": 0.2, "anomaly_kinds": list(V.ANOMALY_KINDS),
