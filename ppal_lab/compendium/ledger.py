@@ -28,11 +28,14 @@ def chapter_records(folder: Path | None = None) -> list[dict]:
     return [load_record(p) for p in sorted(folder.glob("[0-9][0-9]_*.json"))]
 
 
-def _evidence(c: dict) -> str:
-    """The rule and the numbers behind a verdict (claims decided by the engine carry them)."""
-    if "rule" not in c:
-        return "rule in the chapter module (see the note)"
+def _evidence(c: dict, record: dict) -> str:
+    """The rule and the numbers behind a verdict, with the test bed's headroom where the claim declares one."""
     parts = [c["rule"]]
+    declared = {d.id: d for d in SPECS[record["notebook"]].claims} if record["notebook"] in SPECS else {}
+    gate = declared.get(c["id"])
+    if gate is not None and gate.headroom and gate.headroom in record["metrics"]:
+        parts.append(f"bed's headroom {gate.headroom} = {record['metrics'][gate.headroom]['value']:.4g} "
+                     f"(decides only at >= {gate.headroom_min:g})")
     if "interval" in c:
         parts.append(f"interval [{c['interval'][0]:.4g}, {c['interval'][1]:.4g}], n = {c['n']}")
     if "seeds_needed" in c:
@@ -69,7 +72,7 @@ def render(records: list[dict]) -> str:
                   "|---|---|---|---|---|---|"]
         for c in r["claims"]:
             lines.append(f"| *{_cell(c['id'])}*: {_cell(c['statement'])} | {c['seed_doc']} | "
-                         f"{_cell(c['seed_value'])} | {_cell(c['measured'])} | {_cell(_evidence(c))} | "
+                         f"{_cell(c['seed_value'])} | {_cell(c['measured'])} | {_cell(_evidence(c, r))} | "
                          f"**{c['verdict']}** |")
         notes = [c for c in r["claims"] if c.get("note")]
         if notes:

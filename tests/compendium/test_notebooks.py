@@ -56,6 +56,20 @@ def test_claims_ledger_matches_the_committed_records():
     assert committed == ledger.render(ledger.chapter_records()), "run `ppal-lab book` to regenerate it"
 
 
+def test_the_ledger_counts_each_verdict_and_shows_each_beds_headroom():
+    from ppal_lab.compendium import ledger
+
+    records = ledger.chapter_records()
+    page = ledger.render(records)
+    claims = [c for r in records for c in r["claims"]]
+    for verdict in ("reproduced", "inconclusive", "not measurable"):
+        assert f"| {verdict} | {sum(c['verdict'] == verdict for c in claims)} |" in page
+    gated = [(r, c) for r in records for c in SPECS[r["notebook"]].claims if c.headroom]
+    assert gated
+    for r, c in gated:
+        assert f"bed's headroom {c.headroom} = {r['metrics'][c.headroom]['value']:.4g}" in page
+
+
 def test_every_committed_verdict_is_the_engines_on_the_declared_claims():
     """A record's claims are exactly its spec's declarations, each with the verdict the engine gives on the
     record's own metrics (so no verdict was set by hand or by a rule other than the declared one)."""
