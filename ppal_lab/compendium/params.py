@@ -160,6 +160,7 @@ class NotebookSpec:
     constraints: tuple[Constraint, ...] = ()
     tolerances: tuple[tuple[str, Tolerance], ...] = ()
     claims: tuple = ()  # ppal_lab.compendium.verdicts.Claim, declared before any run
+    reads: tuple[str, ...] = ()  # benchmark records (in data/results/) the notebook reads: part of its inputs
     _index: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):

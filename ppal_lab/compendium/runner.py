@@ -89,7 +89,7 @@ def _module_files(modules: set[str]) -> set[Path]:
 
 def input_hash(spec: NotebookSpec, nb_path: Path | None = None) -> str:
     """Hash of what a notebook's outputs depend on: its cell sources, the ``ppal_lab`` modules it
-    imports (transitively), its default parameters and its declared claims."""
+    imports (transitively), its default parameters, its declared claims and the benchmark records it reads."""
     nb = nbformat.read(nb_path or notebooks_dir() / spec.filename, as_version=4)
     h = hashlib.sha256()
     imported: set[str] = set()
@@ -104,6 +104,9 @@ def input_hash(spec: NotebookSpec, nb_path: Path | None = None) -> str:
         h.update(str(f.relative_to(package)).encode() + b"\0" + f.read_bytes())
     h.update(json.dumps(spec.defaults(), sort_keys=True).encode())
     h.update(repr(spec.claims).encode())  # the declared rules decide the verdicts the outputs show
+    for name in spec.reads:  # a rerun benchmark changes what the notebook reports
+        record = repo_root() / "data" / "results" / name
+        h.update(name.encode() + b"\0" + (record.read_bytes() if record.exists() else b"missing"))
     return h.hexdigest()
 
 

@@ -423,6 +423,7 @@ register(NotebookSpec(
     headline=("max_metric_rel_diff", "max_weight_rmse", "nudge_weight_rmse", "secure_online_ms",
               "secure_offline_ms", "plain_ms", "online_ratio"),
     budget_s=480.0,
+    reads=("bench_secure_maddpg_full.json",),
     tolerances=(("*_ms", TIMING), ("*_ratio", TIMING), ("cost_growth_over_phase", TIMING)),  # wall times are not results
     claims=(
         # Equivalence: the secure run is as close to EDE as one fixed-point step of the weights puts EDE
@@ -586,6 +587,7 @@ register(NotebookSpec(
     headline=("optimality_success_ours", "optimality_success_sb_raw", "optimality_success_seed_routine",
               "time_n1000_ours_s", "accuracy_magnet_ours_k", "accuracy_magnet_all"),
     budget_s=180.0,
+    reads=("bench_qubo.json",),
     tolerances=(("time_*", TIMING), ("cpu_*", TIMING), ("peer_log_time_ratio_*", TIMING),  # wall times are not results
                 ("tts*", TIMING)),
     claims=(
@@ -705,6 +707,7 @@ register(NotebookSpec(
               "round_overhead", "real_label_saving", "real_label_saving_headroom",
               "real_fraction_of_centralized_eps1", "real_round_overhead"),
     budget_s=180.0,
+    reads=("bench_query.json",),
     tolerances=(("*round_overhead", TIMING),),  # wall times are not results
     # Label saving: `strategy` vs random, labels to reach each target of ch02_active_learning.SAVING_TARGETS
     # (0.85, 0.87, ..., 0.99 of full-data accuracy; the seed names none) read off the mean learning curves, the

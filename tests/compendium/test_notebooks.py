@@ -97,3 +97,25 @@ def test_no_cell_types_a_verdict_and_no_cell_exceeds_15_lines_of_logic(name):
         if "parameters" not in cell.metadata.get("tags", []):
             logic = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
             assert len(logic) <= 15, f"code cell {i} has {len(logic)} lines of logic"
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_benchmark_record_a_chapter_reads_is_one_of_its_inputs(name, monkeypatch, tmp_path):
+    """A rerun benchmark makes the notebooks that read its record stale (their figures come from it)."""
+    import re
+    import shutil
+
+    from ppal_lab.compendium import runner
+
+    nb = nbformat.read(notebooks_dir() / f"{name}.ipynb", as_version=4)
+    module = repo_root() / "ppal_lab" / "chapters" / f"ch{name[:2]}_{name[3:]}.py"
+    text = "".join(c.source for c in nb.cells if c.cell_type == "code") + module.read_text()
+    spec = SPECS[name]
+    assert set(re.findall(r"bench_[a-z_]+\.json", text)) == set(spec.reads)
+    for read in spec.reads:
+        (tmp_path / "data" / "results").mkdir(parents=True, exist_ok=True)
+        shutil.copy(repo_root() / "data" / "results" / read, tmp_path / "data" / "results" / read)
+        monkeypatch.setattr(runner, "repo_root", lambda: tmp_path)
+        before = runner.input_hash(spec)
+        (tmp_path / "data" / "results" / read).write_text("{}")
+        assert runner.input_hash(spec) != before
