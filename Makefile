@@ -7,8 +7,11 @@ STAMP  := $(VENV)/.installed
 PIP_TORCH_ARGS ?=
 # Test processes: nbval re-executes every notebook, and most run on one core, so two workers halve the wait.
 TEST_WORKERS ?= 2
+# Flower and Ray never report usage: nothing here contacts the network.
+export FLWR_TELEMETRY_ENABLED = 0
+export RAY_USAGE_STATS_ENABLED = 0
 
-.PHONY: book test bench repro venv clean
+.PHONY: book test bench repro venv clean browser student
 
 venv: $(STAMP)
 
@@ -25,8 +28,14 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(BIN)/ppal-lab book
 
-## make test: unit tests, nbval over every committed notebook, and a warning-free book build.
-test: $(STAMP)
+# The book's browser tests drive Debian's chromium (Playwright's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+	    apt-get install -y -q --no-install-recommends chromium; } || \
+	    echo "chromium missing and not root: the browser tests will skip (and fail under CI=1)"
+
+## make test: unit tests, nbval over every committed notebook, a warning-free book build and its browser tests.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest tests notebooks -n $(TEST_WORKERS) --dist loadfile --nbval-lax \
 	    --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
@@ -39,6 +48,10 @@ bench: $(STAMP)
 ## second with other BLAS kernels instead (then the two are compared under the tolerances).
 repro: $(STAMP)
 	$(BIN)/ppal-lab reproduce $(REPRO_ARGS)
+
+## make student: every chapter without its solutions, for a course (into _build/student).
+student: $(STAMP)
+	$(BIN)/python book/_ext/student_notebooks.py _build/student
 
 clean:
 	rm -rf _build runs

@@ -37,7 +37,7 @@ from ppal_lab.compendium.errors import check_range  # noqa: E402
 from ppal_lab.marl.maddpg import ACTOR_IN, CRITIC_IN, MADDPG, MADDPGConfig, input_masks  # noqa: E402
 from ppal_lab.marl.networks import Adam  # noqa: E402
 from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
-from ppal_lab.marl.supply_game import AGENTS, GameConfig, SupplyChainEnv, SupplyChainVec  # noqa: E402
+from ppal_lab.marl.supply_game import AGENTS, TIME_COL, GameConfig, SupplyChainEnv, SupplyChainVec  # noqa: E402
 
 
 def _parse(argv):
@@ -116,7 +116,9 @@ class AutogradMADDPG:
     def __init__(self, learner: MADDPG):
         c, H = learner.cfg, learner.cfg.hidden
         self.cfg = c
-        self.mask_a, self.mask_c = (torch.tensor(m, dtype=torch.float32) for m in input_masks(learner.runs[0][1]))
+        masks = [input_masks(learner.runs[0][1], player=i) for i in range(2)]  # NDS critics differ per player
+        self.mask_a = [torch.tensor(m[0], dtype=torch.float32) for m in masks]
+        self.mask_c = [torch.tensor(m[1], dtype=torch.float32) for m in masks]
         self.nets = {name: [self._module(getattr(learner, name), k, sizes) for k in range(2)]
                      for name, sizes in (("actor", (ACTOR_IN, H, H, 2)), ("critic", (CRITIC_IN, H, H, 1)),
                                          ("actor_target", (ACTOR_IN, H, H, 2)),
@@ -138,11 +140,12 @@ class AutogradMADDPG:
     def update(self, batch) -> None:
         c, nets = self.cfg, self.nets
         o, a, r, o2 = (batch[k][0] for k in ("obs", "act", "rew", "next"))
-        a_in = lambda obs, i: torch.cat([obs[:, i], obs[:, 1 - i]], -1) * self.mask_a  # noqa: E731
-        c_in = lambda obs, act, i: torch.cat([obs[:, i], act[:, i], obs[:, 1 - i], act[:, 1 - i]], -1) * self.mask_c  # noqa: E731,E501
+        a_in = lambda obs, i: torch.cat([obs[:, i], obs[:, 1 - i]], -1) * self.mask_a[i]  # noqa: E731
+        c_in = lambda obs, act, i: torch.cat([obs[:, i], act[:, i], obs[:, 1 - i], act[:, 1 - i]], -1) * self.mask_c[i]  # noqa: E731,E501
         with torch.no_grad():
             a2 = torch.stack([torch.sigmoid(nets["actor_target"][i](a_in(o2, i))) for i in range(2)], 1)
-            y = [r[:, i:i + 1] + c.gamma * nets["critic_target"][i](c_in(o2, a2, i)) for i in range(2)]
+            going_on = (o2[:, 0, TIME_COL:TIME_COL + 1] > 0).float()  # no bootstrap past an episode's end
+            y = [r[:, i:i + 1] + c.gamma * going_on * nets["critic_target"][i](c_in(o2, a2, i)) for i in range(2)]
         self.opt_c.zero_grad()
         sum(torch.nn.functional.mse_loss(nets["critic"][i](c_in(o, a, i)), y[i]) for i in range(2)).backward()
         self.opt_c.step()

@@ -1,22 +1,61 @@
 """Chapter 7, two-player supply chain: MADDPG with and without data sharing (seed 002).
 
 **Claims and figures.** Seed 002's Appendix I (Table 5): EDE wastes 35.71% less than NDS and earns
-765.91% more normalized cumulative revenue; its abstract: secure 2PC (equivalent to EDE, checked in
-chapter 8) has 68.19% less wastage and 42.27% more revenue per player. Figures ``07_random_episode``,
-``07_learning_curves`` and ``07_critic_loss``; the headline table of means with 95% intervals; the
-randomness-streams table that shows NDS and EDE meet identical external draws.
+765.91% more normalized cumulative revenue (NCR); its abstract: secure 2PC has 68.19% less wastage and
+42.27% more revenue per player. Figures ``07_random_episode``, ``07_learning_curves`` and
+``07_critic_loss``; the calibration table (our NDS beside the seed's NDS row); the headline table of
+means with 95% intervals; the claims table with absolute changes beside the percentages and the seeds
+each claim needs; the randomness-streams table that shows NDS and EDE meet identical external draws.
+
+**Reconstruction, and where each choice comes from.** Appendix D's formulas are lost in our copy of the
+seed; Appendix I fixes the price limits (10, 18), the quantity limit (20), the raw price (0.5), standard
+normal demand noise, NCR = total reward - wastage cost (Table 5's arithmetic gives 0.5 per wasted unit
+in both rows) and 40-step episodes. The rest is a declared family (:data:`GAME_FAMILY`): our first
+demand line 20 - p1 with rewards = profits, or the demand line 1 - 0.2 p and rewards = 10 x profits of
+``lisarah/supply_chain`` (the code of Li, Ratliff & Kumar, arXiv:2205.02760, the game the seed plays);
+lead time 0 or 1 (that code sells only stock on hand: bought units become sellable the next step);
+wastage = stock left at the episode's end, with or without 10% of the stock perishing each step; and
+Table 5's averages per episode or per step (that code logs ``episode_reward / steps``). Calibration
+(``benchmarks/bench_supply_game.py --stage calibrate``) trains NDS alone in every candidate on seeds
+100000 and 100001 (disjoint from every evaluation seed) and freezes the first candidate and unit that
+meets :data:`CALIBRATION_CRITERION`, declared before the run, as :data:`CALIBRATED`; it never reads
+the EDE row or the claimed differences. The record keeps ``nds_baseline_*`` beside ``seed_nds_*``; the
+Appendix I claims are gated on it (``nds_baseline_matches``), so a reconstruction that misses the NDS row
+makes them *not measurable*. **Outcome:** no candidate met the criterion — in every one, trained NDS
+players earn a positive total and NCR, where the seed's NDS loses money — so :data:`CALIBRATED` is
+``None``, the chapter plays the first candidate (:data:`PLAYED`) and the percentage claims are *not
+measurable with this reconstruction*; the seeds each would need are still recorded from the spread.
+The abstract's 68.19% and 42.27% come from the main paper's setting, which
+Appendix I says differs and which our copy lacks: declared *not measurable*, with the verdict the first
+rule (judged in Appendix I's setting) would give kept beside.
+
+**Information structure** (:mod:`ppal_lab.marl.maddpg`). Every observation carries the steps left in
+the episode (common knowledge); the critics' targets stop at the episode's last step. Transaction data
+are public: the order ``q1`` reaches the supplier and the price ``p0`` the retailer in the clear in
+every mode (the secure protocol too), so the NDS supplier's critic reads this step's order and the NDS
+retailer's critic this step's price. Private: each player's stock, its raw purchases or consumer
+demand and sales, and everything else in its observation; EDE reads both players' private numbers
+(the secure protocol of chapter 8 computes on them as secret shares). Pre-training does not share
+simulated data in NDS (Appendix G's "simulated data were shared"): our NDS networks have no input for
+the other player's numbers in the measured phase, so sharing them in pre-training only would switch
+their inputs off at the start of the measured phase, a change the seed does not describe; both modes do
+play the same simulated episodes (identical external randomness).
+
+**Power.** The notebook's own seeds are a pilot: the record carries ``seeds_needed_<claim>`` from their
+spread. The decision uses the benchmark's powered comparison (``--stage compare``, one process per
+paired seed) when its record holds one for the frozen game, else the notebook's seeds.
 
 **Data.** None: the supply-chain game (:mod:`ppal_lab.marl.supply_game`) is simulated from the seed.
 
 **How long.** At the defaults (5 seeds x 2 modes, 1,600 pre-training and 100 measured episodes,
-128 hidden units, 2 worker processes) about 3.5 minutes on 2 cores; the reduced test size
+128 hidden units, 2 worker processes) about 4 minutes on 2 cores; the reduced test size
 (``tests/compendium/test_determinism.py``) about 15 seconds.
 
 Here live the chapter's driver (:func:`run_experiment`, training every (seed, mode) pair in this process
 or in worker processes), its summaries (:func:`summarize`, :func:`paired_change`,
-:func:`relative_change`, :func:`moving_average_ci`, :func:`critic_loss_curve`) and the record filling;
-the claims are declared in the chapter's spec and decided by :mod:`ppal_lab.compendium.verdicts`; the game
-and the learner are in :mod:`ppal_lab.marl`.
+:func:`relative_change`, :func:`moving_average_ci`, :func:`critic_loss_curve`), the calibration helpers
+and the record filling; the claims are declared in the chapter's spec and decided by
+:mod:`ppal_lab.compendium.verdicts`; the game and the learner are in :mod:`ppal_lab.marl`.
 """
 from __future__ import annotations
 
@@ -32,14 +71,70 @@ from scipy import stats
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int
 from ppal_lab.compendium.results import ResultRecord, mean_ci
 from ppal_lab.compendium.specs import SPECS
+from ppal_lab.compendium.verdicts import seeds_needed
 from ppal_lab.marl.maddpg import (EPISODE_COLUMNS, MADDPG, PHASES, STREAMS, MADDPGConfig, progress_bar,
                                   random_policy)
 from ppal_lab.marl.supply_game import GameConfig, SupplyChainEnv, stackelberg_benchmark
 
-__all__ = ["CHANGE_METRICS", "add_claims", "config_dict", "configs", "critic_loss_curve",
-           "fill_record", "glue_values", "headline_means", "headline_table", "moving_average_ci",
-           "paired_change", "protocol_glue", "random_episode", "randomness_streams", "relative_change",
-           "relative_changes", "run_experiment", "summarize", "yardstick"]
+__all__ = ["CALIBRATED", "CALIBRATION_CRITERION", "CHANGE_METRICS", "GAME_FAMILY", "PLAYED", "SEED_NDS_ROW",
+           "UNIT", "add_claims", "calibrated_game", "config_dict", "configs", "critic_loss_curve",
+           "decision_summary", "fill_bench", "fill_record", "glue_values", "headline_means", "headline_table",
+           "meets_nds_row", "moving_average_ci", "nds_baseline_table", "paired_change", "protocol_glue",
+           "random_episode", "randomness_streams", "read_bench", "relative_change", "relative_changes",
+           "run_experiment", "summarize", "unit_factor", "units", "yardstick"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The reconstruction: a declared family of games, calibrated on the seed's NDS row only
+# --------------------------------------------------------------------------------------------------
+#: Seed 002's Table 5 (Appendix I), NDS row: the only numbers calibration reads (never the EDE row).
+SEED_NDS_ROW = {"reward_0": -7.38, "reward_1": 3.33, "total_reward": -4.05, "wastage": 13.27, "ncr": -10.68}
+#: Declared before any calibration run.
+CALIBRATION_CRITERION = ("signs of the total reward and the NCR match the seed's NDS row, and the wastage and the "
+                         "NCR are each within a factor 2 of it (ratio in [0.5, 2])")
+#: The family of unknowns, in order of preference (``GameConfig`` arguments beyond Appendix I's limits,
+#: raw price and noise). ``ours``: demand 20 - p1, rewards = profits (our first reconstruction);
+#: ``lisarah``: the demand line 1 - 0.2 p and rewards = 10 x profits of lisarah/supply_chain (the code of
+#: Li, Ratliff & Kumar, arXiv:2205.02760, whose game the seed plays). Each with lead time 0 or 1 and
+#: wastage = stock left when the episode ends (spoilage 0) or, besides it, 10% of the stock every step.
+GAME_FAMILY = {
+    f"{name}_lead{lead}_spoil{sp:g}": {**demand, "lead_time": lead, "spoilage": sp}
+    for name, demand in (("ours", {}), ("lisarah", {"demand_intercept": 1.0, "demand_slope": 0.2,
+                                                     "reward_coeff": 10.0}))
+    for lead in (0, 1) for sp in (0.0, 0.1)
+}
+#: Reporting units of Table 5's averages: per 40-step episode, or per step (lisarah/supply_chain logs
+#: ``episode_reward / steps``).
+REPORT_UNITS = ("episode", "step")
+#: The calibration's frozen choice, candidate and unit (``benchmarks/bench_supply_game.py --stage
+#: calibrate``; its record keeps every candidate's NDS averages): ``None``, as no candidate of the family
+#: met the criterion (run of 2026-12-05: every candidate's NDS earns a positive total and NCR).
+CALIBRATED: tuple[str, str] | None = None
+#: The game the chapter plays: the calibrated one, else the first candidate in declared order (our first
+#: reconstruction, with the steps left observed, terminal transitions masked and transactions public).
+PLAYED = CALIBRATED[0] if CALIBRATED else "ours_lead0_spoil0"
+#: The unit the chapter reports in: the calibrated one, else per episode.
+UNIT = CALIBRATED[1] if CALIBRATED else "episode"
+SUM_COLUMNS = ("reward_0", "reward_1", "total_reward", "wastage", "ncr")
+
+
+def meets_nds_row(values: dict) -> bool:
+    """:data:`CALIBRATION_CRITERION` on NDS averages ``values`` (keys of :data:`SEED_NDS_ROW`)."""
+    signs = all((values[k] > 0) == (SEED_NDS_ROW[k] > 0) for k in ("total_reward", "ncr"))
+    return signs and all(0.5 <= values[k] / SEED_NDS_ROW[k] <= 2.0 for k in ("wastage", "ncr"))
+
+
+def calibrated_game(spoilage: float | None = None) -> GameConfig:
+    """The game the chapter plays, :data:`PLAYED` (``spoilage`` overrides the candidate's, for exercises)."""
+    kw = dict(GAME_FAMILY[PLAYED])
+    if spoilage is not None:
+        kw["spoilage"] = spoilage
+    return GameConfig(**kw)
+
+
+def unit_factor(unit: str, horizon: int) -> float:
+    check_choice("unit", unit, REPORT_UNITS)
+    return 1.0 if unit == "episode" else 1.0 / horizon
 
 
 def _train_task(seed: int, modes: list[str], game: GameConfig, cfg: MADDPGConfig, episodes: int,
@@ -107,14 +202,16 @@ def run_experiment(seeds: Iterable[int], modes: Iterable[str] = ("nds", "ede"), 
     return pd.concat(ordered, ignore_index=True), weights, seconds
 
 
-def summarize(table: pd.DataFrame, phase: str = "real") -> pd.DataFrame:
+def summarize(table: pd.DataFrame, phase: str = "real", unit: str = "episode", horizon: int = 40) -> pd.DataFrame:
     """Per (seed, mode): averages over the episodes of ``phase`` (the seed's "average over the 100
-    epochs"), including the mean per-player reward (``reward_per_player``)."""
+    epochs"), including the mean per-player reward (``reward_per_player``); with ``unit="step"`` the
+    episode sums (rewards, wastage, NCR) are divided by the ``horizon``."""
     check_choice("phase", phase, PHASES)
     sel = table[table["phase"] == phase]
     if sel.empty:
         raise ParameterError("phase", phase, "a phase present in the table")
     out = sel.groupby(["mode", "seed"])[list(EPISODE_COLUMNS)].mean()
+    out[list(SUM_COLUMNS)] *= unit_factor(unit, horizon)
     out["reward_per_player"] = out["total_reward"] / 2
     return out.reset_index()
 
@@ -201,21 +298,80 @@ def critic_loss_curve(table: pd.DataFrame, pretrain_envs: int, horizon: int = 40
 #: The record's metric of each relative change of :func:`relative_changes` (the spec's claims read them).
 CHANGE_METRICS = {"wastage": "wastage_reduction_ede_vs_nds", "ncr": "ncr_improvement_ede_vs_nds",
                   "reward_per_player": "reward_per_player_improvement_ede_vs_nds"}
-_NCR_NOTE = "The seed's percentage is a change over a negative NDS revenue (-10.68), which inflates it."
-_SECURE_NOTE = "EDE stands in for secure 2PC, which the seed reports equivalent to EDE (checked in the next chapter)."
+_NCR_NOTE = ("The seed's percentage is a change over a negative NDS revenue (-10.68), which inflates it; the "
+             "absolute change is in the record beside it.")
 _FIRST_RULE_NOTE = ("The first rule (the seed's figure inside our 95% CI, zero excluded on the claimed side) was "
                     "replaced by the declared region around the seed's figure.")
-_UNITS = {"reward_0": "profit per episode", "reward_1": "profit per episode", "total_reward": "profit per episode",
-          "wastage": "units per episode", "ncr": "profit per episode"}
 _HEADLINE_MODES = ("nds", "ede", "random")
+BENCH_RECORD = "bench_supply_game.json"
+
+
+def units(unit: str) -> dict[str, str]:
+    """The unit of each summed column of the summary in reporting ``unit``."""
+    per = "per episode" if unit == "episode" else "per step (episode average)"
+    return {"reward_0": f"profit {per}", "reward_1": f"profit {per}", "total_reward": f"profit {per}",
+            "wastage": f"units {per}", "ncr": f"profit {per}"}
 
 
 def configs(P) -> tuple[GameConfig, MADDPGConfig, list[int]]:
-    """The game, the learner's hyper-parameters and the seeds from the notebook's parameters ``P``."""
-    game = GameConfig(spoilage=P.spoilage)
+    """The game (the calibrated one, :func:`calibrated_game`), the learner's hyper-parameters and the
+    seeds from the notebook's parameters ``P``."""
+    game = calibrated_game(P.spoilage)
     cfg = MADDPGConfig(hidden=P.hidden, batch_size=P.batch_size, lr_actor=P.lr_actor, lr_critic=P.lr_critic,
                        gamma=P.gamma, noise=P.noise, pretrain_envs=P.pretrain_envs)
     return game, cfg, list(range(P.seed, P.seed + P.n_seeds))
+
+
+def read_bench(game: GameConfig, path=None) -> dict:
+    """What ``benchmarks/bench_supply_game.py``'s record (default ``data/results/bench_supply_game.json``)
+    says about ``game``: the calibration table, the NDS baseline of the frozen choice on the calibration
+    seeds, whether it meets the criterion, and the powered comparison's per-seed summary (``None`` when
+    missing, or run in another game)."""
+    import json
+    from pathlib import Path
+
+    from ppal_lab.compendium.paths import repo_root
+
+    path = Path(path) if path else repo_root() / "data" / "results" / BENCH_RECORD
+    bench = json.loads(path.read_text()) if path.exists() else {}
+    cal = bench.get("calibration") or {}
+    rows = pd.DataFrame(cal.get("rows", []))
+    cand, unit = PLAYED, UNIT
+    same_game = GAME_FAMILY[cand] == cal.get("candidates", {}).get(cand) and calibrated_game() == game
+    chosen = cal.get("chosen") or {}
+    baseline = None
+    if not rows.empty and same_game:
+        sel = rows[(rows["candidate"] == cand) & (rows["unit"] == unit)]
+        baseline = {k: float(sel[k].iloc[0]) for k in SEED_NDS_ROW} if len(sel) else None
+    matches = bool(CALIBRATED and baseline and chosen == {"candidate": cand, "unit": unit}
+                   and meets_nds_row(baseline))
+    comp = bench.get("comparison") or {}
+    powered = None
+    if comp.get("candidate") == cand and comp.get("unit") == unit and same_game and comp.get("per_seed"):
+        long = [{"mode": m, "seed": r["seed"], **{k: r[f"{k}_{m}"] for k in SUM_COLUMNS}}
+                for r in comp["per_seed"] for m in ("nds", "ede")]
+        powered = pd.DataFrame(long).assign(reward_per_player=lambda d: d["total_reward"] / 2)
+    return {"path": path.name, "calibration": rows, "criterion": cal.get("criterion"), "baseline": baseline,
+            "matches": matches, "chosen": chosen or None, "powered": powered,
+            "powered_wall_s": comp.get("wall_s"), "powered_training": comp.get("training"),
+            "calibration_seeds": cal.get("seeds")}
+
+
+def decision_summary(bench: dict, summary: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The per-seed averages the claims are decided on: the benchmark's powered comparison when its record
+    holds one for the played game, else this run's seeds; and where they come from, in words."""
+    if bench["powered"] is not None:
+        n = bench["powered"]["seed"].nunique()
+        return bench["powered"], f"{n} paired seeds of benchmarks/bench_supply_game.py ({bench['path']})"
+    n = summary.loc[summary["mode"] == "nds", "seed"].nunique()
+    return summary, f"this run's {n} paired seeds"
+
+
+def nds_baseline_table(bench: dict) -> pd.DataFrame:
+    """The played game's NDS averages on the calibration seeds beside the seed's NDS row."""
+    base = bench["baseline"] or {k: np.nan for k in SEED_NDS_ROW}
+    return pd.DataFrame({"seed 002, Table 5 (NDS)": SEED_NDS_ROW,
+                         f"our NDS, {PLAYED} (calibration seeds)": base}).T
 
 
 def yardstick(game: GameConfig) -> tuple[pd.DataFrame, dict]:
@@ -272,62 +428,100 @@ def protocol_glue(P, game: GameConfig) -> dict:
 
 def _fmt(values) -> str:
     mean, ci, n = mean_ci(values)
-    return f"{mean:8.1f} [{ci[0]:8.1f}, {ci[1]:8.1f}]" if ci else f"{mean:8.1f}"
+    return f"{mean:8.2f} [{ci[0]:8.2f}, {ci[1]:8.2f}]" if ci else f"{mean:8.2f}"
 
 
 def headline_means(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% interval over seeds of each metric, per mode (NDS, EDE, random policy)."""
+    """Mean and 95% interval over seeds of each metric, per mode present (NDS, EDE, random policy)."""
     cols = {"reward_0": "reward player 0", "reward_1": "reward player 1", "total_reward": "total reward",
             "wastage": "wastage (units)", "ncr": "normalized cumulative revenue"}
-    return pd.DataFrame({label: {m.upper(): _fmt(summary.loc[summary["mode"] == m, c]) for m in _HEADLINE_MODES}
+    modes = [m for m in _HEADLINE_MODES if m in set(summary["mode"])]
+    return pd.DataFrame({label: {m.upper(): _fmt(summary.loc[summary["mode"] == m, c]) for m in modes}
                          for c, label in cols.items()}).T
 
 
 def relative_changes(summary: pd.DataFrame) -> dict[str, dict]:
-    """EDE against NDS: wastage reduction, NCR and per-player reward improvement (:func:`relative_change`)."""
-    return {"wastage": relative_change(summary, "wastage", reduction=True),
-            "ncr": relative_change(summary, "ncr"),
-            "reward_per_player": relative_change(summary, "reward_per_player")}
+    """EDE against NDS: wastage reduction, NCR and per-player reward improvement (:func:`relative_change`),
+    each with its absolute per-seed differences ``abs`` (EDE - NDS, in the summary's unit)."""
+    out = {"wastage": relative_change(summary, "wastage", reduction=True),
+           "ncr": relative_change(summary, "ncr"),
+           "reward_per_player": relative_change(summary, "reward_per_player")}
+    for key, ch in out.items():
+        ch["abs"] = paired_change(summary, key)["difference"].to_numpy(float)
+    return out
 
 
-def add_claims(record: ResultRecord, changes: dict) -> tuple[dict, pd.DataFrame]:
+def add_claims(record: ResultRecord, changes: dict, source: str) -> tuple[dict, pd.DataFrame]:
     """Decide the claims declared in the chapter's spec on the record's relative changes (call
-    :func:`fill_record` first); returns the verdicts and the table the notebook shows."""
+    :func:`fill_record` and :func:`fill_bench` first; ``source`` says which seeds they come from); returns
+    the verdicts and the table the notebook shows."""
     claims = SPECS[record.notebook].claims
-    change_of = {c.id: changes[next(k for k, m in CHANGE_METRICS.items() if m == c.metric)] for c in claims}
-    interval = {cid: f"{ch['value']:.1%} (95% CI {ch['ci'][0]:.1%} to {ch['ci'][1]:.1%})"
-                for cid, ch in change_of.items()}
-    measured = {cid: f"{interval[cid]}, from the means of {ch['n']} paired seeds" for cid, ch in change_of.items()}
-    notes = {c.id: " ".join(([_NCR_NOTE] if c.metric == CHANGE_METRICS["ncr"] else [])
-                            + ([_SECURE_NOTE] if c.id.startswith("secure_") else []) + [_FIRST_RULE_NOTE])
-             for c in claims}
+    key_of = {m: k for k, m in CHANGE_METRICS.items()}
+    measured, notes, rows = {}, {}, {}
+    for c in claims:
+        rule = c.first_rule if c.kind == "not measurable" else c
+        ch = changes[key_of[rule.metric]]
+        mean, ci, n = mean_ci(ch["abs"])
+        interval = f"{ch['value']:.1%} (95% CI {ch['ci'][0]:.1%} to {ch['ci'][1]:.1%})"
+        absolute = f"{mean:+.2f} (95% CI {ci[0]:+.2f} to {ci[1]:+.2f})" if ci else f"{mean:+.2f}"
+        measured[c.id] = f"{interval}, EDE - NDS {absolute}, from the means of {ch['n']} paired seeds ({source})"
+        notes[c.id] = " ".join(([_NCR_NOTE] if rule.metric == CHANGE_METRICS["ncr"] else [])
+                               + ([_FIRST_RULE_NOTE] if c.kind == "effect" else []))
+        rows[c.id] = {"seed": c.seed_value, "measured (from the means)": interval, "EDE - NDS (absolute)": absolute,
+                      "claim region": (f"{c.target - c.margin:.1%} to {c.target + c.margin:.1%}"
+                                       if c.kind == "effect" else "none: " + c.reason)}
     verdicts = record.decide_claims(claims, measured, notes)
-    seeds_needed = {e["id"]: e.get("seeds_needed") for e in record.claims}
-    rows = {c.id: {"seed": c.seed_value, "measured (from the means)": interval[c.id],
-                   "each seed": ", ".join(f"{v:.0%}" for v in change_of[c.id]["per_seed"]),
-                   "claim region": f"{c.target - c.margin:.1%} to {c.target + c.margin:.1%}",
-                   "seeds needed": seeds_needed[c.id], "verdict": verdicts[c.id]} for c in claims}
+    for c in claims:     # a claim the engine did not decide still shows the seeds it would need (pilot spread)
+        rule = c.first_rule if c.kind == "not measurable" else c
+        name = f"seeds_needed_{c.id}"
+        if name not in record.metrics:
+            n = seeds_needed(record.metrics[rule.metric], rule.target - rule.null)
+            if n is not None:
+                record.add_metric(name, n, "seeds", "paired seeds to tell the claimed effect from none at 80% "
+                                  "power (two-sided 5%), from the spread of the seeds run; the claim is undecided")
+                next(e for e in record.claims if e["id"] == c.id)["seeds_needed"] = n
+    for e in record.claims:
+        rows[e["id"]].update({"seeds run": changes["wastage"]["n"], "seeds needed": e.get("seeds_needed"),
+                              "verdict": verdicts[e["id"]]})
     return verdicts, pd.DataFrame(rows).T
 
 
-def fill_record(record: ResultRecord, summary: pd.DataFrame, changes: dict, seconds: dict) -> None:
-    """The chapter's metrics: per-mode averages, the relative changes, the supplier's critic loss and the
-    training CPU time."""
+def fill_record(record: ResultRecord, summary: pd.DataFrame, changes: dict, seconds: dict, unit: str,
+                source: str) -> None:
+    """The chapter's metrics: per-mode averages of this run, the relative and absolute changes the claims
+    read (from ``source``), the supplier's critic loss and the training CPU time."""
     for mode in _HEADLINE_MODES:
         sel = summary[summary["mode"] == mode]
-        for metric, unit in _UNITS.items():
-            record.add_metric(f"{metric}_{mode}", sel[metric].tolist(), unit,
+        for metric, u in units(unit).items():
+            record.add_metric(f"{metric}_{mode}", sel[metric].tolist(), u,
                               f"{metric} averaged over the measured episodes, {mode.upper()}")
-    how = "from the means over seeds; CI by the delta method over paired seeds (values: linearised contributions)"
+    how = (f"from the means over {source}; CI by the delta method over paired seeds (values: linearised "
+           "contributions)")
     what = {"wastage": "(NDS - EDE) / NDS wastage", "ncr": "(EDE - NDS) / |NDS| normalized cumulative revenue",
             "reward_per_player": "(EDE - NDS) / |NDS| mean reward per player"}
     for key, name in CHANGE_METRICS.items():
         record.add_metric(name, changes[key]["pseudo"], "fraction", f"{what[key]}, {how}")
+        record.add_metric(f"{key}_change_ede_minus_nds", changes[key]["abs"], units(unit).get(key, "profit"),
+                          f"EDE - NDS {key} per paired seed, {source}")
     for mode in ("nds", "ede"):
         record.add_metric(f"supplier_critic_loss_{mode}",
                           summary.loc[summary["mode"] == mode, "critic_loss_0"].tolist(), "squared scaled TD error",
                           f"player 0's critic loss over the measured episodes, {mode.upper()}")
     record.add_metric("train_cpu_seconds", sum(seconds.values()), "s", "CPU time of all training tasks (varies)")
+
+
+def fill_bench(record: ResultRecord, bench: dict, unit: str) -> None:
+    """The calibration's evidence: ``nds_baseline_<metric>`` (our NDS on the calibration seeds) beside
+    ``seed_nds_<metric>``, and ``nds_baseline_matches`` (1 when the frozen game meets the declared
+    criterion: the Appendix I claims' headroom gate)."""
+    for k, v in SEED_NDS_ROW.items():
+        record.add_metric(f"seed_nds_{k}", v, "Table 5's unit (not stated: per episode or per step)",
+                          "seed 002, Table 5, NDS row")
+        if bench["baseline"]:
+            record.add_metric(f"nds_baseline_{k}", bench["baseline"][k], units(unit)[k],
+                              f"our NDS on the calibration seeds {bench['calibration_seeds']} ({bench['path']})")
+    record.add_metric("nds_baseline_matches", float(bench["matches"]), "flag",
+                      f"1 when our NDS meets the declared criterion: {CALIBRATION_CRITERION}")
 
 
 def glue_values(record: ResultRecord, changes: dict, verdicts: dict, n_seeds: int) -> tuple[dict, dict]:
@@ -336,11 +530,13 @@ def glue_values(record: ResultRecord, changes: dict, verdicts: dict, n_seeds: in
     numbers = {f"{key}_{mode}": record.metrics[f"{key}_{mode}"]["value"]
                for key in ("wastage", "ncr", "total_reward", "reward_0", "reward_1") for mode in _HEADLINE_MODES}
     for key, ch in changes.items():
-        numbers.update({f"rel_{key}": ch["value"], f"rel_{key}_lo": ch["ci"][0], f"rel_{key}_hi": ch["ci"][1]})
+        numbers.update({f"rel_{key}": ch["value"], f"rel_{key}_lo": ch["ci"][0], f"rel_{key}_hi": ch["ci"][1],
+                        f"abs_{key}": float(np.mean(ch["abs"])), f"decision_seeds": ch["n"]})
     numbers.update({f"closs_{mode}": record.metrics[f"supplier_critic_loss_{mode}"]["value"]
                     for mode in ("nds", "ede")})
     numbers.update({f"seeds_needed_{cid}": record.metrics[f"seeds_needed_{cid}"]["value"] for cid in verdicts
                     if f"seeds_needed_{cid}" in record.metrics})
+    numbers.update({k: v["value"] for k, v in record.metrics.items() if k.startswith(("nds_baseline_", "seed_nds_"))})
     markdown = {f"verdict_{cid}": f"**{v}**" for cid, v in verdicts.items()}
     numbers["n_seeds"] = n_seeds
     return numbers, markdown
@@ -354,24 +550,27 @@ def headline_table(record: ResultRecord) -> str:
 
 
 def reward_predictability(game: GameConfig, seed: int, n_envs: int = 500) -> pd.Series:
-    """Exercise ``ex-maddpg-information``: cross-validated R² of player 0's reward from its own data (what
-    an NDS critic reads) and from both players' data (EDE), over ``n_envs`` random-play episodes."""
+    """Exercise ``ex-maddpg-information``: cross-validated R² of player 0's reward from its own data, from
+    its own data and the order it receives (what its NDS critic reads) and from both players' data (EDE),
+    over ``n_envs`` random-play episodes."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.model_selection import cross_val_score
 
     from ppal_lab.marl.supply_game import SupplyChainVec
 
     rng = np.random.default_rng(seed)
-    vec, X_own, X_all, y = SupplyChainVec(game), [], [], []
+    vec, X_own, X_nds, X_all, y = SupplyChainVec(game), [], [], [], []
     obs = vec.reset(rng.random((n_envs, 6)))
     for t in range(game.horizon):
         act = rng.random((n_envs, 2, 2)) * game.action_high()
         X_own.append(np.hstack([obs[:, 0], act[:, 0]]))
+        X_nds.append(np.hstack([obs[:, 0], act[:, 0], act[:, 1, 1:]]))      # + the order received (public)
         X_all.append(np.hstack([obs[:, 0], act[:, 0], obs[:, 1], act[:, 1]]))
         obs, rew, _, _ = vec.step(act, rng.standard_normal(n_envs))
         y.append(rew[:, 0])
     y = np.concatenate(y)
+    sets = {"own data only": X_own, "own data + order received (NDS critic)": X_nds,
+            "both players' data (EDE critic)": X_all}
     return pd.Series({name: cross_val_score(HistGradientBoostingRegressor(random_state=0), np.vstack(X), y,
-                                            cv=3).mean()
-                      for name, X in {"own data (NDS critic)": X_own, "both players' data (EDE critic)": X_all}.items()},
+                                            cv=3).mean() for name, X in sets.items()},
                      name="R² of player 0's reward")

@@ -13,12 +13,14 @@ run (800 iterations) and its null are read from ``benchmarks/bench_secure_maddpg
 **Data.** None: the supply-chain game of chapter 7, simulated from the seed.
 
 **How long.** At the defaults (3 seeds x 40 secure iterations at 128 hidden units, 400 exploration
-episodes, 5 plaintext nudges per seed, the scaling grid) about 4 minutes on 2 cores; the reduced test
-size under 2 minutes.
+episodes, 5 plaintext nudges per seed, the scaling grid) about 4 minutes on 2 cores before the dealer
+was a process of its own; now player 0 also waits for the dealer, one round trip per tuple (about 1.5 s
+per iteration on 2 busy cores), so expect several minutes more. The reduced test size: about 3 minutes.
 
 Every run starts from a plaintext EDE learner pre-trained on simulated data (seed 002's exploration
-phase, which shares no private data); the secure phase then plays ``iterations`` measured steps in two
-processes and the same steps in plaintext, from the same state and the same external randomness
+phase, which shares no private data and which each party replays for itself); the secure phase then plays
+``iterations`` measured steps in two player processes beside a dealer process (CrypTen's TTP provider),
+and the same steps in plaintext, from the same state and the same draws
 (:func:`ppal_lab.secure.secure_maddpg.run_secure_phase`).
 """
 from __future__ import annotations
@@ -41,8 +43,8 @@ from ppal_lab.compendium.specs import SPECS
 from ppal_lab.marl.maddpg import MADDPG, GameConfig, MADDPGConfig, progress_bar
 from ppal_lab.marl.supply_game import ACT_DIM, OBS_DIM
 from ppal_lab.secure.fixed_point import TRAINING_PRECISION_BITS_RANGE
-from ppal_lab.secure.secure_maddpg import (NETWORKS, SecurePhase, SecureSettings, plain_phase, run_secure_phase,
-                                           weight_table)
+from ppal_lab.secure.secure_maddpg import (NETWORKS, SecurePhase, SecureSettings, exploration_learner, plain_phase,
+                                           run_secure_phase, weight_table, with_joint_draws)
 
 __all__ = ["NUDGES", "TRAINING_PRECISION_BITS_RANGE", "add_claims", "configs", "cost_drift", "cost_summary",
            "distinct_iteration_counts", "equivalence_and_null", "equivalence_runs", "fill_record",
@@ -73,13 +75,10 @@ def _one_thread(total: int, desc: str, progress: bool):
 def pretrained_learner(seed: int, cfg: MADDPGConfig, game: GameConfig | None = None,
                        pretrain_episodes: int = 400) -> MADDPG:
     """A one-run EDE learner after ``pretrain_episodes`` exploration episodes on simulated data (at
-    least enough to fill one minibatch)."""
+    least enough to fill one minibatch): the public exploration phase each party replays
+    (:func:`~ppal_lab.secure.maddpg_party.exploration_learner`)."""
     check_int("pretrain_episodes", pretrain_episodes, 0)
-    learner = MADDPG([seed], ["ede"], game, cfg)
-    per_chunk = cfg.pretrain_envs * learner.game.horizon
-    needed = math.ceil(cfg.batch_size / per_chunk) * cfg.pretrain_envs
-    learner.play("pretrain", max(pretrain_episodes, needed), cfg.pretrain_envs, cfg.pretrain_noise)
-    return learner
+    return exploration_learner(seed, cfg, game, pretrain_episodes)
 
 
 def equivalence_and_null(seeds: Sequence[int], cfg: MADDPGConfig, iterations: int, settings: SecureSettings,
@@ -95,7 +94,8 @@ def equivalence_and_null(seeds: Sequence[int], cfg: MADDPGConfig, iterations: in
     with _one_thread(len(seeds), "secure phases", progress) as bar:
         for s in seeds:
             learner = pretrained_learner(s, cfg, game, pretrain_episodes)
-            phases.append(run_secure_phase(learner, iterations, settings, sharing_seed=s))
+            phases.append(run_secure_phase(learner, iterations, settings, pretrain_episodes=pretrain_episodes,
+                                           sharing_seed=s))
             nulls.append(nudge_null(learner, iterations, settings.precision_bits, nudges))
             if bar is not None:
                 bar.update(1)
@@ -145,12 +145,12 @@ def nudge_null(learner: MADDPG, iterations: int, precision_bits: int, nudges: in
     if nudges == 0:
         return pd.DataFrame(columns=["seed", "nudge", "max_weight_rmse", "max_metric_rel_diff",
                                      "frozen_weight_rmse"])
-    ede = copy.deepcopy(learner)
+    ede = with_joint_draws(learner)
     ede_steps, _ = plain_phase(ede, int(iterations))
     frozen = float(weight_table(_weights(learner), _weights(ede))["rmse"].max())
     rows = []
     for k in range(nudges):
-        twin = nudged_learner(learner, precision_bits, k)
+        twin = with_joint_draws(nudged_learner(learner, precision_bits, k))
         steps, _ = plain_phase(twin, int(iterations))
         rows.append({"seed": learner.seeds[0], "nudge": k,
                      "max_weight_rmse": float(weight_table(_weights(twin), _weights(ede))["rmse"].max()),
@@ -172,7 +172,7 @@ def scaling_runs(hiddens: Iterable[int], batches: Iterable[int], iterations: int
         for hidden, batch in settings_list:
             cfg = MADDPGConfig(hidden=check_int("hidden", hidden, 1), batch_size=check_int("batch_size", batch, 1))
             phase = run_secure_phase(pretrained_learner(seed, cfg, game, 0), iterations, settings,
-                                     sharing_seed=seed)
+                                     pretrain_episodes=0, sharing_seed=seed)
             row = {"hidden": hidden, "batch": batch, **phase.summary()}
             row.update({f"{k}_ms": 1e3 * v for k, v in phase.phases_s.items()})
             row.update(iteration_counts(cfg))
@@ -325,7 +325,7 @@ def weights_summary(wt: pd.DataFrame) -> pd.DataFrame:
 
 def overhead_tables(phases: Sequence[SecurePhase]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per seed: :meth:`SecurePhase.summary` (times, ratios, rounds, bytes, retries), and the ms per
-    iteration of each part (acting, environment, update, comparisons, offline)."""
+    iteration of each part (acting, environment, update, comparisons, dealer waits)."""
     overhead = pd.DataFrame([ph.summary() for ph in phases]).set_index("seed")
     phase_ms = pd.DataFrame([{k: 1e3 * v for k, v in ph.phases_s.items()} for ph in phases], index=overhead.index)
     return overhead, phase_ms
@@ -342,6 +342,19 @@ def cost_summary(phases: Sequence[SecurePhase]) -> dict:
     return {"growth": growth, "mean": g_mean, "ci": g_ci, "counts": counts, "distinct": len(counts),
             "iterations": sum(len(ph.comm) for ph in phases), "linear": lifetime_cost_linear(phases),
             "increments": min(len(ph.comm) for ph in phases) - 1}
+
+
+def _full_costs(full: dict) -> dict:
+    """The cost rows of a full-scale record: a record made before the dealer was separate (keys
+    ``secure_ms``/``offline_ms``) says so, since its "offline" time was player 0 generating triples."""
+    if "online_ms" not in full:
+        return {"online ms / iteration (player 0 made the triples)": full["secure_ms"],
+                "player 0's triple generation ms / iteration": full["offline_ms"],
+                "plaintext ms / iteration": full["plain_ms"], "online / plaintext": full["ratio"]}
+    return {"online ms / iteration": full["online_ms"], "dealer waits ms / iteration": full["dealer_ms"],
+            "plaintext ms / iteration": full["plain_ms"], "online / plaintext": full["online_ratio"],
+            "(online + dealer) / plaintext": full["total_ratio"], "MB / iteration (players)": full["mbytes"],
+            "MB / iteration (dealer)": full["dealer_mbytes"], "rounds / iteration (players)": full["rounds"]}
 
 
 def full_scale_run(path) -> dict | None:
@@ -362,9 +375,7 @@ def full_scale_run(path) -> dict | None:
     replay_diff = float(full.get("nudge_null_replay_metric_diff", math.inf))  # unknown: not the same run
     show = {"secure iterations": full["iterations"], "exploration episodes": full["args"]["pretrain_episodes"],
             "secure phase, both parties (min)": full["secure_phase_wall_s"] / 60,
-            "online ms / iteration": full["secure_ms"],
-            "offline ms / iteration": full["offline_ms"], "plaintext ms / iteration": full["plain_ms"],
-            "online / plaintext": full["ratio"], "(online + offline) / plaintext": full["ratio_with_offline"],
+            **_full_costs(full),
             "retries after wrap-around": full["retries"],
             "largest relative difference of a metric average": rel,
             "largest absolute difference of a metric average": abs_,
@@ -439,13 +450,18 @@ def fill_record(record: ResultRecord, averages: pd.DataFrame, wt: pd.DataFrame, 
     _add_null(record, "", null, "same phase as the secure run")
     record.add_metric("max_moving_average_rel_dev", ma.groupby("seed")["rel_dev"].max().tolist(), "fraction",
                       "largest moving-average deviation (10 steps) relative to the metric's mean size, per seed")
-    for key, col, unit, text in [("secure_online_ms", "secure_ms", "ms", "online time of a secure iteration"),
-                                 ("secure_offline_ms", "offline_ms", "ms", "offline triple generation per iteration"),
+    for key, col, unit, text in [("secure_online_ms", "online_ms", "ms", "online time of a secure iteration "
+                                  "(player 0's clock, less its waits for the dealer)"),
+                                 ("secure_dealer_ms", "dealer_ms", "ms", "player 0's waits for the dealer's triples "
+                                  "per iteration"),
                                  ("plain_ms", "plain_ms", "ms", "plaintext EDE iteration (one thread)"),
-                                 ("online_ratio", "ratio", "x", "online secure time / plaintext time"),
-                                 ("total_ratio", "ratio_with_offline", "x", "(online + offline) / plaintext time"),
-                                 ("rounds_per_iteration", "rounds", "rounds", "communication rounds per iteration"),
-                                 ("mbytes_per_iteration", "mbytes", "MB", "bytes per iteration (both parties, halved)")]:
+                                 ("online_ratio", "online_ratio", "x", "online secure time / plaintext time"),
+                                 ("total_ratio", "total_ratio", "x", "(online + dealer) / plaintext time"),
+                                 ("rounds_per_iteration", "rounds", "rounds", "player-to-player rounds per iteration"),
+                                 ("mbytes_per_iteration", "mbytes", "MB", "player-to-player bytes per iteration "
+                                  "(both parties, halved)"),
+                                 ("dealer_mbytes_per_iteration", "dealer_mbytes", "MB", "bytes between the dealer "
+                                  "and the players per iteration")]:
         record.add_metric(key, overhead[col].tolist(), unit, f"{text}, median over iterations, per seed")
     record.add_metric("retries", overhead["retries"].tolist(), "count",
                       "recomputed stages after a wrap-around, per seed")
@@ -515,10 +531,11 @@ def add_claims(record: ResultRecord, P, overhead: pd.DataFrame, cost: dict, scal
             f"iteration count(s), first iteration included); the per-iteration cost grows with the sizes: {growth}; "
             f"online time drift over the phase {cost['mean']:+.0%}"
             + (f" (95% CI {cost['ci'][0]:+.0%} to {cost['ci'][1]:+.0%})" if cost["ci"] else "")),
-        "secure_overhead": (f"online {overhead['ratio'].mean():.0f}x, online + offline "
-                            f"{overhead['ratio_with_offline'].mean():.0f}x plaintext time per iteration; "
+        "secure_overhead": (f"online {overhead['online_ratio'].mean():.0f}x, online + dealer waits "
+                            f"{overhead['total_ratio'].mean():.0f}x plaintext time per iteration; "
                             f"{overhead['mbytes'].mean():.0f} MB and {overhead['rounds'].mean():.0f} rounds per "
-                            "iteration"),
+                            f"iteration between the players, {overhead['dealer_mbytes'].mean():.1f} MB with the "
+                            "dealer"),
     }
     notes = {
         "secure_equivalent_to_ede": (
@@ -532,8 +549,8 @@ def add_claims(record: ResultRecord, P, overhead: pd.DataFrame, cost: dict, scal
             f"Recomputations after a wrap-around add a stage's cost to one iteration (retries here: "
             f"{int(overhead['retries'].sum())}). O(n) does not model the per-iteration cost, which grows with "
             "hidden and minibatch size (secure comparisons and products)."),
-        "secure_overhead": "Both parties ran on one machine; on two hosts the network's latency and bandwidth "
-                           "enter too.",
+        "secure_overhead": "Both players and the dealer ran on one machine (loopback); on separate hosts the "
+                           "network's latency and bandwidth enter too (the benchmark's cost model).",
     }
     claims = SPECS[record.notebook].claims
     if "full_scale_max_weight_rmse" in m:
@@ -556,8 +573,8 @@ def glue_values(record: ResultRecord, verdicts: dict) -> tuple[dict, dict]:
     """The numbers the prose quotes, and the verdicts as Markdown text (bold)."""
     numbers = {key: record.metrics[key]["value"] for key in (
         "max_metric_rel_diff", "max_weight_rmse", "nudge_weight_rmse", "frozen_weight_rmse", "secure_online_ms",
-        "secure_offline_ms", "plain_ms", "online_ratio", "total_ratio", "rounds_per_iteration",
-        "mbytes_per_iteration")}
+        "secure_dealer_ms", "plain_ms", "online_ratio", "total_ratio", "rounds_per_iteration",
+        "mbytes_per_iteration", "dealer_mbytes_per_iteration")}
     numbers["cpus"] = os.cpu_count()
     numbers["cost_increments"] = ("grows by the same increment with every iteration after the first"
                                   if record.metrics["lifetime_cost_linear"]["value"] == 1

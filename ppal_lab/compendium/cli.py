@@ -55,7 +55,7 @@ def _sweep(args) -> int:
     if args.jobs < 1:
         raise ParameterError("--jobs", args.jobs, ">= 1")
     out = runner.check_out(args.out, "--out") if args.out else None
-    out, rows = runner.sweep(spec, points, jobs=args.jobs, out=out)
+    out, rows = runner.sweep(spec, points, jobs=args.jobs, out=out, ray_address=args.ray_address)
     failed = [r for r in rows if r["error"]]
     print(f"{len(rows) - len(failed)} of {len(rows)} grid points completed; table: {out / 'table.csv'}")
     for r in failed:
@@ -99,6 +99,14 @@ def _reproduce(args) -> int:
     return 1 if failed else 0
 
 
+def _party(args) -> int:
+    # The machinery never imports the field (tests/compendium/test_architecture.py): like `run` runs a
+    # notebook, `party` runs the secure room's own command line, found by name.
+    import importlib
+
+    return importlib.import_module("ppal_lab.secure.twoparty").main(args.argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ppal-lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "V1,V2,..."))
     sweep.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     sweep.add_argument("--out", help="output folder (default runs/sweep-<notebook>-<hash>/)")
+    sweep.add_argument("--ray-address", metavar="ADDR",
+                       help="run the points on this Ray cluster (e.g. 10.0.0.5:6379) instead of local processes")
     sweep.set_defaults(func=_sweep)
 
     book = sub.add_parser("book", help="execute stale notebooks in place, then build the book")
@@ -134,10 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "BLAS kernels); without it the two runs must agree exactly")
     repro.add_argument("--out", help="output folder (default runs/reproduce/)")
     repro.set_defaults(func=_reproduce)
+
+    party = sub.add_parser("party", add_help=False, help="run one player (or the dealer) of a secure "
+                           "computation here, e.g. on a host of its own (ppal-lab party --help)")
+    party.add_argument("argv", nargs=argparse.REMAINDER)
+    party.set_defaults(func=_party)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["party"]:  # everything after `party` belongs to the party's own parser
+        return _party(argparse.Namespace(argv=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

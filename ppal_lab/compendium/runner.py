@@ -80,7 +80,7 @@ def _module_files(modules: set[str]) -> set[Path]:
             candidates.append(root.joinpath(*parts).with_suffix(".py"))
         for cand in candidates:
             # The registry holds every notebook's spec; a notebook's own defaults are hashed on their own.
-            if cand.exists() and cand.name != "specs.py":
+            if cand.exists() and "specs" not in cand.relative_to(root).parts[:2]:
                 files.add(cand)
                 package = name if cand.name == "__init__.py" else name.rsplit(".", 1)[0]
                 todo += _imported_modules(cand.read_text(), package)
@@ -347,27 +347,66 @@ def _sweep_point(name: str, overrides: dict, out: str) -> dict:
     return result.record
 
 
+def _sweep_point_files(name: str, overrides: dict) -> tuple[dict, dict[str, bytes]]:
+    """One grid point as a Ray task: executed into a scratch folder on whichever host runs it; the
+    record and every file written come back (hosts need not share a disk)."""
+    with tempfile.TemporaryDirectory(prefix="ppal-sweep-") as tmp:
+        record = _sweep_point(name, overrides, tmp)
+        files = {str(p.relative_to(tmp)): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    return record, files
+
+
+class _RayPool:
+    """Grid points as Ray tasks (one CPU each) on the cluster at ``address``, e.g. ``127.0.0.1:6379``
+    or ``ray://head:10001``. Every host needs this compendium (same version) installed."""
+
+    def __init__(self, address: str) -> None:
+        import ray
+
+        self._ray = ray
+        ray.init(address=address, log_to_driver=False)
+        self._task = ray.remote(num_cpus=1)(_sweep_point_files)
+
+    def __enter__(self) -> "_RayPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._ray.shutdown()
+
+    def submit(self, name: str, point: dict):
+        return self._task.remote(name, point).future()
+
+
 def sweep(spec: NotebookSpec, points: list[dict[str, Any]], jobs: int = 2,
-          out: Path | None = None) -> tuple[Path, list[dict]]:
-    """Run every grid point in parallel processes; a failed point is reported, the others complete.
-    Writes ``table.csv`` and ``table.json`` into ``out``; returns the folder and the rows. Every point
-    and ``out`` are checked before the first point starts."""
+          out: Path | None = None, ray_address: str | None = None) -> tuple[Path, list[dict]]:
+    """Run every grid point in parallel processes, or as tasks on the Ray cluster at ``ray_address``
+    (the files of each point come back into the same folders as with local processes); a failed point
+    is reported, the others complete. Writes ``table.csv`` and ``table.json`` into ``out``; returns
+    the folder and the rows. Every point and ``out`` are checked before the first point starts."""
     from tqdm.auto import tqdm
 
     for point in points:
         spec.validate(point)
     out = check_out(out if out else runs_dir() / f"sweep-{spec.name}-{_short_hash(points)}")
     rows: list[dict] = []
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs) if ray_address is None else _RayPool(ray_address)
+    with pool:
         futures = {}
         for point in points:
             point_dir = out / f"{spec.name}-{_short_hash(spec.validate(point))}"
-            futures[pool.submit(_sweep_point, spec.name, point, str(point_dir))] = point
+            fut = (pool.submit(_sweep_point, spec.name, point, str(point_dir)) if ray_address is None
+                   else pool.submit(spec.name, point))
+            futures[fut] = point, point_dir
         for fut in tqdm(as_completed(futures), total=len(futures), desc=f"sweep {spec.name}"):
-            point = futures[fut]
+            point, point_dir = futures[fut]
             row: dict[str, Any] = dict(point)
             try:
                 record = fut.result()
+                if ray_address is not None:
+                    record, files = record
+                    for rel, data in files.items():
+                        (point_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+                        (point_dir / rel).write_bytes(data)
                 for metric, m in record["metrics"].items():
                     row[metric] = m["value"]
                     if m["ci95"]:

@@ -7,8 +7,11 @@ What lives here, one idea per module:
   :class:`FederatedResult`;
 * :mod:`~ppal_lab.federated.centralized` — the centralized non-private reference :func:`run_centralized`;
 * :mod:`~ppal_lab.federated.protocol` — the round loop (:class:`FederatedProtocol`: training,
-  evaluation, query, allocation, an optional label gate), :func:`allocate_batch`,
-  :func:`federated_round`, the initial split and the seed streams;
+  evaluation, query, allocation, an optional label gate), the in-process engine
+  (:class:`LocalSites`), :func:`allocate_batch`, :func:`federated_round`, the initial split and the
+  seed streams;
+* :mod:`~ppal_lab.federated.flower_app` — the same protocol as a Flower app (orchestrator ServerApp,
+  site ClientApp; simulation and deployment engines). Imported on demand: it loads Flower;
 * :mod:`~ppal_lab.federated.participant` — one site (:class:`Participant`) and the normalised scores
   it releases;
 * :mod:`~ppal_lab.federated.training` — the global model, :class:`TrainingPlan` and local (DP-)SGD;
@@ -25,8 +28,8 @@ from ppal_lab.federated.aggregation import check_average_inputs, fedavg, secure_
 from ppal_lab.federated.centralized import run_centralized
 from ppal_lab.federated.orchestrator import FederatedResult, run_federated_al
 from ppal_lab.federated.participant import Participant, normalized_scores
-from ppal_lab.federated.protocol import (FederatedProtocol, History, allocate_batch, federated_round,
-                                         initial_split, seed_streams)
+from ppal_lab.federated.protocol import (FederatedProtocol, History, LocalSites, allocate_batch,
+                                         federated_round, initial_split, seed_streams)
 from ppal_lab.federated.training import MODELS, TrainingPlan, make_model
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "FederatedProtocol",
     "FederatedResult",
     "History",
+    "LocalSites",
     "MODELS",
     "Participant",
     "TrainingPlan",

@@ -119,11 +119,11 @@ from ppal_lab.compendium.errors import (ParameterError, check_choice, check_int,
 import ppal_lab.federated.accounting as accounting
 from ppal_lab.federated.accounting import ACCOUNTING_ALPHAS, MAX_NOISE_MULTIPLIER, _SiteBudget
 from ppal_lab.federated.participant import Participant
-from ppal_lab.federated.protocol import FederatedProtocol, History, initial_split, seed_streams
+from ppal_lab.federated.protocol import FederatedProtocol, History, LocalSites, initial_split, seed_streams
 from ppal_lab.federated.training import MODELS, TrainingPlan, make_model
 from ppal_lab.learning.active import STRATEGIES, LearningCurve
 
-__all__ = ["FederatedResult", "run_federated_al"]
+__all__ = ["FederatedResult", "build_site", "run_federated_al", "run_protocol"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,6 +215,8 @@ class FederatedResult:
         True when labelling ended before the label budget (no site could propose).
     wall_time_s : float
         Total wall time.
+    final_params : numpy.ndarray or None
+        The global model's parameter vector after the last round (compare engines with it).
     """
 
     curve: LearningCurve
@@ -232,6 +234,7 @@ class FederatedResult:
     log: list[str] = field(default_factory=list)
     stopped_early: bool = False
     wall_time_s: float = 0.0
+    final_params: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def final_accuracy(self) -> float:
@@ -264,8 +267,20 @@ def _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strateg
     if n_classes < 2:
         raise ParameterError("y", "a single class", "at least two classes")
     parts = _partition(partition, Xa.shape[0])
-    n_part = len(parts)
-    total = int(sum(p.size for p in parts))
+    v = _settings([p.size for p in parts], label_budget, batch_size, strategy, epsilon, delta,
+                  query_share, model, local_epochs, sample_rate, lr, max_grad_norm, hidden,
+                  initial_labels, proposals, seed, progress)
+    center, scale = _scaling(scaling, Xt, Xa.shape[1])
+    return dict(v, X=Xa, y=ya, X_test=Xt, y_test=yt, n_classes=n_classes, parts=parts, center=center,
+                scale=scale)
+
+
+def _settings(pool_sizes, label_budget, batch_size, strategy, epsilon, delta, query_share, model,
+              local_epochs, sample_rate, lr, max_grad_norm, hidden, initial_labels, proposals, seed,
+              progress) -> dict:
+    """The checks of every setting that is not data (shared with the Flower orchestrator, which knows
+    only the sites' pool sizes)."""
+    n_part, total = len(pool_sizes), int(sum(pool_sizes))
     initial_labels = check_int("initial_labels", initial_labels, n_part, total - 1)
     label_budget = check_int("label_budget", label_budget, initial_labels + 1, total)
     batch_size = check_int("batch_size", batch_size, 1)
@@ -284,13 +299,11 @@ def _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strateg
     seed = check_int("seed", seed, 0)
     if not isinstance(progress, bool):
         raise ParameterError("progress", progress, "True or False")
-    center, scale = _scaling(scaling, Xt, Xa.shape[1])
-    return dict(X=Xa, y=ya, X_test=Xt, y_test=yt, n_classes=n_classes, parts=parts,
-                initial_labels=initial_labels, label_budget=label_budget, batch_size=batch_size,
+    return dict(initial_labels=initial_labels, label_budget=label_budget, batch_size=batch_size,
                 strategy=strategy, epsilon=eps, delta=delta, query_share=query_share, model=model,
                 local_epochs=local_epochs, sample_rate=sample_rate, lr=lr,
                 max_grad_norm=max_grad_norm, hidden=hidden, proposals=proposals, seed=seed,
-                progress=progress, center=center, scale=scale)
+                progress=progress)
 
 
 def run_federated_al(X: Any, y: Any, X_test: Any, y_test: Any, partition: Sequence[Any],
@@ -393,73 +406,106 @@ def _privacy_plan(v: dict, n_query_rounds: int, local_steps: int, uses_queries: 
     return plan, noise_multiplier, eps_select, eps_value, log
 
 
-def _build_sites(v: dict, Xs: np.ndarray, plan: TrainingPlan, model_seed: int,
-                 site_rngs: list[np.random.Generator], torch_seeds: list[tuple[int, int]],
-                 training_off: bool) -> list[Participant]:
-    """One :class:`Participant` per pool, its initial labels drawn from its own stream."""
-    parts, eps = v["parts"], v["epsilon"]
-    d, C = Xs.shape[1], v["n_classes"]
-    initial = initial_split(np.array([p.size for p in parts], dtype=np.int64), v["initial_labels"])
-    sites = []
-    for p, rows in enumerate(parts):
-        rng = site_rngs[p]
-        start = rng.choice(rows.size, size=int(initial[p]), replace=False)
-        budget = None if eps is None else _SiteBudget(eps, v["delta"], owner=f"site {p}",
-                                                      alphas=ACCOUNTING_ALPHAS)
-        site = Participant(f"site {p}", Xs[rows], v["y"][rows], start,
-                           make_model(v["model"], d, C, v["hidden"], model_seed), plan, budget,
-                           rng, *torch_seeds[p])
-        site.training_stopped = training_off
-        sites.append(site)
-    return sites
+def build_site(v: dict, p: int, X_scaled: np.ndarray, y: np.ndarray, n_initial: int, plan: TrainingPlan,
+               model_seed: int, rng: np.random.Generator, torch_seeds: tuple[int, int],
+               training_off: bool) -> Participant:
+    """Site ``p`` from its own (publicly scaled) pool and its own seed stream: its initial labels drawn
+    uniformly, its budget, its model copy. The in-process engine and Flower's ClientApp both call it."""
+    start = rng.choice(len(y), size=int(n_initial), replace=False)
+    budget = None if v["epsilon"] is None else _SiteBudget(v["epsilon"], v["delta"], owner=f"site {p}",
+                                                          alphas=ACCOUNTING_ALPHAS)
+    site = Participant(f"site {p}", X_scaled, y, start,
+                       make_model(v["model"], X_scaled.shape[1], v["n_classes"], v["hidden"], model_seed),
+                       plan, budget, rng, *torch_seeds)
+    site.training_stopped = training_off
+    return site
 
 
-def _result(v: dict, sites: list[Participant], history: History, plan: TrainingPlan,
+def _result(v: dict, reports: list[dict], history: History, plan: TrainingPlan,
             noise_multiplier: float | None, log: list[tuple[int, str]], t_start: float) -> FederatedResult:
-    """Collect what the run produced into a :class:`FederatedResult`."""
-    parts, eps = v["parts"], v["epsilon"]
+    """Collect what the run produced (the sites' end-of-run reports, :meth:`Participant.report`, and
+    the orchestrator's history) into a :class:`FederatedResult`. Item identities (``labelled``, the
+    curve's ``queried``) are known only to the in-process engine's simulation record."""
+    eps = v["epsilon"]
     # chronological; within a round the sites' events come before the orchestrator's conclusion
-    tagged = [(r, 0, m) for s in sites for r, m in s.events] + [(r, 1, m) for r, m in log + history.log]
+    tagged = ([(r, 0, m) for rep in reports for r, m in rep["events"]]
+              + [(r, 1, m) for r, m in log + history.log])
     events = [m for _, _, m in sorted(tagged, key=lambda e: (e[0], e[1]))]
+    queried = np.concatenate(history.queried) if history.queried else np.zeros(0, dtype=np.int64)
     curve = LearningCurve(np.asarray(history.n_labels), np.asarray(history.accuracy), v["strategy"],
-                          v["seed"], np.concatenate(history.queried))
+                          v["seed"], queried)
+    labelled = ([v["parts"][p][rep["positions"]] for p, rep in enumerate(reports)]
+                if all("positions" in rep for rep in reports) and "parts" in v else [])
     return FederatedResult(
         curve=curve,
-        epsilon_spent=np.array([s.epsilon_spent for s in sites]),
-        labels_per_participant=np.array([s.n_labelled for s in sites], dtype=np.int64),
-        dpsgd_steps=np.array([s.noisy_steps for s in sites], dtype=np.int64),
+        epsilon_spent=np.array([rep["epsilon_spent"] for rep in reports], dtype=np.float64),
+        labels_per_participant=np.array([rep["n_labelled"] for rep in reports], dtype=np.int64),
+        dpsgd_steps=np.array([rep["noisy_steps"] for rep in reports], dtype=np.int64),
         round_time_s=history.round_time_s, epsilon=eps, delta=v["delta"], query_share=v["query_share"],
         noise_multiplier=noise_multiplier if eps is not None else None, plan=plan,
-        labelled=[parts[p][s.labelled_positions] for p, s in enumerate(sites)],
-        ledgers=[s.budget.state() if s.budget is not None else {} for s in sites],
+        labelled=labelled, ledgers=[rep["ledger"] for rep in reports],
         log=events, stopped_early=history.stopped_early, wall_time_s=time.perf_counter() - t_start)
 
 
-def _run(v: dict) -> FederatedResult:
-    """Plan the budgets, build the sites from the seed streams, run the protocol, collect the result."""
-    t_start = time.perf_counter()
-    n_part, b = len(v["parts"]), v["batch_size"]
-    n_query_rounds = math.ceil((v["label_budget"] - v["initial_labels"]) / b)
+def _plan(v: dict, n_part: int) -> dict:
+    """Everything the orchestrator decides before the first round from public settings: rounds,
+    local steps, proposals per site, the split of every budget and the seed streams."""
+    n_query_rounds = math.ceil((v["label_budget"] - v["initial_labels"]) / v["batch_size"])
     local_steps = math.ceil(v["local_epochs"] / v["sample_rate"])
+    b = v["batch_size"]
     k = v["proposals"] if v["proposals"] is not None else min(b, math.ceil(2 * b / n_part))
-    uses_queries = v["strategy"] != "random"
-    orchestrator_rng, model_seed, site_rngs, torch_seeds = seed_streams(v["seed"], n_part)
-    plan, noise_multiplier, eps_select, eps_value, log = _privacy_plan(v, n_query_rounds, local_steps,
-                                                                       uses_queries)
-    Xs = ((v["X"] - v["center"]) / v["scale"]).astype(np.float32)
+    plan, noise_multiplier, eps_select, eps_value, log = _privacy_plan(
+        v, n_query_rounds, local_steps, v["strategy"] != "random")
+    return dict(plan=plan, noise_multiplier=noise_multiplier, eps_select=eps_select, eps_value=eps_value,
+                log=log, proposals=k,
+                training_off=v["epsilon"] is not None and noise_multiplier is None)
+
+
+def run_protocol(v: dict, pool_sizes: Sequence[int], make_sites: Any, parts: Sequence[np.ndarray] | None
+                 ) -> tuple[FederatedResult, torch.Tensor]:
+    """Plan, build the sites, run :class:`FederatedProtocol`, collect the result and the final global
+    parameters: the orchestrator of both engines.
+
+    ``make_sites(plan_dict, model_seed, n_initial)`` returns the site group: :class:`LocalSites` of
+    :func:`build_site` participants in process, or Flower's ``FlowerSites`` after its set-up message
+    (whose handler calls :func:`build_site`). ``v`` holds the settings (:func:`_settings`), ``n_classes``,
+    ``X_test``/``y_test`` and the public ``center``/``scale``.
+    """
+    t_start = time.perf_counter()
+    n_part = len(pool_sizes)
+    pl = _plan(v, n_part)
+    orchestrator_rng, model_seed, _, _ = seed_streams(v["seed"], n_part)
+    initial = initial_split(np.asarray(pool_sizes, dtype=np.int64), v["initial_labels"])
     Xt = torch.as_tensor(((v["X_test"] - v["center"]) / v["scale"]).astype(np.float32))
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: thread start-up costs more than it saves
     try:
-        global_model = make_model(v["model"], Xs.shape[1], v["n_classes"], v["hidden"], model_seed)
+        global_model = make_model(v["model"], Xt.shape[1], v["n_classes"], v["hidden"], model_seed)
         params = torch.nn.utils.parameters_to_vector(global_model.parameters()).detach().clone()
-        sites = _build_sites(v, Xs, plan, model_seed, site_rngs, torch_seeds,
-                             v["epsilon"] is not None and noise_multiplier is None)
+        sites = make_sites(pl, model_seed, initial)
         protocol = FederatedProtocol(
-            sites, v["parts"], global_model, Xt, v["y_test"], v["label_budget"], b, v["strategy"],
-            orchestrator_rng, proposals=k, epsilon_select=eps_select, epsilon_value=eps_value,
+            sites, parts, global_model, Xt, v["y_test"], v["label_budget"], v["batch_size"],
+            v["strategy"], orchestrator_rng, proposals=pl["proposals"], epsilon_select=pl["eps_select"],
+            epsilon_value=pl["eps_value"],
             progress=f"federated AL {v['strategy']}" if v["progress"] else None)
         history = protocol.run(params)
+        final = torch.nn.utils.parameters_to_vector(global_model.parameters()).detach().clone()
     finally:
         torch.set_num_threads(prev_threads)
-    return _result(v, sites, history, plan, noise_multiplier, log, t_start)
+    result = _result(v, sites.report(), history, pl["plan"], pl["noise_multiplier"], pl["log"], t_start)
+    result.final_params = final.numpy()
+    return result, final
+
+
+def _run(v: dict) -> FederatedResult:
+    """The in-process engine: every site a :class:`Participant` built from its seed stream."""
+    n_part = len(v["parts"])
+    _, _, site_rngs, torch_seeds = seed_streams(v["seed"], n_part)
+    Xs = ((v["X"] - v["center"]) / v["scale"]).astype(np.float32)
+
+    def make_sites(pl: dict, model_seed: int, initial: np.ndarray) -> LocalSites:
+        return LocalSites([build_site(v, p, Xs[rows], v["y"][rows], initial[p], pl["plan"], model_seed,
+                                      site_rngs[p], torch_seeds[p], pl["training_off"])
+                           for p, rows in enumerate(v["parts"])])
+
+    return run_protocol(v, [p.size for p in v["parts"]], make_sites, v["parts"])[0]

@@ -7,6 +7,7 @@ releases is in :mod:`ppal_lab.federated.orchestrator`.
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from typing import Any
@@ -124,6 +125,7 @@ class Participant:
         self._proposals: np.ndarray | None = None
         self._released = np.zeros(0)
         self._sampling = torch.Generator().manual_seed(int(sampling_seed))
+        self._noise = torch.Generator().manual_seed(int(noise_seed))
         self._loss = nn.CrossEntropyLoss(reduction="sum")
         optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr)
         if plan.private:
@@ -140,12 +142,40 @@ class Participant:
                     module=model, optimizer=optimizer, data_loader=loader,
                     noise_multiplier=plan.noise_multiplier, max_grad_norm=plan.max_grad_norm,
                     loss_reduction="sum", poisson_sampling=True,
-                    noise_generator=torch.Generator().manual_seed(int(noise_seed)))
+                    noise_generator=self._noise)
             # The engine's own hook would account at the loader's rate; this site accounts in its
             # PrivacyBudget instead, and the hook only counts the noisy steps really taken.
             self._optimizer.attach_step_hook(self._count_step)
         else:
             self._module, self._optimizer = model, optimizer
+
+    # -- state between messages ----------------------------------------------------------------
+    #: what changes during a run; an engine that rebuilds the site for every message (Flower's
+    #: ClientApp) saves it after a step and restores it before the next, so the site continues exactly
+    _STATE = ("_labelled", "_n_inspected", "order", "training_stopped", "querying_stopped", "events",
+              "noisy_steps", "_proposals", "_released", "budget")
+
+    def get_state(self) -> dict:
+        """Everything that changes during a run: labels, flags, log, ledger and every random state."""
+        state = {k: copy.deepcopy(getattr(self, k)) for k in self._STATE}
+        state.update(rng=copy.deepcopy(self.rng.bit_generator.state),
+                     sampling=self._sampling.get_state(), noise=self._noise.get_state())
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Continue from :meth:`get_state` of a site built with the same data, plan and model."""
+        for k in self._STATE:
+            setattr(self, k, copy.deepcopy(state[k]))
+        self.rng.bit_generator.state = state["rng"]
+        self._sampling.set_state(state["sampling"])
+        self._noise.set_state(state["noise"])
+
+    def report(self) -> dict:
+        """What the site reports at the end of a run: epsilon spent, its ledger, labelled-set size,
+        DP-SGD steps taken and its event log (no item identities)."""
+        return {"epsilon_spent": self.epsilon_spent, "n_labelled": self.n_labelled,
+                "noisy_steps": self.noisy_steps, "events": [list(e) for e in self.events],
+                "ledger": self.budget.state() if self.budget is not None else {}}
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _count_step(self, _optimizer: Any) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from ppal_lab.federated.aggregation import fedavg
 from ppal_lab.federated.participant import Participant
 from ppal_lab.federated.training import _load_vector
 
-__all__ = ["Aggregate", "FederatedProtocol", "History", "LabelGate", "allocate_batch",
+__all__ = ["Aggregate", "FederatedProtocol", "History", "LabelGate", "LocalSites", "allocate_batch",
            "federated_round", "initial_split", "seed_streams"]
 
 #: ``aggregate(vectors, weights) -> average``: how the orchestrator combines the local models.
@@ -82,6 +82,17 @@ def allocate_batch(released: Sequence[np.ndarray | None], batch: int) -> np.ndar
 
 
 
+def _aggregate(local: Sequence[torch.Tensor | None], n_labelled: np.ndarray, global_params: torch.Tensor,
+               aggregate: Aggregate) -> tuple[torch.Tensor, np.ndarray]:
+    """The orchestrator's side of a FedAvg round: the average of what the sites sent, weighted by their
+    labelled-set sizes (sites that sent nothing weigh 0; if none sent, the model is unchanged)."""
+    weights = np.array([n if v is not None else 0 for v, n in zip(local, n_labelled)], dtype=np.float64)
+    sent = [v for v in local if v is not None]
+    if not sent:
+        return global_params.clone(), weights
+    return aggregate(sent, weights[weights > 0]), weights
+
+
 def federated_round(participants: Sequence[Participant], global_params: torch.Tensor,
                     round_index: int, aggregate: Aggregate = fedavg
                     ) -> tuple[torch.Tensor, list[torch.Tensor | None], np.ndarray]:
@@ -102,14 +113,62 @@ def federated_round(participants: Sequence[Participant], global_params: torch.Te
     weights : numpy.ndarray
         Labelled-set sizes used as weights (0 for sites that sent nothing).
     """
-    local = [p.local_update(global_params, round_index) for p in participants]
-    weights = np.array([p.n_labelled if v is not None else 0 for p, v in zip(participants, local)],
-                       dtype=np.float64)
-    sent = [v for v in local if v is not None]
-    if not sent:
-        return global_params.clone(), local, weights
-    return aggregate(sent, weights[weights > 0]), local, weights
+    sites = LocalSites(participants)
+    local = sites.train(global_params, round_index)
+    new, weights = _aggregate(local, sites.public_counts()[:, 1], global_params, aggregate)
+    return new, local, weights
 
+
+class LocalSites:
+    """The in-process engine: every site is a :class:`Participant` in this process, called in site
+    order (fast and bit-reproducible; the notebooks use it).
+
+    A *site group* is what :class:`FederatedProtocol` talks to; the Flower engine
+    (:class:`ppal_lab.federated.flower_app.FlowerSites`) has the same methods and sends each step to the
+    sites as a Flower message, whose handler calls the same :class:`Participant` method. Only
+    :meth:`label` here also returns item identities: a simulation record the orchestrator never uses.
+    """
+
+    def __init__(self, participants: Sequence[Participant]) -> None:
+        self.participants = list(participants)
+
+    def __len__(self) -> int:
+        return len(self.participants)
+
+    def public_counts(self) -> np.ndarray:
+        """Per site ``(labels bought, labelled-set size, never inspected)``: numbers the orchestrator
+        knows (it allocated them)."""
+        return np.array([[s.n_inspected, s.n_labelled, s.n_unlabelled] for s in self.participants],
+                        dtype=np.int64).reshape(-1, 3)
+
+    def train(self, params: torch.Tensor, t: int) -> list[torch.Tensor | None]:
+        """Every site's local update of ``params`` (``None``: it sent nothing)."""
+        return [s.local_update(params, t) for s in self.participants]
+
+    def propose(self, model: nn.Module, strategy: str, ks: Sequence[int], epsilon_select: float | None,
+                epsilon_value: float | None, t: int) -> list[np.ndarray | None]:
+        """Every site's released proposal scores under the global ``model``."""
+        return [s.propose(model, strategy, k, epsilon_select, epsilon_value, t)
+                for s, k in zip(self.participants, ks)]
+
+    def label(self, counts: np.ndarray, at_random: bool) -> list[np.ndarray]:
+        """Every site buys its allocated labels (its best proposals, or uniformly at random)."""
+        return [s.label_random(int(c)) if at_random else s.label(int(c))
+                for s, c in zip(self.participants, counts)]
+
+    def labelled_positions(self) -> list[np.ndarray]:
+        """Each site's labelled local positions (simulation record and label gate)."""
+        return [s.labelled_positions for s in self.participants]
+
+    def reject(self, positions: Sequence[np.ndarray]) -> None:
+        """Take rejected labels out of the training sets (the label gate)."""
+        for s, pos in zip(self.participants, positions):
+            s.reject(pos)
+
+    def report(self) -> list[dict]:
+        """What every site reports at the end of a run (:meth:`Participant.report`), plus its
+        labelled positions (simulation record)."""
+        return [dict(s.report(), positions=s.labelled_positions) for s in self.participants]
 
 
 def initial_split(sizes: np.ndarray, total: int) -> np.ndarray:
@@ -188,10 +247,13 @@ class FederatedProtocol:
 
     Parameters
     ----------
-    sites : sequence of Participant
-        The sites, their initial labels already drawn.
-    parts : sequence of numpy.ndarray
-        Global row indices of each site's pool (for the simulation record only).
+    sites : sequence of Participant, or a site group
+        The sites, their initial labels already drawn: :class:`Participant` objects (run in process,
+        :class:`LocalSites`) or a site group such as Flower's
+        :class:`~ppal_lab.federated.flower_app.FlowerSites`.
+    parts : sequence of numpy.ndarray or None
+        Global row indices of each site's pool (for the simulation record only; ``None`` when the
+        engine does not see item identities).
     global_model : torch.nn.Module
         The orchestrator's copy of the model (its weights are overwritten every round).
     X_test : torch.Tensor
@@ -217,18 +279,20 @@ class FederatedProtocol:
         Description of a tqdm progress bar (``None``: no bar).
     """
 
-    def __init__(self, sites: Sequence[Participant], parts: Sequence[np.ndarray], global_model: nn.Module,
+    def __init__(self, sites: Any, parts: Sequence[np.ndarray] | None, global_model: nn.Module,
                  X_test: torch.Tensor, y_test: np.ndarray, label_budget: int, batch_size: int,
                  strategy: str, orchestrator_rng: np.random.Generator, *, proposals: int | str = "round",
                  epsilon_select: float | None = None, epsilon_value: float | None = None,
                  aggregate: Aggregate = fedavg, label_gate: LabelGate | None = None,
                  progress: str | None = None) -> None:
-        if len(sites) == 0 or len(sites) != len(parts):
-            raise ParameterError("sites", f"{len(sites)} sites for {len(parts)} pools",
+        if isinstance(sites, Sequence):
+            sites = LocalSites(sites)
+        if len(sites) == 0 or (parts is not None and len(sites) != len(parts)):
+            raise ParameterError("sites", f"{len(sites)} sites for {len(parts or ())} pools",
                                  "one or more sites, one per pool")
         if proposals != "round":
             proposals = check_int("proposals", proposals, 1)
-        self.sites, self.parts = list(sites), list(parts)
+        self.sites, self.parts = sites, None if parts is None else list(parts)
         self.global_model, self.X_test, self.y_test = global_model, X_test, y_test
         self.label_budget = check_int("label_budget", label_budget, 1)
         self.batch_size = check_int("batch_size", batch_size, 1)
@@ -239,7 +303,8 @@ class FederatedProtocol:
     # -- the steps of one round ----------------------------------------------------------------
     def train(self, params: torch.Tensor, t: int) -> torch.Tensor:
         """Local updates and their aggregate: the new global parameter vector."""
-        return federated_round(self.sites, params, t, self.aggregate)[0]
+        local = self.sites.train(params, t)
+        return _aggregate(local, self.sites.public_counts()[:, 1], params, self.aggregate)[0]
 
     def evaluate(self, params: torch.Tensor) -> float:
         """Load ``params`` into the global model; its accuracy on the orchestrator's test set."""
@@ -248,43 +313,46 @@ class FederatedProtocol:
             pred = self.global_model(self.X_test).argmax(dim=1).numpy()
         return float(np.mean(pred == self.y_test))
 
-    def query(self, want: int, t: int) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Allocate ``want`` labels and let every site buy its share: ``(counts, new positions)``."""
-        sites = self.sites
+    def query(self, want: int, t: int) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Allocate ``want`` labels and let every site buy its share: ``(counts, new positions)``
+        (positions only from an engine that records them)."""
+        unl = self.sites.public_counts()[:, 2]
         if self.strategy != "random":
-            ks = [self.proposals if self.proposals != "round" else min(want, s.n_unlabelled)
-                  for s in sites]
-            released = [s.propose(self.global_model, self.strategy, k, self.epsilon_select,
-                                  self.epsilon_value, t) for s, k in zip(sites, ks)]
+            ks = [self.proposals if self.proposals != "round" else min(want, int(u)) for u in unl]
+            released = self.sites.propose(self.global_model, self.strategy, ks, self.epsilon_select,
+                                          self.epsilon_value, t)
             counts = allocate_batch(released, want)
-            return counts, [s.label(int(c)) for s, c in zip(sites, counts)]
+            return counts, self.sites.label(counts, at_random=False)
         # uniform sampling over the union of the pools, split by the public unlabelled counts:
         # data-independent, so free
-        unl = np.array([s.n_unlabelled for s in sites])
         n_draw = min(want, int(unl.sum()))
-        counts = (np.array([n_draw]) if len(sites) == 1 else
+        counts = (np.array([n_draw]) if len(self.sites) == 1 else
                   self.rng.multivariate_hypergeometric(unl, n_draw))
-        return counts, [s.label_random(int(c)) for s, c in zip(sites, counts)]
+        return counts, self.sites.label(counts, at_random=True)
 
-    def admit(self, new: list[np.ndarray], t: int) -> None:
+    def admit(self, new: list[np.ndarray] | None, t: int) -> None:
         """The label gate: new labels it rejects leave the training sets (they stay bought)."""
         if self.label_gate is None:
             return
+        if new is None:
+            raise ParameterError("label_gate", "a gate", "no gate on an engine that hides item identities")
         keep = self.label_gate(t, new)
-        for site, pos, ok in zip(self.sites, new, keep):
-            site.reject(np.asarray(pos)[~np.asarray(ok, dtype=bool)])
+        self.sites.reject([np.asarray(pos)[~np.asarray(ok, dtype=bool)] for pos, ok in zip(new, keep)])
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, params: torch.Tensor) -> History:
         """Rounds from the initial global parameters ``params`` until the label budget is bought or
         nothing can be allocated."""
-        h = History(queried=[p[s.labelled_positions] for p, s in zip(self.parts, self.sites)])
-        self.admit([s.labelled_positions for s in self.sites], -1)
+        record = self.parts is not None
+        h = History(queried=[p[pos] for p, pos in zip(self.parts, self.sites.labelled_positions())]
+                    if record else [])
+        if self.label_gate is not None:
+            self.admit(self.sites.labelled_positions(), -1)
         bar = None
         if self.progress is not None:
             from tqdm.auto import tqdm
 
-            first = sum(s.n_inspected for s in self.sites)
+            first = int(self.sites.public_counts()[:, 0].sum())
             bar = tqdm(total=math.ceil((self.label_budget - first) / self.batch_size) + 1,
                        desc=self.progress, leave=False)
         prev_threads = torch.get_num_threads()
@@ -295,12 +363,14 @@ class FederatedProtocol:
                 t0 = time.perf_counter()
                 params = self.train(params, t)
                 h.accuracy.append(self.evaluate(params))
-                bought = int(sum(s.n_inspected for s in self.sites))
+                public = self.sites.public_counts()
+                bought = int(public[:, 0].sum())
                 h.n_labels.append(bought)
-                h.n_used.append(int(sum(s.n_labelled for s in self.sites)))
+                h.n_used.append(int(public[:, 1].sum()))
                 if bought < self.label_budget:
                     counts, new = self.query(min(self.batch_size, self.label_budget - bought), t)
-                    h.queried.extend(p[pos] for p, pos in zip(self.parts, new))
+                    if record and new is not None:
+                        h.queried.extend(p[pos] for p, pos in zip(self.parts, new))
                     self.admit(new, t)
                 h.round_time_s.append(time.perf_counter() - t0)
                 if bar is not None:

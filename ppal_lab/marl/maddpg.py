@@ -8,12 +8,19 @@ player's networks may *read* is the information structure, set by the mode:
 ========  ===========================  ======================================  ==============
 mode      actor input (10 columns)     critic input (14 columns)               shares data?
 ========  ===========================  ======================================  ==============
-``nds``   own observation              own observation and action              never
+``nds``   own observation              own observation and action, plus the    never
+                                       transaction it receives this step
+                                       (order q1 / price p0, public)
 ``ede``   both observations            both observations and actions           always
 ``ctde``  own observation              both observations and actions           in training
 ========  ===========================  ======================================  ==============
 
-``nds`` and ``ede`` are seed 002's *no data sharing* and *explicit data exchange*; ``ctde`` is Lowe et al.'s
+Transaction data are public (the order reaches the supplier and the price the retailer in the clear,
+in the secure protocol too), so column 13 (the other's ``q1``) of the supplier's critic and column 12
+(the other's ``p0``) of the retailer's are readable in every mode. Critic targets do not bootstrap past an
+episode's last step: a transition whose next observation has no steps left
+(:data:`~ppal_lab.marl.supply_game.TIME_COL`) is terminal. ``nds`` and ``ede`` are seed 002's *no data
+sharing* and *explicit data exchange*; ``ctde`` is Lowe et al.'s
 original centralised-critic, decentralised-actor MADDPG. Inputs are always laid out as
 ``[own obs (5), other obs (5)]`` (actor) and ``[own obs (5), own action (2), other obs (5), other
 action (2)]`` (critic); a mode multiplies the columns a player may not read by zero. A zeroed column
@@ -65,7 +72,7 @@ import torch
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range
 from ppal_lab.marl.networks import Adam, NetStack, mlp_backward, mlp_forward
 from ppal_lab.marl.randomness import PHASES, STREAMS, ExternalRandomness
-from ppal_lab.marl.supply_game import (ACT_DIM, OBS_DIM, GameConfig, game_step, initial_obs,
+from ppal_lab.marl.supply_game import (ACT_DIM, OBS_DIM, TIME_COL, GameConfig, game_step, initial_obs,
                                        normalized_revenue)
 
 __all__ = ["ACTOR_IN", "ACT_DIM", "Adam", "CRITIC_IN", "EPISODE_COLUMNS", "ExternalRandomness", "GameConfig",
@@ -125,13 +132,17 @@ class MADDPGConfig:
         check_range("adam_eps", self.adam_eps, 0.0, low_open=True)
 
 
-def input_masks(mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """The actor (10) and critic (14) input masks of a mode: 1 = the player's network reads the column."""
+def input_masks(mode: str, player: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The actor (10) and critic (14) input masks of ``player`` in a mode: 1 = its network reads the column."""
     check_choice("mode", mode, MODES)
+    check_choice("player", player, (0, 1))
     actor_joint, critic_joint = {"nds": (False, False), "ede": (True, True), "ctde": (False, True)}[mode]
     own_a, own_c = np.ones(OBS_DIM), np.ones(OBS_DIM + ACT_DIM)
     actor = np.concatenate([own_a, np.full(OBS_DIM, float(actor_joint))])
     critic = np.concatenate([own_c, np.full(OBS_DIM + ACT_DIM, float(critic_joint))])
+    # Transaction data are public: the order q1 reaches the supplier and the price p0 the retailer in the
+    # clear in every mode (and in the secure protocol), so even an NDS critic reads this step's one.
+    critic[2 * OBS_DIM + ACT_DIM + (1 if player == 0 else 0)] = 1.0
     return actor, critic
 
 
@@ -187,10 +198,10 @@ class MADDPG:
         self.rand = {s: ExternalRandomness(s, record=record_randomness) for s in seeds}
         self._seed_index = np.array([seeds.index(s) for s, _ in self.runs])
         H = self.cfg.hidden
-        masks = [input_masks(m) for _, m in self.runs]
-        self.actor_mask = torch.tensor(np.stack([masks[r][0] for _ in range(2) for r in range(R)]),
+        masks = [[input_masks(m, player) for _, m in self.runs] for player in range(2)]
+        self.actor_mask = torch.tensor(np.stack([masks[i][r][0] for i in range(2) for r in range(R)]),
                                        dtype=torch.float32)[:, None, :]
-        self.critic_mask = torch.tensor(np.stack([masks[r][1] for _ in range(2) for r in range(R)]),
+        self.critic_mask = torch.tensor(np.stack([masks[i][r][1] for i in range(2) for r in range(R)]),
                                         dtype=torch.float32)[:, None, :]
         self.actor, self.critic = NetStack(2 * R, (ACTOR_IN, H, H, ACT_DIM)), NetStack(2 * R, (CRITIC_IN, H, H, 1))
         self._init_weights()
@@ -259,12 +270,14 @@ class MADDPG:
 
     # ---- one MADDPG update, in four replaceable parts ---------------------------------------
     def critic_targets(self, batch) -> torch.Tensor:
-        """``y_i = r_i + gamma * Q'_i(x', mu'_0(.), mu'_1(.))``, shape ``(2·runs, B, 1)``."""
+        """``y_i = r_i + gamma * (1 - done) * Q'_i(x', mu'_0(.), mu'_1(.))``, shape ``(2·runs, B, 1)``;
+        ``done`` (no steps left in ``x'``) ends the episode, so nothing is bootstrapped past it."""
         next_act = self.act(batch["next"], target=True)
         q_next, _ = mlp_forward(self.critic_target.params, critic_inputs(batch["next"], next_act),
                                 self.critic_mask)
         rew = batch["rew"].permute(2, 0, 1).reshape(2 * self.n_runs, -1, 1)
-        return rew + self.cfg.gamma * q_next
+        going_on = (batch["next"][:, :, 0, TIME_COL] > 0).float().repeat(2, 1)[..., None]
+        return rew + (self.cfg.gamma * going_on) * q_next
 
     def critic_step(self, batch, y: torch.Tensor) -> torch.Tensor:
         """One Adam step on the mean squared TD error; returns the loss per network ``(2·runs,)``."""

@@ -19,22 +19,31 @@ player 0, in ``[0, quantity_limit]``.
     x0     = min(q1, s0 + q0)                            units shipped to player 1 (raw converts 1:1)
     D      = max(0, demand_intercept - demand_slope * p1 + demand_noise * eps)   consumer demand
     x1     = min(D, s1 + x0)                             units sold to consumers
+    (lead_time = 1: x0 = min(q1, s0) and x1 = min(D, s1): units bought or shipped this step can be
+    sold from the next step on, as in lisarah/supply_chain, the code of Li, Ratliff & Kumar)
     s0'    = (1 - spoilage) * (s0 + q0 - x0)             stocks carried over; the spoiled part and,
     s1'    = (1 - spoilage) * (s1 + x0 - x1)             after the last step, all stock is wastage
-    r0     = p0 * x0 - c(q0) * q0                        profit of player 0 (Appendix D, eq. 1)
-    r1     = p1 * x1 - p0 * x0                           profit of player 1 (Appendix D, eq. 2)
+    r0     = k * (p0 * x0 - c(q0) * q0)                  reward of player 0 (Appendix D, eq. 1)
+    r1     = k * (p1 * x1 - p0 * x0)                     reward of player 1 (Appendix D, eq. 2)
+
+with ``k = reward_coeff`` (1: rewards are profits; lisarah/supply_chain uses 10).
 
 **Wastage** of a step is ``spoilage * (stock before spoiling)`` summed over both players, plus, at the
 last step of an episode, both players' remaining stock (unsold goods are discarded when the episode
 ends). The seed's *normalized cumulative revenue* is total reward minus the wastage cost,
 ``raw_price * wastage`` — its Appendix I table is consistent with exactly that unit cost.
 
-**Observations** (5 numbers per player, raw units; the learner rescales them with :data:`OBS_SCALE`).
-Each player sees its own stock, its own last action and two signals from its own market — what the other
-player did *to it* (an order, a price) is transaction data both sides know; the rest is private::
+**Observations** (5 numbers per player, raw units; the learner rescales them with ``obs_scale()``).
+Each player sees its own stock, its own last price, the steps left in the episode (column
+:data:`TIME_COL`, common knowledge: it lets a policy plan for the end, where left-over stock is
+wasted) and two signals from its own market — what the other player did *to it* (an order, a price) is
+transaction data both sides know; the rest is private::
 
-    player 0: [s0, p0, q0, q1, x0]   stock, last price, last raw purchase, last order received, last shipped
-    player 1: [s1, p1, q1, D,  p0]   stock, last price, last order placed, last consumer demand, last price paid
+    player 0: [s0, p0, left, q1, x0]   stock, last price, steps left, last order received, last shipped
+    player 1: [s1, p1, left, D,  p0]   stock, last price, steps left, last consumer demand, last price paid
+
+The steps left replace each player's own last quantity (a deterministic actor's own last action is a
+function of its previous observation), so the input sizes stay Appendix G's.
 
 Seed 002's Appendix G gives actor input 10 and critic input 14: with 5 numbers a player, that is both
 players' observations (actor) plus both players' 2-number actions (critic) — the *explicit data
@@ -42,9 +51,11 @@ exchange* configuration of :mod:`ppal_lab.marl.maddpg`.
 
 **Initial state**: six uniform draws ``u`` give stocks ``s_i = u * init_stock`` and a random "previous"
 action of each player; the previous shipment is the previous order (``x0 = q1``) and the previous demand
-is its noise-free value. Defaults are seed 002's Appendix I setting: price limits 10 and 18, quantity limit
-20, raw material 0.5 a unit, standard-normal demand noise, 40-step episodes; the demand line
-``20 - p1`` (zero at price 20, just above the retailer's price limit) and zero spoilage are our choices.
+is its noise-free value; the steps left start at ``horizon``. Defaults are seed 002's Appendix I setting:
+price limits 10 and 18, quantity limit 20, raw material 0.5 a unit, standard-normal demand noise, 40-step
+episodes; the demand line ``20 - p1``, lead time 0, rewards = profits and zero spoilage are our first
+choices. Chapter 7 calibrates these unknowns on the seed's NDS row
+(:data:`ppal_lab.chapters.ch07_supply_chain_maddpg.GAME_FAMILY`).
 """
 from __future__ import annotations
 
@@ -58,9 +69,10 @@ from pettingzoo import ParallelEnv
 from ppal_lab.compendium.errors import ParameterError, check_range
 
 AGENTS = ("player_0", "player_1")
-OBS_NAMES = (("stock", "price", "raw_bought", "order_received", "shipped"),
-             ("stock", "price", "order_placed", "consumer_demand", "price_paid"))
+OBS_NAMES = (("stock", "price", "steps_left", "order_received", "shipped"),
+             ("stock", "price", "steps_left", "consumer_demand", "price_paid"))
 OBS_DIM, ACT_DIM, N_INIT = 5, 2, 6
+TIME_COL = 2    # the column of every observation that holds the steps left in the episode
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,8 @@ class GameConfig:
     spoilage: float = 0.0
     horizon: int = 40
     init_stock: float | None = None  # None: the quantity limit
+    lead_time: int = 0               # 1: units bought or shipped in a step can be sold from the next step on
+    reward_coeff: float = 1.0        # rewards are this multiple of the profits (lisarah/supply_chain: 10)
 
     def __post_init__(self):
         limits = self.price_limits
@@ -97,6 +111,9 @@ class GameConfig:
         check_range("horizon", self.horizon, 1)
         if self.init_stock is not None:
             check_range("init_stock", self.init_stock, 0.0)
+        if self.lead_time not in (0, 1) or isinstance(self.lead_time, bool):
+            raise ParameterError("lead_time", self.lead_time, "0 or 1 (steps before bought units can be sold)")
+        check_range("reward_coeff", self.reward_coeff, 0.0, low_open=True)
 
     @property
     def initial_stock_max(self) -> float:
@@ -111,7 +128,8 @@ class GameConfig:
         """Typical size of each observation entry, shape ``(2, 5)``: the learner divides by it."""
         p0, p1 = self.price_limits
         q = self.quantity_limit
-        return np.array([[q, p0, q, q, q], [q, p1, q, q, p0]], dtype=np.float64)
+        T = float(self.horizon)
+        return np.array([[q, p0, T, q, q], [q, p1, T, q, p0]], dtype=np.float64)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,8 +145,9 @@ def initial_obs(cfg: GameConfig, u: np.ndarray) -> np.ndarray:
     p0, q0 = u[..., 2] * high[0, 0], u[..., 3] * high[0, 1]
     p1, q1 = u[..., 4] * high[1, 0], u[..., 5] * high[1, 1]
     demand = np.maximum(0.0, cfg.demand_intercept - cfg.demand_slope * p1)
-    obs0 = np.stack([s0, p0, q0, q1, q1], axis=-1)
-    obs1 = np.stack([s1, p1, q1, demand, p0], axis=-1)
+    left = np.full_like(s0, float(cfg.horizon))
+    obs0 = np.stack([s0, p0, left, q1, q1], axis=-1)
+    obs1 = np.stack([s1, p1, left, demand, p0], axis=-1)
     return np.stack([obs0, obs1], axis=-2)
 
 
@@ -155,13 +174,15 @@ def supplier_step(cfg: GameConfig, obs0: np.ndarray, action0: np.ndarray, order:
     """
     a = np.clip(np.asarray(action0, dtype=np.float64), 0.0, cfg.action_high()[0])
     p0, q0 = a[..., 0], a[..., 1]
-    s0 = np.asarray(obs0, dtype=np.float64)[..., 0]
+    obs0 = np.asarray(obs0, dtype=np.float64)
+    s0, left = obs0[..., 0], obs0[..., TIME_COL] - 1.0
     q1 = np.asarray(order, dtype=np.float64)
     unit_raw = cfg.raw_price + cfg.raw_price_slope * q0
-    shipped = np.minimum(q1, s0 + q0)
+    shipped = np.minimum(q1, s0 + (q0 if cfg.lead_time == 0 else 0.0))
     keep, waste = _carry_over(cfg, s0 + q0 - shipped, last)
-    return {"next_obs": np.stack([keep, p0, q0, q1, shipped], axis=-1),
-            "reward": p0 * shipped - unit_raw * q0, "wastage": waste, "shipped": shipped, "price": p0,
+    return {"next_obs": np.stack([keep, p0, left, q1, shipped], axis=-1),
+            "reward": cfg.reward_coeff * (p0 * shipped - unit_raw * q0), "wastage": waste, "shipped": shipped,
+            "price": p0,
             "raw_cost": unit_raw * q0, "action": a}
 
 
@@ -172,13 +193,15 @@ def retailer_step(cfg: GameConfig, obs1: np.ndarray, action1: np.ndarray, price:
     market. Returns its ``next_obs``, ``reward``, ``wastage``, ``sold`` and ``demand``."""
     a = np.clip(np.asarray(action1, dtype=np.float64), 0.0, cfg.action_high()[1])
     p1, q1 = a[..., 0], a[..., 1]
-    s1 = np.asarray(obs1, dtype=np.float64)[..., 0]
+    obs1 = np.asarray(obs1, dtype=np.float64)
+    s1, left = obs1[..., 0], obs1[..., TIME_COL] - 1.0
     p0, shipped = np.asarray(price, dtype=np.float64), np.asarray(shipped, dtype=np.float64)
     demand = np.maximum(0.0, cfg.demand_intercept - cfg.demand_slope * p1
                         + cfg.demand_noise * np.asarray(eps, dtype=np.float64))
-    sold = np.minimum(demand, s1 + shipped)
+    sold = np.minimum(demand, s1 + (shipped if cfg.lead_time == 0 else 0.0))
     keep, waste = _carry_over(cfg, s1 + shipped - sold, last)
-    return {"next_obs": np.stack([keep, p1, q1, demand, p0], axis=-1), "reward": p1 * sold - p0 * shipped,
+    return {"next_obs": np.stack([keep, p1, left, demand, p0], axis=-1),
+            "reward": cfg.reward_coeff * (p1 * sold - p0 * shipped),
             "wastage": waste, "sold": sold, "demand": demand, "action": a}
 
 
@@ -218,7 +241,7 @@ def stackelberg_benchmark(cfg: GameConfig) -> dict[str, float]:
     then maximises ``(p0 - c) * (a - b p1)``. Also returned: the integrated chain (one firm, price to
     consumers only). Assumes a constant raw price and no stock, so it ignores inventory dynamics.
     """
-    a, b, c = cfg.demand_intercept, max(cfg.demand_slope, 1e-12), cfg.raw_price
+    a, b, c, k_r = cfg.demand_intercept, max(cfg.demand_slope, 1e-12), cfg.raw_price, cfg.reward_coeff
     p0_grid = np.linspace(0.0, cfg.price_limits[0], 100_001)
     p1 = np.minimum((a / b + p0_grid) / 2.0, cfg.price_limits[1])
     q = np.clip(a - b * p1, 0.0, cfg.quantity_limit)
@@ -226,9 +249,9 @@ def stackelberg_benchmark(cfg: GameConfig) -> dict[str, float]:
     p1_int = float(np.clip((a / b + c) / 2.0, 0.0, cfg.price_limits[1]))
     q_int = float(np.clip(a - b * p1_int, 0.0, cfg.quantity_limit))
     return {"p0": float(p0_grid[k]), "p1": float(p1[k]), "quantity": float(q[k]),
-            "reward_0": float((p0_grid[k] - c) * q[k]), "reward_1": float((p1[k] - p0_grid[k]) * q[k]),
+            "reward_0": float((p0_grid[k] - c) * q[k]) * k_r, "reward_1": float((p1[k] - p0_grid[k]) * q[k]) * k_r,
             "integrated_price": p1_int, "integrated_quantity": q_int,
-            "integrated_reward": (p1_int - c) * q_int}
+            "integrated_reward": (p1_int - c) * q_int * k_r}
 
 
 class SupplyChainVec:
@@ -287,7 +310,8 @@ class SupplyChainEnv(ParallelEnv):
         c = self.cfg
         q, (pm0, pm1) = c.quantity_limit, c.price_limits
         inf = np.inf
-        obs_high = [[inf, pm0, q, q, q], [inf, pm1, q, inf, pm0]]
+        T = c.horizon
+        obs_high = [[inf, pm0, T, q, q], [inf, pm1, T, inf, pm0]]
         self._obs_spaces = [Box(low=np.zeros(OBS_DIM, np.float32), high=np.array(h, np.float32),
                                 dtype=np.float32) for h in obs_high]
         self._act_spaces = [Box(low=np.zeros(ACT_DIM, np.float32), high=h.astype(np.float32),

@@ -20,6 +20,10 @@ Modules (laid out like Opacus's accountants)
   participant with RDP (Mironov 2017) and refuses overspending (:class:`BudgetExceededError`).
 * :mod:`~ppal_lab.privacy.sparsity` — seed 001's sparsity-aware mechanism, re-implemented as published.
 * :mod:`~ppal_lab.privacy.audit` — empirical lower bounds on epsilon that show broken guarantees.
+* :mod:`~ppal_lab.privacy.quantiles` — DP quantiles (exponential mechanism over intervals, Smith 2011)
+  for sharing a field's range with a guarantee.
+* :mod:`~ppal_lab.privacy.membership` — a membership-inference audit of a whole training pipeline
+  against the advantage DP allows.
 
 Who may import it: any field room (``federated`` uses the budget and the mechanisms) and any chapter.
 It imports only ``ppal_lab.compendium.errors`` from the machinery.

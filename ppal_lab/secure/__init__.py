@@ -3,7 +3,10 @@
 (``shamir``), secure similarity (``similarity``), the passes of a perceptron on shares
 (``mlp_on_shares``) with the two trainers built on them -- one network (``secure_mlp``) and the secure
 two-party MADDPG (``secure_maddpg``, the driver; ``maddpg_party``, one player's process) -- the sigmoid on
-shares (``secure_sigmoid``) and small party functions for demonstrations and tests (``examples``).
+shares (``secure_sigmoid``) and small party functions for demonstrations and tests (``examples``); the
+consortium's infrastructure: the hybrid X25519 + ML-KEM-768 key exchange (``key_exchange``), DH private
+set intersection for schema and record alignment (``psi``, needs ``rbcl``) and secure aggregation with
+drop-outs (``secure_aggregation``).
 
 Who may import it: ``chapters`` (and tests and benchmarks). It imports ``marl`` (the secure MADDPG reuses
 the game, the learner and its networks) and the compendium's ``errors`` and ``paths`` only.

@@ -504,8 +504,9 @@ def run_op_table(ops: Sequence[str] = OP_NAMES, n_inputs: int = 1000, n_seeds: i
     ...) and every precision in ``precision_bits``, in **one** start of two CrypTen parties.
 
     The inputs of repeat k are drawn from ``numpy.random.default_rng([seed, k, op index])``; the
-    CrypTen parties are seeded from ``seed`` (reproducible and therefore insecure: an experiment, not a
-    deployment). ``overrides`` changes CrypTen's approximation settings (:data:`CFG_OVERRIDES`).
+    CrypTen players and the dealer are seeded from ``seed`` (reproducible and therefore insecure: an
+    experiment, not a deployment; the secure results depend on the dealer's triples through rounding).
+    ``overrides`` changes CrypTen's approximation settings (:data:`CFG_OVERRIDES`).
     """
     from ppal_lab.secure.twoparty import run_parties
 
@@ -542,7 +543,8 @@ def run_op_table(ops: Sequence[str] = OP_NAMES, n_inputs: int = 1000, n_seeds: i
     own0 = {key: {"x": x} for key, (x, _) in inputs.items()}
     own1 = {key: {"y": y} for key, (_, y) in inputs.items() if y is not None}
     res = run_parties(secure_ops_party, 2, args=(ops, n_inputs, n_seeds, bits_list, overrides),
-                      party_args=[(own0,), (own1,)], timeout=timeout, verbose_comm=True, seed=seed)
+                      party_args=[(own0,), (own1,)], timeout=timeout, verbose_comm=True, seed=seed,
+                      dealer_seed=seed)  # an experiment: the dealer reproducible too (rounding depends on it)
 
     rows, cost_rows = [], []
     for (bits, op, rep), revealed in res[0]["results"].items():

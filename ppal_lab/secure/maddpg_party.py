@@ -1,17 +1,26 @@
-"""One player's process in the secure two-party MADDPG: its plaintext half and the protocol it runs.
+"""One player's process in the secure two-party MADDPG: its own state, its own draws, and the protocol.
 
 :func:`secure_party` is the party function that :func:`ppal_lab.secure.twoparty.run_parties` starts once
-per player (or :func:`~ppal_lab.secure.twoparty.run_this_party` on its own host). It builds the player's
-plaintext half (:class:`_Player`: its four networks, their Adam state and its columns of the replay
-buffer) from that player's state alone, then plays the measured steps: acting on shares of both
-observations, the split environment step (order and invoice exchanged), and each MADDPG update on
-shares -- forward and backward passes by :mod:`ppal_lab.secure.mlp_on_shares`, the actors' sigmoid by
-:func:`ppal_lab.secure.secure_sigmoid.secure_sigmoid` -- with the gradients revealed to their owners only,
-who apply the plaintext :class:`ppal_lab.marl.networks.Adam`. The protocol, its threat model and the
-wrap-around guard are described in :mod:`ppal_lab.secure.secure_maddpg`.
+per player (or :func:`~ppal_lab.secure.twoparty.run_this_party` on its own host, with the dealer on a
+third). A party receives only public parameters and its own private seed, and builds everything it holds
+itself (:func:`own_state`): the public exploration phase (simulated data from the public seed, which any
+party can replay, :func:`exploration_learner`) of which it keeps its own player's networks, Adam state and
+buffer columns, and discards the rest; then its own private draws of the measured phase
+(:class:`PlayerDraws`: its part of each initial state, its exploration noise, and for player 1 its
+market's demand shocks) from its own seed. Public randomness -- the minibatch row indices -- comes from
+:func:`public_batches`, which both derive from the public seed (no message needed).
+
+Then it plays the measured steps: acting on shares of both observations, the split environment step
+(order and invoice exchanged), and each MADDPG update on shares -- forward and backward passes by
+:mod:`ppal_lab.secure.mlp_on_shares`, the actors' sigmoid by
+:func:`ppal_lab.secure.secure_sigmoid.secure_sigmoid` -- with the gradients opened to their owners only
+after the wrap-around check on shares (:meth:`_Party._guarded`), who apply the plaintext
+:class:`ppal_lab.marl.networks.Adam`. The protocol and its threat model are described in
+:mod:`ppal_lab.secure.secure_maddpg`.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import signal
@@ -23,15 +32,27 @@ import numpy as np
 import torch
 
 from ppal_lab.compendium.errors import ParameterError, check_range
-from ppal_lab.marl.maddpg import ACT_DIM, ACTOR_IN, CRITIC_IN, Adam, GameConfig, MADDPGConfig, NetStack
-from ppal_lab.marl.supply_game import OBS_DIM, retailer_step, supplier_step
+from ppal_lab.marl.maddpg import (ACT_DIM, ACTOR_IN, CRITIC_IN, MADDPG, Adam, GameConfig, MADDPGConfig, NetStack,
+                                  initial_obs)
+from ppal_lab.marl.supply_game import OBS_DIM, TIME_COL, retailer_step, supplier_step
 from ppal_lab.secure.fixed_point import TRAINING_PRECISION_BITS_RANGE
-from ppal_lab.secure.mlp_on_shares import backward, flat_grads, forward, slice_cache, tally
+from ppal_lab.secure.mlp_on_shares import (backward, counted, crypten_is_negative, flat_grads, forward, is_negative,
+                                           profile, slice_cache, tally, watch_truncations)
 from ppal_lab.secure.secure_sigmoid import secure_sigmoid
 
-__all__ = ["NETWORKS", "SecureSettings", "secure_party"]
+__all__ = ["NETWORKS", "OWN_INIT", "PlayerDraws", "SecureSettings", "exploration_learner", "own_state",
+           "public_batches", "secure_party", "state_digest"]
 
 NETWORKS = ("actor", "critic", "actor_target", "critic_target")
+
+OWN_INIT = ((0, 2, 3), (1, 4, 5))
+"""Which of :func:`ppal_lab.marl.supply_game.initial_obs`'s six uniform draws each player owns: player 0
+its stock, price and quantity (``u[0], u[2], u[3]``), player 1 its own (``u[1], u[4], u[5]``). Each
+player's first observation also holds one number of the other's -- player 0 the retailer's last order
+``q1`` (``u[5]``), player 1 the supplier's last price ``p0`` (``u[2]``) -- which they send each other at
+the start of an episode, as every later step's order and invoice do."""
+
+_SENT_AT_START = (2, 5)      # u index player 0 sends (p0), u index player 1 sends (q1)
 
 
 @dataclass(frozen=True)
@@ -39,22 +60,105 @@ class SecureSettings:
     """Settings of the secure phase that the plaintext learner does not have."""
 
     precision_bits: int = 18
-    wrap_threshold: float = 1e4   # a revealed |value| above this (or non-finite) = a wrap-around
     max_retries: int = 4
     timeout_s: float | None = None     # None: generous, from the iterations and sizes
     crash_at: tuple[int, int] | None = None   # (rank, iteration): that party kills itself (tests)
     keep_shares: bool = False          # return the first shares received (independence tests)
-    inject_wrap: tuple[tuple[str, int], ...] = ()   # (stage, iteration) pairs: flag the first attempt (tests)
-    offline: bool = True               # pre-generate the triples (dealer's offline phase), timed apart
+    keep_view: bool = False            # return everything opened to this party (verdict bits, own values)
+    inject_wrap: tuple = ()            # (stage, iteration, sign) triples: a real wrap in the first attempt (tests)
+    comparison: str = "carry_tree"     # ReLU comparisons: our carry tree, or "crypten" (the baseline, benchmarks)
 
     def __post_init__(self):
         if isinstance(self.precision_bits, bool) or not isinstance(self.precision_bits, (int, np.integer)):
             raise ParameterError("precision_bits", self.precision_bits, "an int")
         check_range("precision_bits", int(self.precision_bits), *TRAINING_PRECISION_BITS_RANGE)
-        check_range("wrap_threshold", self.wrap_threshold, 1.0)
         check_range("max_retries", self.max_retries, 0, 100)
         if self.timeout_s is not None:
             check_range("timeout_s", self.timeout_s, 0.0, low_open=True)
+        if self.comparison not in ("carry_tree", "crypten"):
+            raise ParameterError("comparison", self.comparison, "'carry_tree' or 'crypten'")
+        for entry in self.inject_wrap:
+            if len(entry) != 3 or entry[0] not in ("acting", "critic", "actor") or entry[2] not in (-1, 1):
+                raise ParameterError("inject_wrap", entry, "(stage in acting/critic/actor, iteration, sign +-1)")
+
+
+# --------------------------------------------------------------------------------------------------
+# What one party builds for itself
+# --------------------------------------------------------------------------------------------------
+def exploration_learner(seed: int, cfg: MADDPGConfig, game: GameConfig | None = None,
+                        episodes: int = 400) -> MADDPG:
+    """The public exploration phase: a one-run EDE learner after ``episodes`` episodes on simulated data
+    drawn from the public ``seed`` (at least enough to fill one minibatch). No private data enters it, so
+    every party can replay it; a party keeps only its own player's part (:func:`own_state`)."""
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 0:
+        raise ParameterError("pretrain_episodes", episodes, "an int >= 0")
+    learner = MADDPG([seed], ["ede"], game, cfg)
+    per_chunk = cfg.pretrain_envs * learner.game.horizon
+    needed = math.ceil(cfg.batch_size / per_chunk) * cfg.pretrain_envs
+    learner.play("pretrain", max(int(episodes), needed), cfg.pretrain_envs, cfg.pretrain_noise)
+    return learner
+
+
+def own_state(learner: MADDPG, player: int) -> dict:
+    """Everything player ``player`` owns in a one-run EDE learner: its four networks, its Adam moments
+    and step counts, and its columns of the replay buffer (observations, actions, rewards, next
+    observations). Nothing of the other player is included."""
+    if learner.n_runs != 1 or learner.modes != ["ede"]:
+        raise ParameterError("learner", learner.runs, "a learner with one run in mode 'ede'")
+    if player not in (0, 1):
+        raise ParameterError("player", player, "0 or 1")
+    k, n = player, learner.buf_size
+    state = {name: getattr(learner, name).select(k) for name in NETWORKS}
+    for name, opt, net in (("actor", learner.actor_opt, learner.actor), ("critic", learner.critic_opt,
+                                                                           learner.critic)):
+        state[f"{name}_adam"] = {"m": NetStack(net.n, net.sizes, opt.m).select(k),
+                                 "v": NetStack(net.n, net.sizes, opt.v).select(k), "t": opt.t}
+    state["buffer"] = {"obs": learner.buf_obs[0, :n, player].clone(), "act": learner.buf_act[0, :n, player].clone(),
+                       "rew": learner.buf_rew[0, :n, player].clone(),
+                       "next": learner.buf_next[0, :n, player].clone(), "pos": learner.buf_pos, "size": n}
+    return state
+
+
+def state_digest(state: dict) -> str:
+    """A digest of a player's networks and buffer columns: the parties report theirs, so the driver can
+    check that each built the same starting state as its plaintext twin."""
+    h = hashlib.sha256()
+    for name in NETWORKS:
+        for p in state[name]:
+            h.update(p.numpy().tobytes())
+    for key in ("obs", "act", "rew", "next"):
+        h.update(state["buffer"][key].numpy().tobytes())
+    return h.hexdigest()
+
+
+class PlayerDraws:
+    """Player ``rank``'s private draws in the measured phase, from its own ``seed`` alone (three streams):
+    its three uniform draws of each initial state (:data:`OWN_INIT`), its exploration noise ``(2,)`` per
+    step and -- player 1 only, the retailer's market -- the demand shock per step."""
+
+    def __init__(self, rank: int, seed: int):
+        if rank not in (0, 1):
+            raise ParameterError("rank", rank, "0 or 1")
+        streams = np.random.SeedSequence([int(seed), 0x5EC2, rank]).spawn(3)
+        self.rank = rank
+        self._init, self._noise, self._demand = (np.random.default_rng(s) for s in streams)
+
+    def initial(self) -> np.ndarray:
+        return self._init.random(len(OWN_INIT[self.rank]))
+
+    def action_noise(self) -> np.ndarray:
+        return self._noise.standard_normal(ACT_DIM)
+
+    def demand(self) -> float:
+        if self.rank != 1:
+            raise ParameterError("rank", self.rank, "1 (the demand shocks are the retailer's market)")
+        return float(self._demand.standard_normal())
+
+
+def public_batches(seed: int):
+    """The public stream of minibatch row indices, derived from the public ``seed`` by both players
+    (row indices reveal nothing private: every row of the buffer is equally likely)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EC2, 0xB]))
 
 
 class _Player:
@@ -138,146 +242,186 @@ def _cat_nets(a, b):
 class _Party:
     """One player's process: its plaintext half plus the secure protocol."""
 
-    def __init__(self, rank, game, cfg, settings, player, rand):
+    def __init__(self, rank, game, cfg, settings, player, draws, batches):
         from ppal_lab.secure.crypten_compat import crypten
 
         self.crypten, self.comm = crypten, crypten.comm.get()
         self.rank, self.game, self.cfg, self.s = rank, game, cfg, settings
-        self.me, self.rand = player, rand
-        self.iteration, self._batches = 0, iter(rand["batches"] or ())
+        self.me, self.draws, self.batches = player, draws, batches
+        self.iteration = 0
         self.scale = 2 ** int(settings.precision_bits)
         self.obs_scale = game.obs_scale()[rank]
         self.act_high = game.action_high()[rank]
         self.retries = {"acting": 0, "critic": 0, "actor": 0}
-        self.shares_seen = {}
+        self.shares_seen, self.view = {}, []
+        self.negative = is_negative if settings.comparison == "carry_tree" else crypten_is_negative
 
-    # ---- reveal to the owners and the wrap-around guard --------------------------------------------
+    # ---- the wrap-around check on shares, then the opening to the owners -------------------------
     def _reveal_own(self, x) -> np.ndarray:
-        """Reveal slice ``p`` of a stacked ``(2, ...)`` CrypTensor to party ``p`` only; decode exactly."""
+        """Open slice ``p`` of a stacked ``(2, ...)`` CrypTensor to party ``p`` only; decode exactly."""
         from ppal_lab.secure.fixed_point import decode_exact
         from ppal_lab.secure.twoparty import reveal_to
 
         mine = None
-        for p in (0, 1):
-            ring = reveal_to(x[p], p)
-            if p == self.rank:
-                mine = decode_exact(ring, self.scale)
+        with counted("reveal"):
+            for p in (0, 1):
+                ring = reveal_to(x[p], p)
+                if p == self.rank:
+                    mine = decode_exact(ring, self.scale)
         return mine
 
-    def _agree(self, bad: bool) -> bool:
-        """Both parties learn whether either flagged a wrap-around (one tiny exchange)."""
-        flag = self.comm.all_reduce(torch.tensor([int(bad)], dtype=torch.long))
-        return bool(int(flag[0]) > 0)
+    def wrap_bound(self) -> float:
+        """Checksums of absolute value above this mean a wrap: a quarter of one wrap's ``2^(64-2b)``."""
+        return float(2.0 ** (64 - 2 * int(self.s.precision_bits) - 2))
+
+    def _wrapped(self, sums: list) -> bool:
+        """One bit, opened to both players: did any truncation of the stage wrap around? From each
+        party's shares of the truncation checksums (:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`):
+        ``|s| > bound`` is compared on shares, the indicators summed on shares, and only ``count > 0``
+        is opened -- not the checksums, not which truncation, not how many."""
+        import torch as _torch
+
+        c, bound = self.crypten, self.wrap_bound()
+        with counted("wrap_check"):
+            s = c.mpc.MPCTensor.from_shares(_torch.stack(sums))     # scale 2^b, like the values
+            tally["range_checked"] += 2 * s.nelement()
+            count = c.cat([s - bound, -s - bound]).gt(0).sum()
+            flag = count.gt(0).get_plain_text()                    # scale-1 shares: the one opened bit
+        return bool(int(flag.item()) > 0)
+
+    def _wrap_at(self, stage: str, attempt: int):
+        """(tests) The injected wrap of this stage's first attempt: ``(index, ring units)`` or None."""
+        for name, it, sign in self.s.inject_wrap:
+            if attempt == 0 and name == stage and it == self.iteration:
+                return (0, 0, 0), sign * 2 ** (64 - int(self.s.precision_bits))
+        return None
 
     def _guarded(self, stage: str, compute):
-        """Run ``compute`` until no party flags its revealed value; both parties take the same path.
+        """Compute a stage on shares, check it on shares, and only then open its result to the owners.
 
-        A recomputation draws its triples directly, not from the offline cache (a recomputed actor half
-        has other shapes and would drain entries later stages need), and the cache is topped up by one
-        iteration's worth to replace what the failed attempt used."""
-        provider = self.crypten.mpc.get_default_provider()
+        ``compute(attempt, wrap_at)`` returns the stacked value to open. Every truncation inside it is
+        watched; when the one opened bit says that one wrapped, nothing else is opened and both
+        recompute the stage with fresh randomness (triples and truncation splits)."""
         for attempt in range(self.s.max_retries + 1):
-            stash = provider.tuple_cache if attempt else {}
-            provider.tuple_cache = {} if attempt else provider.tuple_cache
-            try:
-                value = compute(attempt)
-            finally:
-                if attempt:
-                    provider.tuple_cache = stash
-            bad = not np.all(np.isfinite(value)) or float(np.abs(value).max()) > self.s.wrap_threshold
-            bad |= attempt == 0 and (stage, self.iteration) in self.s.inject_wrap
-            if not self._agree(bad):
-                return value
+            with watch_truncations() as sums:
+                value = compute(attempt, self._wrap_at(stage, attempt))
+            bad = self._wrapped(sums)
+            if self.s.keep_view:
+                self.view.append({"stage": stage, "iteration": self.iteration, "attempt": attempt, "bit": bad})
+            if not bad:
+                mine = self._reveal_own(value)
+                if self.s.keep_view:
+                    self.view[-1]["opened"] = mine.copy()
+                return mine
             self.retries[stage] += 1
-            if attempt == 0 and provider.tuple_cache:
-                provider.fill_cache()
         raise RuntimeError(f"{stage}: {self.s.max_retries + 1} attempts in a row hit a fixed-point "
                            f"wrap-around at precision_bits={self.s.precision_bits}; use fewer bits")
 
+    def _share(self, mine, shape, kind: str = "data"):
+        with counted("sharing"):
+            return _share2(self.crypten, self.rank, mine, shape, kind)
+
+    def _share_net(self, name: str):
+        with counted("sharing"):
+            return _share_net(self.crypten, self.rank, self.me, name)
+
     # ---- acting -------------------------------------------------------------------------------------
     def act(self, obs_n: torch.Tensor) -> torch.Tensor:
-        """Own action in [0, 1] units, ``(2,)``, from own normalised observation ``(5,)``."""
+        """Own action in [0, 1] units, ``(2,)``, from own normalised observation ``(OBS_DIM,)``."""
         c = self.crypten
 
-        def compute(attempt):
-            o = _share2(c, self.rank, obs_n[None], (1, OBS_DIM))        # (2, 1, 5)
-            z, _ = forward(_share_net(c, self.rank, self.me, "actor"), c.cat([o, _swap(o)], dim=-1))
-            return self._reveal_own(z)
+        def compute(attempt, wrap_at):
+            o = self._share(obs_n[None], (1, OBS_DIM))        # (2, 1, OBS_DIM)
+            z, _ = forward(self._share_net("actor"), c.cat([o, _swap(o)], dim=-1), wrap_at=wrap_at,
+                           negative=self.negative)
+            return z
 
         z = self._guarded("acting", compute)
         return torch.sigmoid(torch.from_numpy(z).float())[0]
 
     # ---- one MADDPG update --------------------------------------------------------------------------
-    def update(self) -> None:
-        c, rank, me, cfg = self.crypten, self.rank, self.me, self.cfg
+    def update(self, idx: torch.Tensor) -> None:
+        """One MADDPG update on the public minibatch rows ``idx`` of both players' buffers."""
+        c, me, cfg = self.crypten, self.me, self.cfg
         B = cfg.batch_size
-        # Appendix E: player 0 samples the row indices and sends them; both use their own buffers.
-        idx = torch.empty(B, dtype=torch.long)
-        if rank == 0:
-            idx = torch.from_numpy(next(self._batches)).long()
-        idx = self.comm.broadcast(idx, 0)
         obs, act, rew, nxt = me.obs[idx], me.act[idx], me.rew[idx], me.next[idx]
+        going_on = (nxt[:, TIME_COL] > 0).float()[:, None]  # steps left after this one: public
         keep = self.s.keep_shares and not self.shares_seen
+        rank = self.rank
 
-        def critic_stage(attempt):
-            o = _share2(c, rank, obs, (B, OBS_DIM))
-            a = _share2(c, rank, act, (B, ACT_DIM))
-            n = _share2(c, rank, nxt, (B, OBS_DIM))
-            r = _share2(c, rank, rew[:, None], (B, 1))
+        def critic_stage(attempt, wrap_at):
+            o = self._share(obs, (B, OBS_DIM))
+            a = self._share(act, (B, ACT_DIM))
+            n = self._share(nxt, (B, OBS_DIM))
+            r = self._share(rew[:, None], (B, 1))
             if keep:
                 self.shares_seen = {"peer_obs_share": o.share[1 - rank].clone(),
                                     "own_obs_share": o.share[rank].clone(), "peer_obs_shape": tuple(obs.shape)}
             # level 1: actor(o) and target actor(o') of both players, one call per layer
-            actors = _cat_nets(_share_net(c, rank, me, "actor"), _share_net(c, rank, me, "actor_target"))
-            za, a_cache = forward(actors, c.cat([c.cat([o, _swap(o)], -1), c.cat([n, _swap(n)], -1)], 0))
-            mu_all = secure_sigmoid(za)
+            actors = _cat_nets(self._share_net("actor"), self._share_net("actor_target"))
+            za, a_cache = forward(actors, c.cat([c.cat([o, _swap(o)], -1), c.cat([n, _swap(n)], -1)], 0),
+                                  negative=self.negative)
+            with counted("sigmoid"):
+                mu_all = secure_sigmoid(za)
             mu, mu_next = mu_all[0:2], mu_all[2:4]
             # level 2: critic(o, a) and target critic(o', mu'(o')) of both players
             own_now, own_next = c.cat([o, a], -1), c.cat([n, mu_next], -1)
-            critics = _cat_nets(_share_net(c, rank, me, "critic"), _share_net(c, rank, me, "critic_target"))
+            critics = _cat_nets(self._share_net("critic"), self._share_net("critic_target"))
             x_q = c.cat([c.cat([own_now, _swap(own_now)], -1), c.cat([own_next, _swap(own_next)], -1)], 0)
-            q_all, q_cache = forward(critics, x_q)
-            resid = q_all[0:2] - (r + q_all[2:4] * cfg.gamma)     # Q - y, unscaled (2/B applied later)
+            q_all, q_cache = forward(critics, x_q, wrap_at=wrap_at, negative=self.negative)
+            # the episode clock is public: no bootstrap past a last step (EDE's target, marl.maddpg)
+            resid = q_all[0:2] - (r + q_all[2:4] * (cfg.gamma * going_on))  # Q - y (2/B applied later)
             grads = backward([w[0:2] for w in critics], slice_cache(q_cache, slice(0, 2)), resid)
             self._level1 = (o, a, own_now, actors, za, a_cache, mu)
-            return self._reveal_own(flat_grads(grads)) * (2.0 / B)
+            return flat_grads(grads)
 
-        g_critic = self._guarded("critic", critic_stage)
+        g_critic = self._guarded("critic", critic_stage) * (2.0 / B)
         me.apply("critic", torch.from_numpy(g_critic).float())
 
-        def actor_stage(attempt):
-            o, a, own_now, actors, za, a_cache, mu = self._level1
-            if attempt:     # a wrap-around may sit in level 1's actor half: recompute it afresh
-                actors = _share_net(c, rank, me, "actor")
-                za, a_cache = forward(actors, c.cat([o, _swap(o)], -1))
-                mu = secure_sigmoid(za)
-            critic = _share_net(c, rank, me, "critic")          # the updated critics, re-shared
+        def actor_stage(attempt, wrap_at):
+            o, a, own_now, actors, za, a_cache, mu = self._level1    # checked with the critic stage
+            critic = self._share_net("critic")          # the updated critics, re-shared
             x = c.cat([c.cat([o, mu], -1), _swap(own_now)], -1)
-            _, q_cache = forward(critic, x)
+            _, q_cache = forward(critic, x, wrap_at=wrap_at, negative=self.negative)
             hs, masks = q_cache
-            # d(-sum Q)/d(last pre-activation) = -1 for every row: g2 = -W3^T, no product needed
-            g = critic[4].transpose(1, 2).neg().expand(2, B, cfg.hidden) * masks[1]
-            g = g.matmul(critic[2].transpose(1, 2)) * masks[0]
-            g_mu = g.matmul(critic[0][:, OBS_DIM:OBS_DIM + ACT_DIM, :].transpose(1, 2))   # (2, B, 2)
-            g_z = g_mu * (mu * (1 - mu)) + za[0:2] * (2.0 * cfg.actor_reg / ACT_DIM)
+            with counted("matmul"):
+                # d(-sum Q)/d(last pre-activation) = -1 for every row: g2 = -W3^T, no product needed
+                g = critic[4].transpose(1, 2).neg().expand(2, B, cfg.hidden) * masks[1]
+                g = g.matmul(critic[2].transpose(1, 2)) * masks[0]
+                g_mu = g.matmul(critic[0][:, OBS_DIM:OBS_DIM + ACT_DIM, :].transpose(1, 2))   # (2, B, 2)
+            with counted("sigmoid"):     # the sigmoid's derivative
+                g_z = g_mu * (mu * (1 - mu)) + za[0:2] * (2.0 * cfg.actor_reg / ACT_DIM)
             grads = backward([w[0:2] for w in actors], slice_cache(a_cache, slice(0, 2)), g_z)
-            return self._reveal_own(flat_grads(grads)) * (1.0 / B)
+            return flat_grads(grads)
 
         try:
-            g_actor = self._guarded("actor", actor_stage)
+            g_actor = self._guarded("actor", actor_stage) * (1.0 / B)
         finally:
             self._level1 = None
         me.apply("actor", torch.from_numpy(g_actor).float())
         me.soft_update()
 
     # ---- the environment, split ------------------------------------------------------------------
-    def env_step(self, obs_own: np.ndarray, unit: torch.Tensor, shock: np.ndarray, last: bool) -> dict:
+    def initial_obs(self) -> np.ndarray:
+        """This player's first observation of an episode: its own draws, plus the one number of the
+        other's that its observation holds (sent at the start, :data:`OWN_INIT`)."""
+        u = np.full(6, 0.5)                       # the other's private draws: unknown here, unused below
+        u[list(OWN_INIT[self.rank])] = self.draws.initial()
+        sent = torch.tensor([u[_SENT_AT_START[self.rank]]], dtype=torch.float64)
+        for p in (0, 1):
+            got = self.comm.broadcast(sent if p == self.rank else torch.empty(1, dtype=torch.float64), p)
+            if p != self.rank:
+                u[_SENT_AT_START[p]] = float(got[0])
+        return initial_obs(self.game, u)[self.rank]
+
+    def env_step(self, obs_own: np.ndarray, unit: torch.Tensor, last: bool) -> dict:
         phys = unit.numpy().astype(np.float64) * self.act_high
         if self.rank == 1:
+            shock = self.draws.demand()
             order = np.clip(phys[1:2], 0.0, self.game.quantity_limit)
             self.comm.broadcast(torch.from_numpy(order), 1)
             invoice = self.comm.broadcast(torch.empty(2, dtype=torch.float64), 0).numpy()
-            return retailer_step(self.game, obs_own, phys, invoice[0], invoice[1], shock[0], last)
+            return retailer_step(self.game, obs_own, phys, invoice[0], invoice[1], shock, last)
         order = self.comm.broadcast(torch.empty(1, dtype=torch.float64), 1).numpy()[0]
         out = supplier_step(self.game, obs_own, phys, order, last)
         self.comm.broadcast(torch.tensor([float(out["price"]), float(out["shipped"])], dtype=torch.float64), 0)
@@ -285,92 +429,86 @@ class _Party:
 
 
 def secure_party(rank: int, game: GameConfig, cfg: MADDPGConfig, settings: SecureSettings, iterations: int,
-                 state: dict, rand, start_step: int = 0) -> dict:
+                 public_seed: int, pretrain_episodes: int, private_seed: int) -> dict:
     """Party function for :func:`~ppal_lab.secure.twoparty.run_parties`: ``iterations`` steps of the
-    measured ("real") phase, one secure MADDPG update after each. ``state`` is :func:`~ppal_lab.secure.secure_maddpg.player_state` of
-    this player only; ``rand`` this player's part of the external randomness
-    (:func:`~ppal_lab.secure.secure_maddpg.party_randomness`). Returns this player's per-step metrics, final weights, timings,
+    measured ("real") phase, one secure MADDPG update after each.
+
+    Public, the same on both players: the game, the hyper-parameters, the settings, the number of
+    iterations, the public seed of the exploration phase and of the minibatch indices, and the number
+    of exploration episodes. Private: ``private_seed``, this player's own seed (:class:`PlayerDraws`).
+    The party builds its own state from these (:func:`exploration_learner`, :func:`own_state`); nothing
+    of the other player's is passed in. Returns this player's per-step metrics, final weights, timings,
     communication and retry counts."""
     from ppal_lab.secure.crypten_compat import crypten, without_debug_hook
 
-    torch.set_num_threads(1)       # the two parties share the cores
+    torch.set_num_threads(1)       # the parties share the cores
+    learner = exploration_learner(public_seed, cfg, game, pretrain_episodes)
+    state = own_state(learner, rank)
+    del learner                    # the other player's half of the public exploration is not kept
+    digest = state_digest(state)
     crypten.cfg.encoder.precision_bits = int(settings.precision_bits)
     with without_debug_hook():
-        return _play(rank, game, cfg, settings, iterations, state, rand, start_step)
+        out = _play(rank, game, cfg, settings, iterations, state, PlayerDraws(rank, private_seed),
+                    public_batches(public_seed))
+    return {**out, "start_digest": digest}
 
 
-_OFFLINE_BYTES = 1.5e9   # pre-generate at most this many bytes of triples at a time
+def _dealer_stats():
+    """This player's traffic with the dealer so far ``(rounds, bytes, seconds)``; zeros without one."""
+    try:
+        from ppal_lab.secure.twoparty import dealer_comm_stats
+        st = dealer_comm_stats()
+        return st.rounds, st.bytes, st.time_s
+    except Exception:          # no dealer (CrypTen's TFP provider): nothing to count
+        return 0, 0, 0.0
 
 
-def _offline_block(provider, remaining: int) -> int:
-    """Iterations to pre-generate at once: as many as fit in :data:`_OFFLINE_BYTES` (same on both
-    parties: it depends only on the traced request sizes)."""
-    per_iteration = 0
-    for name, args, kwargs in provider.request_cache:
-        sizes = [a for a in args if isinstance(a, torch.Size) or isinstance(a, tuple)]
-        elements = [math.prod(sz) for sz in sizes]
-        per_iteration += 8 * (2 * sum(elements) + (max(elements) if elements else 0))
-    return int(max(1, min(remaining, _OFFLINE_BYTES // max(per_iteration, 1))))
-
-
-def _play(rank, game, cfg, settings, iterations, state, rand, start_step) -> dict:
-    party = _Party(rank, game, cfg, settings, _Player(rank, state, cfg), rand)
+def _play(rank, game, cfg, settings, iterations, state, draws, batches) -> dict:
+    party = _Party(rank, game, cfg, settings, _Player(rank, state, cfg), draws, batches)
     me, comm, H = party.me, party.comm, game.horizon
     rows, obs = [], None
-    timing = {"acting": [], "env": [], "update": [], "iteration": [], "offline": [0.0] * iterations}
+    timing = {"acting": [], "env": [], "update": [], "iteration": [], "dealer": []}
     comm_rows = []
-    provider, ready = party.crypten.mpc.get_default_provider(), 0
+    start_step = 0
     for it in range(iterations):
         t = (start_step + it) % H
         if settings.crash_at == (rank, it):
             os.kill(os.getpid(), signal.SIGKILL)
-        if settings.offline:
-            # The dealer's offline phase: iteration 0 records which triples an iteration uses; before
-            # each later block both parties pre-generate the block's triples (no communication), and
-            # the block's iterations take them from the cache, each triple used once.
-            provider.trace(it == 0)
-            if it >= 1 and it >= ready:
-                block = _offline_block(provider, iterations - it)
-                start = time.perf_counter()
-                for _ in range(block):
-                    provider.fill_cache()
-                spent = time.perf_counter() - start
-                timing["offline"][it:it + block] = [spent / block] * block
-                ready = it + block
         if t == 0:
-            obs = rand["initial"][it]
+            obs = party.initial_obs()
         party.iteration = it
         comm.barrier()
         tally.clear()
+        profile.clear()
+        d0 = _dealer_stats()
         s0, t0 = comm.get_communication_stats(), time.perf_counter()
         obs_n = torch.from_numpy(obs / party.obs_scale).float()
         unit = party.act(obs_n)
-        eps = torch.from_numpy(rand["noise"][it]).float()
+        eps = torch.from_numpy(draws.action_noise()).float()
         unit = (unit + cfg.noise * eps).clamp_(0.0, 1.0)
         t1 = time.perf_counter()
-        shock = None if rand["demand"] is None else rand["demand"][it:it + 1]
-        out = party.env_step(obs, unit, shock, last=t == H - 1)
+        out = party.env_step(obs, unit, last=t == H - 1)
         me.store(obs_n, unit, torch.tensor(out["reward"] * cfg.reward_scale).float(),
                  torch.from_numpy(out["next_obs"] / party.obs_scale).float())
         t2 = time.perf_counter()
         s1 = comm.get_communication_stats()
         if me.size >= cfg.batch_size:
             for _ in range(cfg.updates_per_step):
-                party.update()
+                party.update(torch.from_numpy(batches.integers(0, me.size, cfg.batch_size)).long())
         t3 = time.perf_counter()
-        s2 = comm.get_communication_stats()
+        s2, d1 = comm.get_communication_stats(), _dealer_stats()
         timing["acting"].append(t1 - t0)
         timing["env"].append(t2 - t1)
         timing["update"].append(t3 - t2)
         timing["iteration"].append(t3 - t0)
+        timing["dealer"].append(d1[2] - d0[2])       # waiting for the dealer's triples (player 0)
         comm_rows.append({"rounds_act_env": s1["rounds"] - s0["rounds"], "bytes_act_env": s1["bytes"] - s0["bytes"],
                           "rounds_update": s2["rounds"] - s1["rounds"], "bytes_update": s2["bytes"] - s1["bytes"],
-                          **tally})
+                          "dealer_rounds": d1[0] - d0[0], "dealer_bytes": d1[1] - d0[1], **tally,
+                          **{f"profile_{k}": v for k, v in profile.items()}})
         a = out["action"]
         rows.append({"iteration": it, "step": t, "reward": float(out["reward"]), "wastage": float(out["wastage"]),
                      "price": float(a[0]), "quantity": float(a[1])})
         obs = out["next_obs"]
-    provider.trace(False)
-    provider.tuple_cache, provider.request_cache = {}, []
     return {"rank": rank, "steps": rows, "weights": me.weights(), "timing": timing, "comm": comm_rows,
-            "retries": party.retries, "shares": party.shares_seen}
+            "retries": party.retries, "shares": party.shares_seen, "view": party.view}

@@ -2,19 +2,22 @@ r"""Secure two-party MADDPG: the EDE learner of :mod:`ppal_lab.marl.maddpg` with
 
 Seed 002 (Sections 3--5, Appendices E, F, H) trains the two supply-chain players' MADDPG so that each
 network sees both players' data (*explicit data exchange*, EDE) while no private value ever leaves its
-owner in the clear. Here that is done with CrypTen's two-party arithmetic secret sharing, one OS process
-per player (:func:`ppal_lab.secure.twoparty.run_parties`; the same party function runs on two hosts
-through :func:`~ppal_lab.secure.twoparty.run_this_party`).
+owner in the clear. Here that is done with CrypTen's two-party arithmetic secret sharing: one OS process
+per player and a third for the dealer (:func:`ppal_lab.secure.twoparty.run_parties`; on separate hosts
+the same party function runs through :func:`~ppal_lab.secure.twoparty.run_this_party`).
 
 What each player holds in the clear (and nobody else sees): its observations, its actions, its rewards,
 its replay buffer (its own columns of every transition), its four networks (actor, critic, and their
-targets) and their Adam state. What the players tell each other in the clear is what a supply chain's
-paperwork carries anyway: player 1's order ``q1`` and player 0's invoice (price ``p0``, units shipped),
-:func:`ppal_lab.marl.supply_game.supplier_step` / :func:`~ppal_lab.marl.supply_game.retailer_step`; and, as in
-Appendix E, player 0 draws the minibatch row indices and sends them, and both build their halves of the
-minibatch from their own buffers. For the comparison with plaintext EDE, the external randomness (initial
-states, action noise, demand shocks, minibatch indices) is drawn in advance from the EDE run's seeded
-streams, and each process receives only its own part (:func:`party_randomness`).
+targets) and their Adam state. Each party builds these itself (:mod:`ppal_lab.secure.maddpg_party`):
+from the public exploration phase (simulated data from the public seed, which it replays and of which it
+keeps only its own player's part) and, for the measured phase, from its own private seed (its part of
+each initial state, its exploration noise, and for player 1 the demand shocks of its market). What the
+players tell each other in the clear is what a supply chain's paperwork carries anyway: player 1's
+order ``q1`` and player 0's invoice (price ``p0``, units shipped), and at the start of an episode the
+same two numbers of the initial state. Public randomness: the minibatch row indices, which both derive
+from the public seed (:func:`~ppal_lab.secure.maddpg_party.public_batches`). To compare with plaintext
+EDE, the driver (the experimenter, who knows both private seeds) replays both players' draws in one
+plaintext learner (:class:`JointDraws`); nothing of that reaches the parties.
 
 One training iteration = one environment step and one MADDPG update (``updates_per_step`` = 1):
 
@@ -35,22 +38,25 @@ One training iteration = one environment step and one MADDPG update (``updates_p
    action inputs, through the sigmoid and the actor; the actor gradients are revealed to their owners, who
    apply Adam and the soft target updates in plaintext.
 
-Every ReLU mask is computed once (one secure comparison per hidden layer) and reused by the backward
-pass; all residuals are back-propagated unscaled and the public factors (``2/B``, ``1/B``) applied by the
-owner after the reveal, which keeps fixed-point precision.
+Every ReLU mask is computed once (one secure comparison per hidden layer,
+:func:`~ppal_lab.secure.mlp_on_shares.is_negative`: a carry tree that needs only the sign, about a third
+of CrypTen's comparison bytes) and reused by the backward pass; all residuals are back-propagated
+unscaled and the public factors (``2/B``, ``1/B``) applied by the owner after the reveal, which keeps
+fixed-point precision.
 
 Threat model
 ------------
-Semi-honest parties. Beaver triples and the binary triples of the comparisons come from CrypTen's
-default *trusted first party* provider: party 0 generates them from seeds only it knows. That stands in
-for a trusted dealer and is **not** private against party 0 in a real deployment (use CrypTen's TTP
-provider on a third host, or an offline phase with homomorphic encryption or OT). Everything a party
-receives during the computation (shares of the other's inputs and weights, opened Beaver differences,
-the binary circuit's messages) is masked by uniform ring elements. What each player *learns*:
+Semi-honest players and a semi-honest dealer that colludes with neither (CrypTen's TTP provider in its
+own process, :mod:`ppal_lab.secure.twoparty`). The dealer hands out Beaver triples and random bits; it
+receives only requests (the kind and shapes of each tuple), never a share of data nor an opened value.
+Everything a player receives during the computation (shares of the other's inputs and weights, opened
+Beaver differences, the binary circuits' messages, player 0's triple shares from the dealer) is masked by
+uniform ring elements it does not know. A dealer that colluded with a player would give that player
+everything; a malicious player is not covered. What each player *learns*:
 
-* the public protocol (network shapes, batch size, hyper-parameters, number of iterations), the order
-  and invoice of every step, and the minibatch indices (player 1 learns them from player 0);
-* one bit per stage: whether the other party flagged a wrap-around (see below);
+* the public protocol (network shapes, batch size, hyper-parameters, number of iterations, the public
+  seed and so the minibatch indices), the order and invoice of every step and of each episode's start;
+* one bit per stage attempt: whether some truncation of the stage wrapped around (below);
 * its own actions (revealed pre-sigmoid outputs of its actor), which depend on the other player's
   observations: any policy that reads another's data reveals something of it through its actions;
 * the gradients of its own networks. These leak: the first-layer gradient rows that belong to the other
@@ -59,20 +65,31 @@ the binary circuit's messages) is masked by uniform ring elements. What each pla
   minibatch of one). Revealing gradients to the owner is seed 002's design (plaintext Adam); hiding them
   would need Adam itself on shares.
 
-Fixed point and the wrap-around guard
+The dealer learns the number and shapes of the products and comparisons, i.e. the public protocol.
+
+Fixed point and the wrap-around check
 -------------------------------------
 Values carry ``precision_bits`` fractional bits (workable:
 :data:`ppal_lab.secure.fixed_point.TRAINING_PRECISION_BITS_RANGE`) in CrypTen's 64-bit ring. CrypTen's two-party
-truncation after a product fails with probability about ``|v| 2^(2b) / 2^64`` per element (the shares
-wrap around the ring), which turns one element into a value near ``±2^(64-2b)``. One iteration truncates
-roughly ``10^6`` elements at the default sizes, so at 18 bits a failure happens about once in a hundred
-iterations. A failure that inflates a value usually reaches a revealed value (a gradient or an action) as an absurd
-magnitude; the owner then flags the stage and both parties recompute it with fresh randomness
-(:attr:`SecureSettings.wrap_threshold`, at most :attr:`SecureSettings.max_retries` times), and the
-retries are counted. Not every failure is caught: one that drives a pre-activation to a huge negative
-value only switches that ReLU unit off, and one in an actor's pre-sigmoid output is clipped by the
-sigmoid to a wrong but ordinary action. Such misses are rare and bounded, and show up as a larger
-weight difference from the plaintext run.
+truncation after a product (each player divides its own share) fails with probability about
+``|v| 2^(2b) / 2^64`` per element, and a failure adds exactly ``+-2^(64-2b)`` (``2^28`` at 18 bits) to
+that element; one iteration truncates roughly ``10^6`` elements at the default sizes, so at 18 bits a
+failure happens about once in a hundred iterations. Unchecked, the owner would receive a gradient built
+on that value, from which it can read the other player's inputs of a buffer row exactly (the wrapped
+element's column of ``dW1`` divided by its ``db1``).
+
+So no value is opened before the stage is checked, and the check runs on shares
+(:meth:`~ppal_lab.secure.maddpg_party._Party._guarded`): every truncation of the stage adds, locally, a
+checksum of its output with public random signs (:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`);
+the players compare the checksums with a bound (a quarter of ``2^(64-2b)``) on shares, sum the
+indicators on shares, and open only ``count > 0`` -- one bit, to both. If it is 1, nothing else is opened
+and both recompute the stage with fresh randomness (at most :attr:`SecureSettings.max_retries` times; the
+retries are counted). A failure therefore reveals one bit: that a wrap happened in that stage attempt
+(whose probability grows with the magnitudes of the stage's values). Not caught: two or more wraps in
+one truncated tensor whose signed contributions cancel to within the bound -- probability about
+``(n p)^2 / 2`` per tensor of ``n`` elements with per-element failure probability ``p`` (of the order
+of ``10^-6`` per iteration at the defaults); then the owner's gradient differs from the honest one by that
+wrap's effect.
 
 Every value is opened to its owner with :func:`ppal_lab.secure.twoparty.reveal_to` (the other party
 sends its share point to point). CrypTen's own ``reveal(dst=...)`` is not used: it runs gloo's ring
@@ -80,11 +97,11 @@ reduce, through which the non-owner ends up with about half of the opened values
 
 Where the code lives
 --------------------
-This module is the driver: it hands each player its own part of a pre-trained plaintext learner
-(:func:`player_state`, :func:`party_randomness`), starts the two parties, replays the same steps in
-plaintext (:func:`plain_phase`) and collects both (:class:`SecurePhase`, :func:`weight_table`). The party
-side -- the player's plaintext half and the protocol above -- is :mod:`ppal_lab.secure.maddpg_party`;
-the passes on shares are :mod:`ppal_lab.secure.mlp_on_shares` (shared with :mod:`ppal_lab.secure.secure_mlp`)
+This module is the driver: it starts the players and the dealer (:func:`run_secure_phase`), replays the
+same steps in plaintext (:func:`plain_phase`, :class:`JointDraws`) and collects both
+(:class:`SecurePhase`, :func:`weight_table`). The party side -- what a party builds for itself and the
+protocol above -- is :mod:`ppal_lab.secure.maddpg_party`; the passes on shares, the comparison and the
+truncation watch are :mod:`ppal_lab.secure.mlp_on_shares` (shared with :mod:`ppal_lab.secure.secure_mlp`)
 and the sigmoid :mod:`ppal_lab.secure.secure_sigmoid`.
 """
 from __future__ import annotations
@@ -97,61 +114,73 @@ import numpy as np
 import pandas as pd
 
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.marl.maddpg import MADDPG, GameConfig, MADDPGConfig, NetStack, initial_obs
+from ppal_lab.marl.maddpg import MADDPG, GameConfig, MADDPGConfig
 from ppal_lab.marl.supply_game import normalized_revenue
-from ppal_lab.secure.maddpg_party import NETWORKS, SecureSettings, secure_party
+from ppal_lab.secure.maddpg_party import (NETWORKS, OWN_INIT, PlayerDraws, SecureSettings, exploration_learner,
+                                          own_state, public_batches, secure_party, state_digest)
 from ppal_lab.secure.secure_sigmoid import secure_sigmoid, sigmoid_exp_coefficients
 
-__all__ = ["NETWORKS", "STEP_COLUMNS", "SecurePhase", "SecureSettings", "party_randomness", "plain_phase",
-           "player_state", "run_secure_phase", "secure_party", "secure_sigmoid", "sigmoid_exp_coefficients",
-           "weight_table"]
+__all__ = ["NETWORKS", "STEP_COLUMNS", "JointDraws", "SecurePhase", "SecureSettings", "exploration_learner",
+           "own_state", "plain_phase", "private_seeds", "run_secure_phase", "secure_party", "secure_sigmoid",
+           "sigmoid_exp_coefficients", "state_digest", "weight_table", "with_joint_draws"]
 
 STEP_COLUMNS = ("reward_0", "reward_1", "total_reward", "wastage", "ncr", "p0", "q0", "p1", "q1")
 
 
 # --------------------------------------------------------------------------------------------------
-# Handing one player's part of a plaintext learner to its party
+# The experimenter's view of both players' draws (for the plaintext twin only)
 # --------------------------------------------------------------------------------------------------
-def party_randomness(rand, game: GameConfig, cfg: MADDPGConfig, iterations: int, buffer_size: int,
-                     start_step: int = 0) -> list[dict]:
-    """The secure phase's external randomness, drawn in advance from ``rand`` exactly as
-    :meth:`ppal_lab.marl.maddpg.MADDPG.play` would draw it, and split between the players: each gets its own
-    initial observations (``{iteration: obs}``) and action noise ``(iterations, 2)``; player 1 alone the
-    demand shocks of its market; player 0 alone the minibatch indices, which it sends to player 1
-    (Appendix E). Nothing of one player's draws reaches the other's process."""
-    H = game.horizon
-    initial, noise, demand, batches, size = {}, [], [], [], buffer_size
-    for it in range(iterations):
-        if (start_step + it) % H == 0:
-            initial[it] = initial_obs(game, rand.initial("real", 1))[0]
-        noise.append(rand.action_noise(1)[0])
-        demand.append(rand.demand("real", 1)[0])
-        size = min(size + 1, cfg.buffer_size)
-        if size >= cfg.batch_size:
-            batches += [rand.minibatch(size, cfg.batch_size) for _ in range(cfg.updates_per_step)]
-    return [{"initial": {k: v[p].copy() for k, v in initial.items()}, "noise": np.array([n[p] for n in noise]),
-             "demand": np.array(demand) if p == 1 else None, "batches": batches if p == 0 else None}
-            for p in (0, 1)]
+def private_seeds(seed: int) -> tuple[int, int]:
+    """The players' own seeds in an experiment driven by ``seed``. In a deployment each player picks its
+    own and tells nobody; here the experimenter derives both so that it can replay the same draws in
+    plaintext (:class:`JointDraws`)."""
+    state = np.random.SeedSequence([int(seed), 0x9A27]).generate_state(2)
+    return int(state[0]), int(state[1])
 
 
-def player_state(learner: MADDPG, player: int) -> dict:
-    """Everything player ``player`` owns in a one-run EDE learner: its four networks, its Adam moments
-    and step counts, and its columns of the replay buffer (observations, actions, rewards, next
-    observations). Nothing of the other player is included."""
-    if learner.n_runs != 1 or learner.modes != ["ede"]:
-        raise ParameterError("learner", learner.runs, "a learner with one run in mode 'ede'")
-    if player not in (0, 1):
-        raise ParameterError("player", player, "0 or 1")
-    k, n = player, learner.buf_size
-    state = {name: getattr(learner, name).select(k) for name in NETWORKS}
-    for name, opt, net in (("actor", learner.actor_opt, learner.actor), ("critic", learner.critic_opt,
-                                                                           learner.critic)):
-        state[f"{name}_adam"] = {"m": NetStack(net.n, net.sizes, opt.m).select(k),
-                                 "v": NetStack(net.n, net.sizes, opt.v).select(k), "t": opt.t}
-    state["buffer"] = {"obs": learner.buf_obs[0, :n, player].clone(), "act": learner.buf_act[0, :n, player].clone(),
-                       "rew": learner.buf_rew[0, :n, player].clone(),
-                       "next": learner.buf_next[0, :n, player].clone(), "pos": learner.buf_pos, "size": n}
-    return state
+def with_joint_draws(learner: MADDPG) -> MADDPG:
+    """A copy of a one-run learner that draws its measured phase as the two parties do (:class:`JointDraws`)."""
+    twin = copy.deepcopy(learner)
+    seed = twin.seeds[0]
+    twin.rand[seed] = JointDraws(twin.rand[seed], seed)
+    return twin
+
+
+class JointDraws:
+    """Both players' draws of the measured phase, combined as :class:`ppal_lab.marl.randomness.ExternalRandomness`
+    serves them to a learner: installed in the plaintext twin (``learner.rand[seed]``) so that it plays
+    the same steps as the two parties -- the same initial states, noise, demand shocks and minibatch rows.
+    Draws of other phases and kinds go to the learner's own randomness ``base``."""
+
+    def __init__(self, base, seed: int):
+        self.base = base
+        self.players = [PlayerDraws(p, s) for p, s in enumerate(private_seeds(seed))]
+        self.batches = public_batches(seed)
+
+    def initial(self, phase: str, n: int) -> np.ndarray:
+        if phase != "real":
+            return self.base.initial(phase, n)
+        u = np.empty((n, 6))
+        for k in range(n):
+            for p in (0, 1):
+                u[k, list(OWN_INIT[p])] = self.players[p].initial()
+        return u
+
+    def action_noise(self, n: int) -> np.ndarray:
+        return np.stack([[self.players[p].action_noise() for p in (0, 1)] for _ in range(n)])
+
+    def demand(self, phase: str, n: int) -> np.ndarray:
+        if phase != "real":
+            return self.base.demand(phase, n)
+        return np.array([self.players[1].demand() for _ in range(n)])
+
+    def minibatch(self, size: int, batch: int) -> np.ndarray:
+        return self.batches.integers(0, size, batch)
+
+    def __getattr__(self, name):            # weights, random_actions, ...: the learner's own streams
+        if name.startswith("__") or name == "base":
+            raise AttributeError(name)      # (copy and pickle probe dunders before __dict__ is set)
+        return getattr(self.base, name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -202,24 +231,33 @@ class SecurePhase:
     plain: pd.DataFrame                # per-step metrics of the plaintext EDE run
     secure_weights: dict               # {(network, player): [W1, b1, ...]}
     plain_weights: dict
-    secure_s: np.ndarray               # online seconds per iteration (player 0's clock)
-    offline_s: np.ndarray              # seconds of triple generation done ahead, per iteration
+    secure_s: np.ndarray               # seconds per iteration, player 0's clock (dealer waits included)
+    dealer_s: np.ndarray               # of which player 0 waited for the dealer's triples
     plain_s: np.ndarray
-    phases_s: dict                     # mean seconds per iteration: acting, env, update
-    comm: pd.DataFrame                 # per-iteration rounds and bytes (per party; bytes summed/2)
+    phases_s: dict                     # mean seconds per iteration: acting, env, update, dealer
+    comm: pd.DataFrame                 # per-iteration rounds and bytes (per party; bytes summed/2), dealer's too
     retries: dict
     wall_s: float
     shares: list = field(default_factory=list, repr=False)
+    views: list = field(default_factory=list, repr=False)
+    profile: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)   # bytes/rounds/s per kind
+    dealer_stats: dict | None = None   # the dealer's own count over the whole run (rounds, bytes, seconds)
 
     def summary(self) -> dict:
-        sec = self.secure_s[1:] if len(self.secure_s) > 1 else self.secure_s
-        pla = self.plain_s[1:] if len(self.plain_s) > 1 else self.plain_s
-        off = float(np.median(self.offline_s[1:])) if len(self.offline_s) > 1 else 0.0
+        """Medians over the iterations after the first: ``online_ms`` (player 0's time less its waits for
+        the dealer), ``dealer_ms`` (those waits), ``total_ms``, plaintext ``plain_ms`` and the ratios;
+        player-to-player ``rounds``/``mbytes`` and the dealer's ``dealer_rounds``/``dealer_mbytes``."""
+        rest = slice(1, None) if len(self.secure_s) > 1 else slice(None)
+        total, dealer = self.secure_s[rest], self.dealer_s[rest]
+        online, plain = total - dealer, self.plain_s[rest]
         return {"seed": self.seed, "iterations": self.iterations,
-                "secure_ms": 1e3 * float(np.median(sec)), "offline_ms": 1e3 * off,
-                "plain_ms": 1e3 * float(np.median(pla)), "ratio": float(np.median(sec) / np.median(pla)),
-                "ratio_with_offline": float((np.median(sec) + off) / np.median(pla)),
+                "online_ms": 1e3 * float(np.median(online)), "dealer_ms": 1e3 * float(np.median(dealer)),
+                "total_ms": 1e3 * float(np.median(total)), "plain_ms": 1e3 * float(np.median(plain)),
+                "online_ratio": float(np.median(online) / np.median(plain)),
+                "total_ratio": float(np.median(total) / np.median(plain)),
                 "rounds": float(self.comm["rounds"].median()), "mbytes": float(self.comm["bytes"].median()) / 1e6,
+                "dealer_rounds": float(self.comm["dealer_rounds"].median()),
+                "dealer_mbytes": float(self.comm["dealer_bytes"].median()) / 1e6,
                 "retries": int(sum(self.retries.values())), "wall_s": self.wall_s}
 
 
@@ -234,16 +272,22 @@ def weight_table(a: dict, b: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _default_timeout(iterations: int, cfg: MADDPGConfig) -> float:
+def _default_timeout(iterations: int, cfg: MADDPGConfig, pretrain_episodes: int) -> float:
     size = max(1.0, cfg.batch_size * cfg.hidden / 16384) * max(1.0, cfg.hidden / 128)
-    return 120.0 + iterations * 10.0 * size
+    return 180.0 + pretrain_episodes * 0.5 + iterations * 12.0 * size
 
 
 def run_secure_phase(learner: MADDPG, iterations: int, settings: SecureSettings | None = None, *,
-                     world_size: int = 2, sharing_seed: int | None = None) -> SecurePhase:
-    """Play ``iterations`` measured steps of a pre-trained one-run EDE ``learner`` twice from the same
-    state: securely in two processes (one per player, each given only its own part) and in plaintext.
-    ``learner`` itself is not changed. ``sharing_seed`` seeds CrypTen's masks (None: secure random)."""
+                     pretrain_episodes: int, world_size: int = 2, sharing_seed: int | None = None) -> SecurePhase:
+    """Play ``iterations`` measured steps after the public exploration phase twice: securely, in two
+    player processes and a dealer, and in plaintext.
+
+    ``learner`` is the public exploration learner (:func:`exploration_learner` of its seed with
+    ``pretrain_episodes``), used here only for the plaintext twin; it is not changed and nothing of it
+    is sent to the parties. Each party replays the exploration itself, keeps its own player's part, and
+    draws its measured phase from its own seed (:func:`private_seeds`); the driver checks that each
+    party's starting state is the twin's (digests). ``sharing_seed`` seeds the players' CrypTen masks
+    and the dealer (None: secure random)."""
     from ppal_lab.secure.twoparty import run_parties
 
     settings = settings or SecureSettings()
@@ -259,29 +303,43 @@ def run_secure_phase(learner: MADDPG, iterations: int, settings: SecureSettings 
         raise ParameterError("learner", f"buffer of {learner.buf_size} rows",
                              f"a pre-trained learner with at least batch_size = {learner.cfg.batch_size} rows")
     seed = learner.seeds[0]
-    rand = party_randomness(copy.deepcopy(learner.rand[seed]), learner.game, learner.cfg, int(iterations),
-                            learner.buf_size)
-    states = [player_state(learner, p) for p in (0, 1)]
-    timeout = settings.timeout_s or _default_timeout(int(iterations), learner.cfg)
-    res = run_parties(secure_party, 2, args=(learner.game, learner.cfg, settings, int(iterations)), timeout=timeout,
-                      verbose_comm=True, seed=sharing_seed, party_args=[(states[0], rand[0]), (states[1], rand[1])])
-    twin = copy.deepcopy(learner)
+    timeout = settings.timeout_s or _default_timeout(int(iterations), learner.cfg, int(pretrain_episodes))
+    public = (learner.game, learner.cfg, settings, int(iterations), seed, int(pretrain_episodes))
+    # A seeded dealer only for a reproducible experiment: seeded masks protect nothing (stated in 08).
+    res = run_parties(secure_party, 2, args=public, timeout=timeout, verbose_comm=True, seed=sharing_seed,
+                      dealer_seed=sharing_seed, party_args=[(s,) for s in private_seeds(seed)])
+    for p in (0, 1):
+        if res[p]["start_digest"] != state_digest(own_state(learner, p)):
+            raise RuntimeError(f"party {p} replayed another exploration phase than the driver's learner "
+                               f"(pretrain_episodes={pretrain_episodes}?)")
+    twin = with_joint_draws(learner)
     plain, plain_s = plain_phase(twin, int(iterations))
     secure_w = {(name, p): res[p]["weights"][name] for p in (0, 1) for name in NETWORKS}
     plain_w = {(name, p): [x.numpy() for x in getattr(twin, name).select(p)] for p in (0, 1) for name in NETWORKS}
-    c0, c1 = pd.DataFrame(res[0]["comm"]), pd.DataFrame(res[1]["comm"])
+    c0, c1 = pd.DataFrame(res[0]["comm"]).fillna(0), pd.DataFrame(res[1]["comm"]).fillna(0)
     comm = pd.DataFrame({"rounds": c0["rounds_act_env"] + c0["rounds_update"],
                          "rounds_update": c0["rounds_update"],
                          "bytes": (c0["bytes_act_env"] + c0["bytes_update"] + c1["bytes_act_env"]
                                    + c1["bytes_update"]) / 2,
                          "bytes_update": (c0["bytes_update"] + c1["bytes_update"]) / 2,
-                         **{k: c0[k] for k in ("shared_data", "shared_weights", "comparisons", "comparison_s")
-                            if k in c0}})
+                         "dealer_rounds": c0["dealer_rounds"] + c1["dealer_rounds"],
+                         "dealer_bytes": c0["dealer_bytes"] + c1["dealer_bytes"],
+                         **{k: c0[k] for k in ("shared_data", "shared_weights", "comparisons", "range_checked",
+                                               "comparison_s") if k in c0}})
+    prof = c0[[k for k in c0 if k.startswith("profile_")]].rename(columns=lambda k: k[len("profile_"):])
     tm = dict(res[0]["timing"])
     tm["comparisons"] = list(c0["comparison_s"]) if "comparison_s" in c0 else [0.0]   # within acting/update
-    retries = {k: res[0]["retries"][k] for k in res[0]["retries"]}
     return SecurePhase(seed=seed, iterations=int(iterations), secure=_combine(res, learner.game), plain=plain,
                        secure_weights=secure_w, plain_weights=plain_w, secure_s=np.array(tm["iteration"]),
-                       offline_s=np.array(tm["offline"]),
-                       plain_s=plain_s, phases_s={k: float(np.mean(v[1:] if len(v) > 1 else v)) for k, v in tm.items() if k != "iteration"},
-                       comm=comm, retries=retries, wall_s=res.wall_s, shares=[r["shares"] for r in res])
+                       dealer_s=np.array(tm["dealer"]), plain_s=plain_s,
+                       phases_s={k: float(np.mean(v[1:] if len(v) > 1 else v)) for k, v in tm.items()
+                                 if k != "iteration"},
+                       comm=comm, retries=dict(res[0]["retries"]), wall_s=res.wall_s,
+                       shares=[r["shares"] for r in res], views=[r["view"] for r in res], profile=prof,
+                       dealer_stats=_as_dict(getattr(res, "dealer_stats", None)))
+
+
+def _as_dict(stats) -> dict | None:
+    if stats is None:
+        return None
+    return {"rounds": int(stats.rounds), "bytes": int(stats.bytes), "time_s": float(stats.time_s)}

@@ -39,11 +39,10 @@ in ``benchmarks/bench_secure_mlp.py`` (32 rounds, same bytes, slower). The secur
 
 Threat model
 ------------
-Semi-honest (honest-but-curious) parties that follow the protocol. Multiplications use Beaver triples
-from CrypTen's default *trusted first party* (TFP) provider: the triples are generated from seeds that
-party 0 knows, which stands in for a trusted dealer and is **not** private against party 0 in a real
-deployment (a real deployment would use a TTP or an offline phase with homomorphic encryption / OT).
-Everything a party receives during the computation -- its shares of the other party's inputs, of the
+Semi-honest (honest-but-curious) parties that follow the protocol. Multiplications and comparisons use
+Beaver triples from a dealer that is not a party (CrypTen's TTP provider in its own process, started by
+:func:`ppal_lab.secure.twoparty.run_parties`; it sees only the kinds and shapes of the tuples it hands
+out, and must not collude with either party). Everything a party receives during the computation -- its shares of the other party's inputs, of the
 weights and of the target, and the opened Beaver differences ``x - a``, ``y - b`` -- is masked by
 uniformly random ring elements, so on its own it is independent of the other party's private data.
 

@@ -40,19 +40,36 @@ Range of the inputs: every reading must be finite and in ``[0, MAX_READING]``. T
 
 Threat model
 ------------
-Semi-honest parties (they follow the protocol but try to learn from what they see), two parties,
-CrypTen's default *trusted first party* (TFP) provider: party 0 generates the Beaver triples itself.
-That stands in for a trusted dealer and is **not** private against party 0 in a real deployment (a
-real one would use a separate dealer, CrypTen's TTP, or oblivious transfer / homomorphic triples).
-Under this model:
+Semi-honest players (they follow the protocol but try to learn from what they receive), and a dealer
+that is not a player: :func:`~ppal_lab.secure.twoparty.run_parties` starts CrypTen's ``TTP`` server as
+a third process that hands out the Beaver triples and other correlated randomness, freshly seeded from
+``os.urandom`` on every run, and does not collude with either player (see
+:mod:`ppal_lab.secure.twoparty`). Under this model:
 
-* party 0 learns the shapes (``n`` items, ``k`` channels) and nothing else (it receives no output);
-* party 1 learns the shapes and the opened scores :math:`s_i` (or the bits). The score is a function
-  of the private readings: it tells party 1 the noise-weighted distance of :math:`m_i` from a point
-  :math:`\hat m_i` that party 1 chose. From :math:`k + 1` scores of the same item at affinely
-  independent points (and no channel capped) it recovers :math:`m_i` exactly by trilateration
-  (:func:`ppal_lab.verify.reconstruct_readings` shows it). Revealing only the decision bit leaks one
-  bit per query; limiting verifications per item bounds both.
+===================  ==========================================================================
+who                  receives (and so learns)
+===================  ==========================================================================
+party 0 (readings)   the shapes ``n``, ``k``; masked openings and its triple shares (uniform ring
+                     elements, independent of :math:`\hat m`); no output
+party 1 (verifier)   the shapes; masked openings (uniform, independent of :math:`m`); the opened
+                     scores :math:`s_i` (or the bits :math:`[s_i > \theta]`)
+dealer               the kinds and shapes of the tuples player 0 asks for; no data, no output
+===================  ==========================================================================
+
+``tests/secure/test_transcript.py`` records what each party receives in runs that differ only in
+the other player's data and checks this table: a two-sample test cannot tell the transcripts apart,
+player 0 receives no output, the only output message of player 1 carries the scores, and a leaky
+variant (:func:`ppal_lab.secure.transcript.leaky_similarity_party`) is caught.
+
+What the score itself gives away: it is a function of the private readings and tells party 1 the
+noise-weighted distance of :math:`m_i` from a point :math:`\hat m_i` that party 1 chose. From
+:math:`k + 1` scores of the same item at affinely independent points (and no channel capped) it
+recovers :math:`m_i` exactly by trilateration (:func:`ppal_lab.verify.reconstruct_readings` shows it).
+Revealing only the decision bit leaks one bit per query; limiting verifications per item bounds both.
+
+A dealer that colludes with a player gives that player everything; and CrypTen's masks come from
+torch's Mersenne-Twister generators with 32-bit seeds, so the hiding holds against parties that do
+not search 2^32 seeds (see :mod:`ppal_lab.secure.twoparty`).
 
 Nothing here protects against a *malicious* party (one that feeds wrong readings or deviates from the
 protocol): integrity of the inputs needs commitments or signed readings, outside this module.
@@ -80,7 +97,8 @@ from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "Z_MAX", "MAX_READING", "REVEALS", "plaintext_similarity", "plaintext_decision",
-    "similarity_party", "SecureSimilarityResult", "secure_similarity",
+    "similarity_party", "own_data_similarity_party", "own_data", "SecureSimilarityResult",
+    "secure_similarity",
 ]
 
 Z_MAX = 10.0
@@ -232,6 +250,24 @@ def similarity_party(rank: int, n_items: int, n_channels: int, sd: Sequence[floa
     return {"cost": cost, "values": values}
 
 
+def own_data_similarity_party(rank: int, n_items: int, n_channels: int, sd: Sequence[float],
+                              threshold: float, data_seed: int) -> dict:
+    """Party function for players on hosts of their own (``ppal-lab party``): each player draws its
+    own array from ``(data_seed, rank)`` -- player 0 its readings, player 1 its simulated readings,
+    both around 75 with the channels' noise -- and runs :func:`similarity_party` for both reveal
+    modes on all items. Nothing private is passed between hosts; ``data_seed`` stands for each
+    site's own data. :func:`own_data` gives the same arrays, for checking."""
+    own = own_data(rank, n_items, n_channels, sd, data_seed)
+    segments = [("score", n_items), ("decision", n_items)]
+    return similarity_party(rank, n_items, n_channels, sd, segments, threshold, own)
+
+
+def own_data(rank: int, n_items: int, n_channels: int, sd: Sequence[float], data_seed: int) -> np.ndarray:
+    """The array player ``rank`` of :func:`own_data_similarity_party` holds."""
+    rng = np.random.default_rng([int(data_seed), int(rank)])
+    return 75.0 + rng.normal(0.0, 1.0, (n_items, n_channels)) * np.asarray(sd, dtype=np.float64)
+
+
 # ---------------------------------------------------------------------------------------- launcher
 
 @dataclass
@@ -329,8 +365,9 @@ def secure_similarity(readings: Any, simulated: Any, sd: Any, *,
         Prefix sizes to time in the same launch (each in ``[1, n]``, increasing); ``n`` is appended
         if missing. Default: ``[n]``. Every reveal mode runs every size.
     seed : int or None
-        ``None``: CrypTen's secure random seeds. An int makes the run reproducible and *insecure*
-        (anyone who knows it can undo the masks): for experiments only.
+        ``None``: CrypTen's secure random seeds and a freshly seeded dealer. An int seeds the players
+        and the dealer, which makes the run reproducible and *insecure* (anyone who knows it can undo
+        the masks): for experiments only.
     timeout : float
         Seconds for the whole launch (> 0); past it both parties are killed.
 
@@ -363,7 +400,7 @@ def secure_similarity(readings: Any, simulated: Any, sd: Any, *,
     segments = [(r, b) for r in modes for b in sizes]
     res = run_parties(similarity_party, 2, args=(n, k, s.tolist(), segments, t),
                       party_args=[(m,), (m_hat,)], timeout=float(timeout), verbose_comm=True,
-                      seed=seed)
+                      seed=seed, dealer_seed=seed)  # seeded: the dealer too (scores depend on its rounding)
     rows = [{"party": rank, **c} for rank, out in enumerate(res) for c in out["cost"]]
     got = res[1]["values"]
     scores = np.asarray(got["score"], dtype=np.float64) if "score" in got else None

@@ -1,16 +1,72 @@
-"""Run a CrypTen computation as 2 or 3 separate OS processes, one per party, without ever hanging.
+"""Run a CrypTen computation as separate OS processes -- the players and a dealer -- without ever hanging.
 
 Two ways to run a party function ``fn(rank, *args)``:
 
-* :func:`run_parties` -- on one machine (a notebook, a test): starts ``world_size`` processes with the
-  ``spawn`` start method, lets them meet through a ``file://`` rendezvous in a fresh temporary directory
-  (no ports, so no port clashes), collects every party's return value, and tidies up. If a party raises,
-  the others are killed and :class:`PartyError` says which rank failed and why (with its traceback). If
-  the whole run takes longer than ``timeout`` seconds -- typically a party waiting for a peer that never
-  sends -- every party is killed and :class:`PartyTimeout` is raised.
-* :func:`run_this_party` -- across machines: each host sets ``RANK``, ``WORLD_SIZE`` and either
-  ``RENDEZVOUS`` (a torch ``init_method`` URL such as ``tcp://10.0.0.1:29500``) or ``MASTER_ADDR`` and
-  ``MASTER_PORT``, and calls ``run_this_party(fn, ...)``; it runs only this rank's part, in this process.
+* :func:`run_parties` -- on one machine (a notebook, a test): starts ``world_size`` player processes and
+  (by default) one **dealer** process with the ``spawn`` start method, lets them meet through a
+  ``file://`` rendezvous in a fresh temporary directory (no ports, so no port clashes), collects every
+  player's return value, and tidies up. If a player or the dealer raises or dies, the others are killed
+  and :class:`PartyError` says which rank failed and why (with its traceback). If the whole run takes
+  longer than ``timeout`` seconds -- typically a party waiting for a peer that never sends -- every
+  process is killed and :class:`PartyTimeout` is raised.
+* :func:`run_this_party` -- across machines (``ppal-lab party`` is its command-line form): each host sets
+  ``RANK``, ``WORLD_SIZE`` and either ``RENDEZVOUS`` (a torch ``init_method`` URL such as
+  ``tcp://10.0.0.1:29500``) or ``MASTER_ADDR`` and ``MASTER_PORT``, and runs only its own part, in its
+  own process. ``WORLD_SIZE`` counts the players; the dealer is ``RANK = WORLD_SIZE``.
+
+The dealer
+----------
+Products and comparisons on additive shares consume correlated randomness (Beaver triples, random
+wrap counts, random bits). By default it comes from CrypTen's ``TTP`` provider ("trusted third
+party"), whose server runs here as a process of its own, rank ``world_size``, that is *not a player*:
+
+* at start-up it sends each player ``i`` a seed; player ``i`` then draws its own shares of every
+  triple ``(a_i, b_i, c_i)`` from it, without communication. For each triple, player 0 asks the dealer
+  (message: the kind of tuple and the tensor shapes -- no data) and receives ``c_0 = a*b - c_1 - ...``;
+  no other player ever receives anything from the dealer;
+* the dealer receives only those requests: which kind of tuple, of which shapes. It never receives a
+  share of anybody's data, nor any opened value;
+* its seeds come from fresh OS entropy (``os.urandom``) on every run, *not* from ``seed``: a player who
+  could reproduce the dealer's seeds would know every triple and could unmask everything. Only an
+  explicit ``dealer_seed`` (given to the dealer process alone) makes the dealer reproducible -- for
+  transcript tests and bit-reproducible experiments.
+
+What the players compute does not depend on the dealer's randomness except through fixed-point
+rounding: a product's shares are split differently with different triples, and CrypTen's two-party
+truncation (each player divides its own share) then rounds to one of the two neighbouring fixed-point
+values (an error of at most one unit, 2^-16 at 16 bits, per truncation), and -- with probability about
+|v|·2^(2b)/2^64 per element -- wraps (see :mod:`ppal_lab.secure.fixed_point`). Comparisons, sharing
+and openings are exact. Iterative operations amplify the unit: chapter 06's division (ten Newton
+steps) differed by up to 1.5e-3 between two fresh dealers. So a seeded run with a fresh dealer
+reproduces its numbers only up to that rounding; an experiment that must repeat bit for bit passes
+``dealer_seed`` as well (as :func:`ppal_lab.secure.fixed_point.run_op_table` and
+:func:`ppal_lab.secure.similarity.secure_similarity` do when given a seed).
+
+CrypTen's own server loop ends silently on any ``RuntimeError`` (a failed request, a lost peer), which
+leaves player 0 waiting forever; the loop here lets every error out, so it reaches :class:`PartyError`.
+Traffic with the dealer is counted apart: ``comm_stats`` of the players (and CrypTen's counters read
+inside a party function) cover only player-to-player traffic, :attr:`PartyResults.dealer_stats` is
+the dealer's own count, and :func:`dealer_comm_stats` gives one player's traffic with the dealer.
+``dealer=False`` falls back to CrypTen's default ``TFP`` provider, where player 0 generates the triples
+itself -- which gives player 0 every mask, so it is private against player 1 only.
+
+Threat model
+------------
+Semi-honest players (they follow the protocol and try to learn from what they receive) and a
+semi-honest dealer that does not collude with any player. Under that model a player receives: its own
+inputs; the public shapes; openings ``x - a`` masked by dealer randomness it does not know (uniform
+ring elements); player 0 also receives its triple shares ``c_0`` from the dealer (uniform); and the
+outputs opened to it. The dealer receives the sequence of tuple kinds and shapes. A dealer that
+colludes with a player gives that player everything; a malicious player is not covered.
+``tests/secure/test_transcript.py`` records what each party receives and checks that, outputs aside,
+it does not depend on the other player's data (see :mod:`ppal_lab.secure.transcript`).
+
+Two limits of CrypTen itself that this model does not remove: (1) all its masks come from torch's
+Mersenne-Twister generators, which take only 32 bits of their seed (``manual_seed(s)`` and
+``manual_seed(s + 2**32)`` give the same stream): a player who tries all 2^32 seeds of a generator
+(hours of CPU) can check each guess against a triple and so recover the other player's triple shares.
+The guarantee is statistical hiding under the model, not cryptographic security. (2) The dealer sees
+nothing of the data but must be trusted to hand out correct, unlinked triples.
 
 Rules for party functions (the ``spawn`` start method imports them afresh in each child):
 
@@ -18,26 +74,24 @@ Rules for party functions (the ``spawn`` start method imports them afresh in eac
   :mod:`ppal_lab.secure.examples`), not in a notebook cell, not a lambda or a nested function.
 * ``args``, ``party_args`` and the return values must be picklable; return plaintext (revealed) tensors
   or numbers, not CrypTensors.
-* Each party starts with a fresh default ``crypten.cfg``: set CrypTen options inside ``fn``.
+* Each party starts with a fresh default ``crypten.cfg`` (the provider is set before ``crypten.init``):
+  set other CrypTen options inside ``fn``.
 * ``fn`` must not start processes of its own (parties are daemon processes).
 * In a script, call :func:`run_parties` under ``if __name__ == "__main__":`` (``spawn`` re-imports the
   main script in every party; without the guard the parties die at start-up -> :class:`PartyError`).
 * The ``timeout`` covers the whole run, including process start-up and ``import crypten`` (2-5 s on
   two busy cores).
-* Linux/macOS only (CrypTen's process communicator refuses Windows), and only CrypTen's default
-  ``TFP`` provider: the ``TTP`` provider needs an extra server process that these launchers do not start.
+* Linux/macOS only (CrypTen's process communicator refuses Windows).
 
-Threat model of the computations run this way: semi-honest parties; CrypTen's default "trusted first
-party" (TFP) provider, in which party 0 generates the Beaver triples itself. That stands in for a
-trusted dealer and is *not* private against party 0 in a real deployment. Each party learns its own
-inputs, the shapes of all inputs, and whatever the computation reveals (``get_plain_text``). To open a
-value to one party only, use :func:`reveal_to`, not CrypTen's ``reveal(dst=...)``, which leaks about
-half of the value to the other party (see :func:`reveal_to`).
+Each player learns its own inputs, the shapes of all inputs, and whatever the computation opens
+(``get_plain_text`` opens to every player). To open a value to one player only, use :func:`reveal_to`,
+not CrypTen's ``reveal(dst=...)``, which leaks about half of the value to the other player (see
+:func:`reveal_to`).
 
 Seeding: with ``seed=None`` CrypTen draws its secret-sharing seeds from ``os.urandom`` (its secure
-default). With an integer ``seed``, torch/numpy/random in party ``r`` and all CrypTen generators are
-seeded from ``(seed, r)`` so a run is bit-for-bit reproducible -- but then anybody who knows the seed
-can undo the sharing masks: use it for experiments, never for real private data.
+default). With an integer ``seed``, torch/numpy/random in player ``r`` and all CrypTen generators of the
+players are seeded from ``(seed, r)`` so a player's own draws are reproducible -- but then anybody who
+knows the seed can undo the sharing masks: use it for experiments, never for real private data.
 
 Communication statistics (``verbose_comm=True``) are CrypTen's own per-party counters, reset just
 before ``fn`` starts: ``rounds`` counts communication calls of this party, ``bytes`` counts 8 bytes per
@@ -65,7 +119,7 @@ from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "PartyError", "PartyTimeout", "CommStats", "PartyResults", "PartyOutcome",
-    "run_parties", "run_this_party", "comm_stats", "reveal_to", "WORLD_SIZES",
+    "run_parties", "run_this_party", "comm_stats", "dealer_comm_stats", "reveal_to", "WORLD_SIZES",
 ]
 
 WORLD_SIZES = (2, 3)
@@ -75,13 +129,19 @@ _EXIT_GRACE_S = 5.0  # how long finished parties get to tear down their process 
 
 
 class PartyError(RuntimeError):
-    """A party raised an exception or died; the other parties were stopped."""
+    """A player or the dealer raised an exception or died; the other processes were stopped.
 
-    def __init__(self, rank: int, message: str, remote_traceback: str = ""):
+    ``rank`` is the failed process's rank; ``dealer`` says whether it was the dealer (rank =
+    number of players).
+    """
+
+    def __init__(self, rank: int, message: str, remote_traceback: str = "", dealer: bool = False):
         self.rank, self.message, self.remote_traceback = rank, message, remote_traceback
-        text = f"party rank {rank} failed: {message}"
+        self.dealer = bool(dealer)
+        who = f"the dealer (rank {rank})" if dealer else f"party rank {rank}"
+        text = f"{who} failed: {message}"
         if remote_traceback:
-            text += f"\n--- traceback in party rank {rank} ---\n{remote_traceback.rstrip()}"
+            text += f"\n--- traceback in {who} ---\n{remote_traceback.rstrip()}"
         super().__init__(text)
 
 
@@ -108,19 +168,22 @@ class CommStats:
 
 
 class PartyResults(list):
-    """The per-rank return values (index = rank), plus ``comm_stats`` and ``wall_s`` of the run.
+    """The players' return values (index = rank), plus ``comm_stats``, ``dealer_stats`` and ``wall_s``.
 
-    ``comm_stats`` is a list of :class:`CommStats` (one per rank) when ``verbose_comm`` was set,
-    else ``None``.
+    ``comm_stats`` is a list of :class:`CommStats` (one per player, player-to-player traffic only) when
+    ``verbose_comm`` was set, else ``None``. ``dealer_stats`` is the dealer's own :class:`CommStats`
+    (rank = number of players) when ``verbose_comm`` was set and a dealer ran, else ``None``.
     """
 
-    def __init__(self, values, comm_stats: list[CommStats] | None, wall_s: float):
+    def __init__(self, values, comm_stats: list[CommStats] | None, wall_s: float,
+                 dealer_stats: CommStats | None = None):
         super().__init__(values)
-        self.comm_stats, self.wall_s = comm_stats, wall_s
+        self.comm_stats, self.wall_s, self.dealer_stats = comm_stats, wall_s, dealer_stats
 
 
 class PartyOutcome(NamedTuple):
-    """What :func:`run_this_party` returns: this rank's value and (with ``verbose_comm``) its stats."""
+    """What :func:`run_this_party` returns: this rank's value (``None`` for the dealer) and (with
+    ``verbose_comm``) its stats (a player's exclude its traffic with the dealer)."""
 
     value: Any
     comm_stats: CommStats | None
@@ -163,8 +226,9 @@ def _seed_crypten(crypten, seed: int, rank: int, world_size: int) -> None:
 def comm_stats() -> CommStats:
     """This party's communication counters so far; call inside a party function.
 
-    Meaningful only when the run was started with ``verbose_comm=True`` (otherwise CrypTen counts
-    nothing and all fields are 0).
+    Player-to-player traffic only (traffic with the dealer: :func:`dealer_comm_stats`). Meaningful only
+    when the run was started with ``verbose_comm=True`` (otherwise CrypTen counts nothing and all
+    fields are 0).
     """
     from ppal_lab.secure.crypten_compat import crypten
 
@@ -172,6 +236,43 @@ def comm_stats() -> CommStats:
     raw = communicator.get_communication_stats()
     return CommStats(rank=communicator.get_rank(), rounds=int(raw["rounds"]),
                      bytes=int(round(raw["bytes"])), time_s=float(raw["time"]))
+
+
+_dealer_traffic = {"rounds": 0, "bytes": 0.0, "time": 0.0}  # this player's traffic with the dealer
+
+
+def dealer_comm_stats() -> CommStats:
+    """This player's traffic with the dealer so far (player 0's requests and triple shares; zero for
+    the other players, who only received a seed at start-up); call inside a party function."""
+    from ppal_lab.secure.crypten_compat import crypten
+
+    return CommStats(rank=crypten.comm.get().get_rank(), rounds=int(_dealer_traffic["rounds"]),
+                     bytes=int(round(_dealer_traffic["bytes"])), time_s=float(_dealer_traffic["time"]))
+
+
+def _count_dealer_traffic_apart(crypten) -> None:
+    """Book player 0's requests to the dealer in :data:`_dealer_traffic`, not in CrypTen's counters.
+
+    CrypTen's ``TTPClient.ttp_request`` talks to the dealer through the same communicator, so its
+    messages would otherwise be mixed into the player-to-player rounds and bytes.
+    """
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    _dealer_traffic.update(rounds=0, bytes=0.0, time=0.0)
+    communicator, client = crypten.comm.get(), TTPClient.get()
+    request = client.ttp_request
+
+    def counted_request(*args, **kwargs):
+        saved = (communicator.comm_rounds, communicator.comm_bytes, communicator.comm_time)
+        try:
+            return request(*args, **kwargs)
+        finally:
+            _dealer_traffic["rounds"] += communicator.comm_rounds - saved[0]
+            _dealer_traffic["bytes"] += communicator.comm_bytes - saved[1]
+            _dealer_traffic["time"] += communicator.comm_time - saved[2]
+            communicator.comm_rounds, communicator.comm_bytes, communicator.comm_time = saved
+
+    client.ttp_request = counted_request  # an instance attribute: shadows the method for this run
 
 
 def reveal_to(x, dst: int):
@@ -202,19 +303,25 @@ def reveal_to(x, dst: int):
     return None
 
 
+def _configure(crypten, verbose_comm: bool, dealer: bool) -> None:
+    """Settings every process of a run must share, made before ``crypten.init`` (which reads them)."""
+    if crypten.is_initialized():
+        raise RuntimeError("CrypTen is already initialised in this process; call crypten.uninit() first")
+    crypten.cfg.communicator.verbose = bool(verbose_comm)  # the communicator reads it on every call
+    crypten.cfg.mpc.provider = "TTP" if dealer else "TFP"
+
+
 def _run_party(fn: Callable, rank: int, world_size: int, args: tuple, seed: int | None,
-               verbose_comm: bool, teardown_on_error: bool) -> tuple[Any, CommStats | None]:
-    """Initialise CrypTen for this process (rendezvous from the environment), run ``fn``, tear down.
+               verbose_comm: bool, teardown_on_error: bool, dealer: bool = True
+               ) -> tuple[Any, CommStats | None]:
+    """Initialise CrypTen for this player (rendezvous from the environment), run ``fn``, tear down.
 
     A spawned party skips the teardown after an error (``teardown_on_error=False``): it reports at once
     and is killed anyway, whereas the process group of an in-process party must not be left behind.
     """
     from ppal_lab.secure.crypten_compat import crypten
 
-    if crypten.is_initialized():
-        raise RuntimeError("CrypTen is already initialised in this process; call crypten.uninit() first")
-    # Counting must be switched on before init: the communicator reads it on every call.
-    crypten.cfg.communicator.verbose = bool(verbose_comm)
+    _configure(crypten, verbose_comm, dealer)
     if seed is not None:
         _seed_plaintext_rngs(seed, rank)
     crypten.init()
@@ -222,6 +329,8 @@ def _run_party(fn: Callable, rank: int, world_size: int, args: tuple, seed: int 
     try:
         if seed is not None:
             _seed_crypten(crypten, seed, rank, world_size)
+        if dealer:
+            _count_dealer_traffic_apart(crypten)
         crypten.comm.get().reset_communication_stats()  # exclude CrypTen's own seed exchange in init()
         value = fn(rank, *args)
         stats = comm_stats() if verbose_comm else None
@@ -234,14 +343,74 @@ def _run_party(fn: Callable, rank: int, world_size: int, args: tuple, seed: int 
             crypten.uninit()
 
 
-def _child_main(conn, rank: int, world_size: int, rendezvous: str, fn: Callable, args: tuple,
-                seed: int | None, verbose_comm: bool) -> None:
-    """Entry point of one spawned party: run it and send back one pickled message, never raise."""
+def _dealer_torch_seed(dealer_seed: int | None) -> int:
+    """The seed of the dealer's torch generator, from which CrypTen's server draws the players' seeds."""
+    if dealer_seed is None:
+        return int.from_bytes(os.urandom(8), "big") >> 1  # fresh: no player can reproduce it
+    return _derive_seed(dealer_seed, "dealer")
+
+
+def _serve_as_dealer(crypten) -> None:
+    """CrypTen's TTP server loop, minus its ``except RuntimeError: return`` (errors must reach us).
+
+    Serves player 0's requests until it sends ``"terminate"`` (from ``crypten.uninit``). Accepts only
+    the tuple kinds CrypTen's TTP defines.
+    """
+    from crypten.mpc.provider.ttp_provider import TTP_FUNCTIONS, TTPServer
+
+    server = TTPServer.__new__(TTPServer)  # skip TTPServer.__init__, which *is* the swallowing loop
+    communicator = crypten.comm.get()
+    server.ttp_group, server.comm_group, server.device = communicator.ttp_group, communicator.ttp_comm_group, "cpu"
+    server._setup_generators()              # one seed per player, drawn from torch's global generator
+    communicator.reset_communication_stats()
+    dealer_rank = communicator.get_ttp_rank()
+    while True:
+        message = communicator.recv_obj(0, server.ttp_group)
+        if message == "terminate":
+            return
+        if not isinstance(message, dict) or message.get("function") not in TTP_FUNCTIONS:
+            raise ValueError(f"the dealer got a request it does not serve: {message!r}"[:300])
+        server.device = message["device"]
+        result = getattr(server, message["function"])(*message["args"], **message["kwargs"])
+        communicator.send_obj(result.size(), 0, server.ttp_group)
+        communicator.broadcast(result, dealer_rank, server.comm_group)
+
+
+def _run_dealer(world_size: int, dealer_seed: int | None, verbose_comm: bool,
+                teardown_on_error: bool) -> CommStats | None:
+    """Be the dealer (rank ``world_size``) of this run until player 0 ends it; return its counters."""
+    import torch
+
+    from ppal_lab.secure.crypten_compat import crypten
+
+    _configure(crypten, verbose_comm, dealer=True)
+    torch.manual_seed(_dealer_torch_seed(dealer_seed))
+    crypten.init()
+    succeeded = False
+    try:
+        _serve_as_dealer(crypten)
+        stats = comm_stats() if verbose_comm else None
+        succeeded = True
+        return stats
+    finally:
+        if (succeeded or teardown_on_error) and crypten.is_initialized():
+            crypten.uninit()
+
+
+def _child_main(conn, rank: int, world_size: int, rendezvous: str, fn: Callable | None, args: tuple,
+                seed: int | None, verbose_comm: bool, dealer: bool = True,
+                dealer_seed: int | None = None) -> None:
+    """Entry point of one spawned process (a player, or the dealer when ``rank == world_size``): run it
+    and send back one pickled message, never raise."""
     os.environ.update(RENDEZVOUS=rendezvous, WORLD_SIZE=str(world_size), RANK=str(rank),
                       DISTRIBUTED_BACKEND="gloo")
     try:
-        value, stats = _run_party(fn, rank, world_size, args, seed, verbose_comm,
-                                  teardown_on_error=False)
+        if rank == world_size:
+            value, stats = None, _run_dealer(world_size, dealer_seed, verbose_comm,
+                                             teardown_on_error=False)
+        else:
+            value, stats = _run_party(fn, rank, world_size, args, seed, verbose_comm,
+                                      teardown_on_error=False, dealer=dealer)
         payload = pickle.dumps(("ok", value, stats))  # pickle here, so a bad return value is reported
     except BaseException as exc:  # report everything, including SystemExit and KeyboardInterrupt
         payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
@@ -280,22 +449,31 @@ def _stop(processes) -> None:
 
 def run_parties(fn: Callable, world_size: int = 2, args: Sequence = (), timeout: float = 60.0,
                 verbose_comm: bool = False, *, party_args: Sequence[Sequence] | None = None,
-                seed: int | None = None) -> PartyResults:
-    """Run ``fn(rank, *args, *party_args[rank])`` in ``world_size`` CrypTen parties; return their values.
+                seed: int | None = None, dealer: bool = True,
+                dealer_seed: int | None = None) -> PartyResults:
+    """Run ``fn(rank, *args, *party_args[rank])`` in ``world_size`` CrypTen players (plus the dealer).
 
     Parameters
     ----------
     fn : module-level function ``fn(rank, ...)``; it may use ``crypten`` (already initialised).
-    world_size : number of parties, 2 or 3.
-    args : positional arguments given to every party (public inputs such as shapes).
-    timeout : seconds (> 0, finite) for the whole run; past it all parties are killed.
-    verbose_comm : count communication; the stats land in ``PartyResults.comm_stats``.
+    world_size : number of players, 2 or 3.
+    args : positional arguments given to every player (public inputs such as shapes).
+    timeout : seconds (> 0, finite) for the whole run; past it all processes are killed.
+    verbose_comm : count communication; the stats land in ``PartyResults.comm_stats`` (players,
+        player-to-player traffic) and ``PartyResults.dealer_stats`` (the dealer).
     party_args : optional, one tuple per rank, appended to ``args`` for that rank only -- the way each
-        party supplies its own private input without the others receiving it.
-    seed : ``None`` (CrypTen's secure random seeds) or an int >= 0 for a reproducible, *insecure* run.
+        player supplies its own private input without the others receiving it.
+    seed : ``None`` (CrypTen's secure random seeds) or an int >= 0 for reproducible, *insecure* player
+        randomness. Never reaches the dealer.
+    dealer : ``True`` (default): a dealer process, rank ``world_size``, supplies the triples (CrypTen's
+        ``TTP`` provider); ``False``: CrypTen's ``TFP`` provider, player 0 makes them (not private
+        against player 0).
+    dealer_seed : ``None`` (default): the dealer seeds itself from ``os.urandom``; an int >= 0 makes
+        the dealer reproducible (only for tests and bit-reproducible experiments).
 
-    Returns a :class:`PartyResults` (a list, index = rank). Raises :class:`PartyError` if a party
-    raises or dies, :class:`PartyTimeout` past ``timeout``, :class:`ParameterError` for bad arguments.
+    Returns a :class:`PartyResults` (a list of the players' values, index = rank). Raises
+    :class:`PartyError` if a player or the dealer raises or dies, :class:`PartyTimeout` past
+    ``timeout``, :class:`ParameterError` for bad arguments.
     """
     if isinstance(world_size, bool) or not isinstance(world_size, int):
         raise ParameterError("world_size", world_size, "one of " + ", ".join(map(str, WORLD_SIZES)))
@@ -305,6 +483,11 @@ def run_parties(fn: Callable, world_size: int = 2, args: Sequence = (), timeout:
     check_range("timeout", timeout, 0, None, low_open=True)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ParameterError("seed", seed, "None or an int >= 0")
+    if not isinstance(dealer, bool):
+        raise ParameterError("dealer", dealer, "True or False")
+    if dealer_seed is not None and (isinstance(dealer_seed, bool) or not isinstance(dealer_seed, int)
+                                    or dealer_seed < 0 or not dealer):
+        raise ParameterError("dealer_seed", dealer_seed, "None, or an int >= 0 with dealer=True")
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
         raise ParameterError("args", args, "a tuple of positional arguments")
     if party_args is None:
@@ -325,13 +508,14 @@ def run_parties(fn: Callable, world_size: int = 2, args: Sequence = (), timeout:
     processes: dict[int, multiprocessing.process.BaseProcess] = {}
     conns: dict[int, multiprocessing.connection.Connection] = {}
     finished = False
+    n_procs = world_size + 1 if dealer else world_size  # the dealer is rank world_size
     try:
-        for rank in range(world_size):
+        for rank in range(n_procs):
             conns[rank], writer = ctx.Pipe(duplex=False)
-            rank_args = (*args, *party_args[rank])
+            rank_args = (*args, *party_args[rank]) if rank < world_size else ()
             proc = ctx.Process(target=_child_main, name=f"ppal-party-{rank}", daemon=True,
-                               args=(writer, rank, world_size, rendezvous, fn, rank_args, seed,
-                                     verbose_comm))
+                               args=(writer, rank, world_size, rendezvous, fn if rank < world_size
+                                     else None, rank_args, seed, verbose_comm, dealer, dealer_seed))
             try:
                 proc.start()
             finally:
@@ -340,10 +524,10 @@ def run_parties(fn: Callable, world_size: int = 2, args: Sequence = (), timeout:
 
         results: dict[int, tuple[Any, CommStats | None]] = {}
         owner = {}
-        for rank in range(world_size):
+        for rank in range(n_procs):
             owner[conns[rank]] = owner[processes[rank].sentinel] = rank
-        while len(results) < world_size:
-            pending = [r for r in range(world_size) if r not in results]
+        while len(results) < n_procs:
+            pending = [r for r in range(n_procs) if r not in results]
             remaining = start + timeout - time.monotonic()
             if remaining <= 0:
                 raise PartyTimeout(timeout, pending)
@@ -354,23 +538,25 @@ def run_parties(fn: Callable, world_size: int = 2, args: Sequence = (), timeout:
                     continue
                 conn = conns[rank]
                 # A dead party's pipe is readable too (data it sent before dying, or EOF).
+                is_dealer = rank == world_size
                 if not conn.poll(1.0 if ready is not conn else 0):
                     code = processes[rank].exitcode
-                    raise PartyError(rank, f"process exited with code {code} without reporting a result")
+                    raise PartyError(rank, f"process exited with code {code} without reporting a result",
+                                     dealer=is_dealer)
                 try:
                     payload = conn.recv_bytes()
                 except EOFError:
                     processes[rank].join(1.0)
                     code = processes[rank].exitcode
                     raise PartyError(rank, f"process died (exit code {code}) without reporting a "
-                                           "result; its stderr may say why") from None
+                                           "result; its stderr may say why", dealer=is_dealer) from None
                 try:
                     message = pickle.loads(payload)
                 except Exception as exc:
                     raise PartyError(rank, f"its result could not be unpickled here "
-                                           f"({type(exc).__name__}: {exc})") from None
+                                           f"({type(exc).__name__}: {exc})", dealer=is_dealer) from None
                 if message[0] == "error":
-                    raise PartyError(rank, message[1], message[2])
+                    raise PartyError(rank, message[1], message[2], dealer=is_dealer)
                 results[rank] = (message[1], message[2])
         finished = True
     finally:
@@ -385,7 +571,8 @@ def run_parties(fn: Callable, world_size: int = 2, args: Sequence = (), timeout:
 
     values = [results[r][0] for r in range(world_size)]
     stats = [results[r][1] for r in range(world_size)] if verbose_comm else None
-    return PartyResults(values, stats, time.monotonic() - start)
+    dealer_stats = results[world_size][1] if dealer and verbose_comm else None
+    return PartyResults(values, stats, time.monotonic() - start, dealer_stats)
 
 
 def _env_int(name: str) -> int:
@@ -396,30 +583,41 @@ def _env_int(name: str) -> int:
         raise ParameterError(name, raw, "an integer set in the environment") from None
 
 
-def run_this_party(fn: Callable, args: Sequence = (), *, seed: int | None = None,
-                   verbose_comm: bool = False) -> PartyOutcome:
-    """Run this process's share of a multi-host computation; the rendezvous comes from the environment.
+def run_this_party(fn: Callable | None, args: Sequence = (), *, seed: int | None = None,
+                   verbose_comm: bool = False, dealer: bool = True,
+                   dealer_seed: int | None = None) -> PartyOutcome:
+    """Run this process's part of a multi-host computation; the rendezvous comes from the environment.
 
-    Set on every host before calling: ``RANK`` (0 .. WORLD_SIZE-1), ``WORLD_SIZE`` (2 or 3) and either
-    ``RENDEZVOUS`` (a torch ``init_method`` URL, e.g. ``tcp://10.0.0.1:29500`` or ``file:///shared/x``)
-    or ``MASTER_ADDR`` and ``MASTER_PORT`` (rank 0's address; becomes ``tcp://ADDR:PORT``).
-    ``DISTRIBUTED_BACKEND`` defaults to ``gloo``. Every host must call the same ``fn`` with the same
-    ``seed``; each passes its own private inputs in ``args``.
+    Set on every host before calling: ``RANK``, ``WORLD_SIZE`` (the number of players, 2 or 3) and
+    either ``RENDEZVOUS`` (a torch ``init_method`` URL, e.g. ``tcp://10.0.0.1:29500`` or
+    ``file:///shared/x``) or ``MASTER_ADDR`` and ``MASTER_PORT`` (player 0's address; becomes
+    ``tcp://ADDR:PORT``). ``DISTRIBUTED_BACKEND`` defaults to ``gloo``. Players have ``RANK`` 0 ..
+    WORLD_SIZE-1; with ``dealer=True`` (the default, as in :func:`run_parties`) one more process, on a
+    host of its own if wanted, runs with ``RANK = WORLD_SIZE`` and is the dealer (``fn`` and ``args``
+    are not used there: pass ``fn=None``). Every process of a run must use the same ``dealer``; every
+    player the same ``fn`` and ``seed``; each player passes its own private inputs in ``args`` (or
+    builds them inside ``fn`` from its own seed and data).
 
-    Runs in this process (``fn`` may be any callable) and returns ``PartyOutcome(value, comm_stats)``.
-    There is no timeout here: a missing peer blocks until torch's own 30-minute rendezvous limit, so
-    bound the job with your scheduler.
+    Runs in this process (``fn`` may be any callable) and returns ``PartyOutcome(value, comm_stats)``
+    (``value`` is ``None`` for the dealer). There is no timeout here: a missing peer blocks until
+    torch's own 30-minute rendezvous limit, so bound the job with your scheduler.
     """
-    if not callable(fn):
-        raise ParameterError("fn", fn, "a callable fn(rank, *args)")
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
         raise ParameterError("args", args, "a tuple of positional arguments")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ParameterError("seed", seed, "None or an int >= 0")
+    if not isinstance(dealer, bool):
+        raise ParameterError("dealer", dealer, "True or False")
+    if dealer_seed is not None and (isinstance(dealer_seed, bool) or not isinstance(dealer_seed, int)
+                                    or dealer_seed < 0 or not dealer):
+        raise ParameterError("dealer_seed", dealer_seed, "None, or an int >= 0 with dealer=True")
     world_size = check_choice("WORLD_SIZE", _env_int("WORLD_SIZE"), WORLD_SIZES)
     rank = _env_int("RANK")
-    if not 0 <= rank < world_size:
-        raise ParameterError("RANK", rank, f"in [0, {world_size - 1}]")
+    last = world_size if dealer else world_size - 1
+    if not 0 <= rank <= last:
+        raise ParameterError("RANK", rank, f"in [0, {last}]" + (f" ({world_size} is the dealer)" if dealer else ""))
+    if rank < world_size and not callable(fn):
+        raise ParameterError("fn", fn, "a callable fn(rank, *args)")
     added = {}  # CrypTen reads these from os.environ during init; removed again afterwards
     if "RENDEZVOUS" not in os.environ:
         addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
@@ -431,9 +629,93 @@ def run_this_party(fn: Callable, args: Sequence = (), *, seed: int | None = None
         added["DISTRIBUTED_BACKEND"] = "gloo"
     os.environ.update(added)
     try:
-        value, stats = _run_party(fn, rank, world_size, tuple(args), seed, verbose_comm,
-                                  teardown_on_error=True)
+        if rank == world_size:
+            value, stats = None, _run_dealer(world_size, dealer_seed, verbose_comm, teardown_on_error=True)
+        else:
+            value, stats = _run_party(fn, rank, world_size, tuple(args), seed, verbose_comm,
+                                      teardown_on_error=True, dealer=dealer)
     finally:
         for key in added:
             os.environ.pop(key, None)
     return PartyOutcome(value, stats)
+
+
+# ------------------------------------------------------------------------------------ command line
+
+def _import_function(spec: str) -> Callable:
+    """``"package.module:function"`` -> the function (any import error is bad input)."""
+    import importlib
+
+    module_name, _, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module_name), name) if module_name and name else None
+    except Exception as exc:  # ImportError, AttributeError, or the module itself failing
+        raise ParameterError("FUNCTION", spec, f"an importable module:function ({type(exc).__name__}: {exc})") from None
+    if not callable(fn):
+        raise ParameterError("FUNCTION", spec, "module:function naming a callable fn(rank, *args)")
+    return fn
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ppal-lab party`` (also ``python -m ppal_lab.secure.twoparty``): run one player or the dealer here.
+
+    Exit status 0 when done, 2 with one line on stderr for bad input (before any CrypTen work), 1 when
+    the computation itself fails.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="ppal-lab party",
+        description="Run one player (RANK < WORLD_SIZE) or the dealer (RANK = WORLD_SIZE) of a secure "
+                    "computation in this process, e.g. on a host of its own. Flags override the "
+                    "environment variables RANK, WORLD_SIZE and RENDEZVOUS (or MASTER_ADDR + MASTER_PORT).")
+    parser.add_argument("function", nargs="?", help="the party function, module:function, called as "
+                        "function(rank, *args); each player builds its own private state inside it "
+                        "(not needed by the dealer)")
+    parser.add_argument("--args", default="[]", help="JSON list of the public positional arguments, the "
+                        "same on every player (default [])")
+    parser.add_argument("--rank", type=int, help="this process's rank (default: $RANK)")
+    parser.add_argument("--world-size", type=int, help="number of players (default: $WORLD_SIZE)")
+    parser.add_argument("--rendezvous", help="torch init_method URL, e.g. tcp://10.0.0.1:29500 (default: "
+                        "$RENDEZVOUS or tcp://$MASTER_ADDR:$MASTER_PORT)")
+    parser.add_argument("--seed", type=int, help="reproducible, insecure player randomness (default: fresh)")
+    parser.add_argument("--dealer-seed", type=int, help="reproducible dealer (dealer only; default: fresh)")
+    parser.add_argument("--no-dealer", action="store_true", help="CrypTen's TFP provider: player 0 makes "
+                        "the triples (every process of the run must agree)")
+    parser.add_argument("--verbose-comm", action="store_true", help="count rounds and bytes")
+    parser.add_argument("--out", help="write the outcome here (a pickle of {'rank', 'value', 'comm_stats'})")
+    args = parser.parse_args(argv)
+    try:
+        for key, value in (("RANK", args.rank), ("WORLD_SIZE", args.world_size), ("RENDEZVOUS", args.rendezvous)):
+            if value is not None:
+                os.environ[key] = str(value)
+        world_size, rank = _env_int("WORLD_SIZE"), _env_int("RANK")
+        try:
+            fn_args = json.loads(args.args)
+        except json.JSONDecodeError as exc:
+            raise ParameterError("--args", args.args, f"a JSON list ({exc})") from None
+        if not isinstance(fn_args, list):
+            raise ParameterError("--args", args.args, "a JSON list")
+        is_dealer = rank == world_size and not args.no_dealer
+        if args.dealer_seed is not None and not is_dealer:
+            raise ParameterError("--dealer-seed", args.dealer_seed, "given to the dealer only")
+        if args.out:
+            out_dir = os.path.dirname(os.path.abspath(args.out))
+            if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+                raise ParameterError("--out", args.out, "a file in a writable folder")
+        fn = None if is_dealer else _import_function(args.function or "")
+        outcome = run_this_party(fn, tuple(fn_args), seed=args.seed, verbose_comm=args.verbose_comm,
+                                 dealer=not args.no_dealer, dealer_seed=args.dealer_seed)
+    except ParameterError as exc:
+        print(f"ppal-lab party: error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        with open(args.out, "wb") as f:
+            pickle.dump({"rank": rank, "value": outcome.value, "comm_stats": outcome.comm_stats}, f)
+    print(f"{'dealer' if is_dealer else 'player'} rank {rank} of {world_size} players: done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,8 @@ What lives here, one idea per module:
 * :mod:`~ppal_lab.verify.verifier` — the seed's three steps (:class:`Verifier`), the decision model,
   the ROC threshold and ROC curves;
 * :mod:`~ppal_lab.verify.attacks` — what revealed similarity scores leak (trilateration);
+* :mod:`~ppal_lab.verify.query_audit` — a detector of query patterns that probe one item's readings
+  (the trilateration probe above), with its detection and false-alarm rates;
 * :mod:`~ppal_lab.verify.gate` — the verified-label gate for the federated protocol's loop, the
   bookkeeping of a gated cycle, and the joint parameter check of a verification study.
 

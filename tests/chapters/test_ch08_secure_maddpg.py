@@ -32,7 +32,10 @@ def test_parties_count_what_the_shapes_predict(phase):
     for key, value in counts.items():
         assert (phase.comm[key] == value).all(), key
     assert phase.comm["rounds"].nunique() == 1          # the protocol's rounds do not depend on the data
-    assert (phase.offline_s[1:] > 0).all() and phase.offline_s[0] == 0   # iteration 0 traces, then cached
+    # the triples come from the dealer, every iteration the same traffic; the players' bytes by kind add up
+    assert (phase.comm["dealer_bytes"] > 0).all() and phase.comm["dealer_rounds"].nunique() == 1
+    kinds = phase.profile[[k for k in phase.profile if k.endswith("_bytes")]].sum(axis=1)
+    assert ((kinds - phase.comm["bytes"]).abs() <= 0.01 * phase.comm["bytes"]).all()
 
 
 def test_chapter_summaries_of_a_phase(phase):

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from ppal_lab.compendium import cli, runner, specs
+from ppal_lab.compendium.specs import ch01_supply_chain_data as ch01_spec
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.params import NotebookSpec, Param
 from ppal_lab.compendium.specs import SPECS
@@ -62,6 +63,21 @@ BAD = [
     (["run", "09", "-p", "anomaly_rate", "0.01"], "anomaly_rate"),
     (["run", "09", "-p", "label_budget", "1600"], "label_budget"),
     (["run", "09", "-p", "batch_size", "500"], "batch_size"),
+    (["run", "10", "-p", "aggregator", "median", "-p", "byzantine_fraction", "0.5"], "byzantine_fraction"),
+    (["run", "10", "-p", "aggregator", "bulyan", "-p", "byzantine_fraction", "0.3"], "n_clients"),
+    (["run", "10", "-p", "aggregator", "krum", "-p", "byzantine_fraction", "0.45"], "n_clients"),
+    (["run", "10", "-p", "aggregator", "mean"], "aggregator"),
+    (["run", "10", "-p", "attack", "backdoor"], "attack"),
+    (["run", "10", "-p", "attack", "alie", "-p", "aggregator", "fedavg", "-p", "byzantine_fraction", "0.6"],
+     "byzantine_fraction"),
+    (["run", "10", "-p", "n_target", "900"], "n_target"),
+    (["run", "11", "-p", "n_sites", "10", "-p", "dropout_rate", "0.5"], "dropout_rate"),
+    (["run", "11", "-p", "n_sites", "2", "-p", "dropout_rate", "0.3"], "dropout_rate"),
+    (["run", "11", "-p", "n_sites", "1"], "n_sites"),
+    (["run", "11", "-p", "n_items", "800"], "n_items"),
+    (["run", "11", "-p", "n_items", "1000", "-p", "coverage", "0.5"], "n_items"),
+    (["run", "11", "-p", "update_dim", "1000"], "update_dim"),
+    (["run", "11", "-p", "epsilon", "0"], "epsilon"),
     (["run", "02", "-p", "epsilon", "1", "--out", "/proc/nope"], "--out"),
     (["run", "01", "--out", __file__ + "/out"], "--out"),
     (["sweep", "01", "-p", "missing_rate", "0.5,0.99999"], "missing_rate"),
@@ -264,7 +280,7 @@ def test_chapter_01_missing_rate_limit_is_where_the_drift_model_stops_crashing()
     from ppal_lab.data import describe
 
     values = dict(n_per_month=100, missing_mechanism="mcar")
-    limit = specs._drift_missing_limit(values)
+    limit = ch01_spec._drift_missing_limit(values)
     assert not _spec_refuses("01_supply_chain_data", {**values, "missing_rate": limit})
     assert _spec_refuses("01_supply_chain_data", {**values, "missing_rate": limit + 1e-3})
     for seed in range(3):

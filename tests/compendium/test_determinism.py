@@ -26,6 +26,9 @@ REDUCED = {
                          "scaling_iterations": 2},
     "09_inverse_simulation": {"n_seeds": 2, "n_items": 300, "n_secure": 16, "label_budget": 60,
                               "batch_size": 10, "verifier_labels": 60},
+    "10_adversarial_participants": {"n_seeds": 2, "n_clients": 8, "rounds": 2, "n_logs": 5, "n_target": 40,
+                                    "mi_epochs": 1},
+    "11_secure_infrastructure": {"n_seeds": 2, "n_items": 1000, "rounds": 5, "n_sites": 5, "update_dim": 1280},
 }
 SECOND_RUN = {"07_supply_chain_maddpg": {"n_jobs": 2}}
 

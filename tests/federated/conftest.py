@@ -1,9 +1,15 @@
 """The data the federated tests share."""
-import numpy as np
-import pytest
-from sklearn.model_selection import train_test_split
+import os
 
-from ppal_lab.data import horizontal_partition, make_remanufacturing
+# Flower and Ray read these when first imported: no usage statistics leave this machine
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from ppal_lab.data import horizontal_partition, make_remanufacturing  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -51,3 +51,40 @@ def test_reject_takes_labels_out_of_training_but_keeps_them_bought():
     never = int(np.setdiff1d(np.arange(30), np.r_[0, 1, 2, 3, new])[0])
     with pytest.raises(RuntimeError):
         site.reject(np.array([never]))
+
+
+def test_a_site_rebuilt_from_its_state_continues_exactly():
+    """Flower's ClientApp rebuilds the site for every message from get_state(): the rebuilt site must
+    train, propose and label exactly as the site that never stopped (private mode: DP noise, sampling,
+    selection noise and the ledger all continue)."""
+    import torch
+
+    from ppal_lab.federated.accounting import ACCOUNTING_ALPHAS, _SiteBudget
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    plan = TrainingPlan(0.5, 3, 0.5, 1.0, 1.1)
+
+    def site(seed_rng):
+        return Participant("s", X, y, np.array([0, 1, 2, 3, 4, 5]), make_model("logreg", 3, 2), plan,
+                           _SiteBudget(20.0, 1e-5, owner="s", alphas=ACCOUNTING_ALPHAS), seed_rng, 7, 8)
+
+    def step(s, params, t):
+        vec = s.local_update(params, t)
+        model = make_model("logreg", 3, 2, seed=t)
+        released = s.propose(model, "margin", 4, 0.5, 0.5, t)
+        return vec, released, s.label(2)
+
+    params = torch.zeros(8)
+    a = site(np.random.default_rng(3))
+    first = step(a, params, 0)
+    b = site(np.random.default_rng(99))  # wrong streams, wrong everything: the state must overwrite them
+    b.set_state(a.get_state())
+    for t in (1, 2):
+        ra, rb = step(a, first[0], t), step(b, first[0], t)
+        assert torch.equal(ra[0], rb[0])
+        np.testing.assert_array_equal(ra[1], rb[1])
+        np.testing.assert_array_equal(ra[2], rb[2])
+    assert a.report() == b.report() and a.report()["noisy_steps"] == 9
+    assert not torch.equal(first[0], ra[0])  # the steps did something

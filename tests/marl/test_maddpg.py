@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.marl.maddpg import (ACTOR_IN, CRITIC_IN, MODES, STREAMS, Adam, MADDPG, MADDPGConfig, input_masks,
-                                  mlp_forward, random_policy)
-from ppal_lab.marl.supply_game import GameConfig
+from ppal_lab.marl.maddpg import (ACTOR_IN, CRITIC_IN, MODES, STREAMS, Adam, MADDPG, MADDPGConfig, critic_inputs,
+                                  input_masks, mlp_forward, random_policy)
+from ppal_lab.marl.supply_game import TIME_COL, GameConfig
 
 SMALL = MADDPGConfig(hidden=16, batch_size=32, buffer_size=4000, pretrain_envs=8)
 
@@ -30,7 +30,7 @@ def _reference_update(learner: MADDPG, batch: dict) -> dict:
     """One MADDPG update of a single-run learner written independently with torch.nn, autograd and
     torch.optim.Adam, starting from the learner's current parameters."""
     cfg, H = learner.cfg, learner.cfg.hidden
-    mask_a, mask_c = (torch.tensor(m, dtype=torch.float32) for m in input_masks(learner.runs[0][1]))
+    masks = [[torch.tensor(m, dtype=torch.float32) for m in input_masks(learner.runs[0][1], i)] for i in range(2)]
 
     def module(net, k, sizes):
         layers = []
@@ -48,14 +48,16 @@ def _reference_update(learner: MADDPG, batch: dict) -> dict:
     o, a, r, o2 = (batch[k][0] for k in ("obs", "act", "rew", "next"))
 
     def a_in(obs, i):
-        return torch.cat([obs[:, i], obs[:, 1 - i]], -1) * mask_a
+        return torch.cat([obs[:, i], obs[:, 1 - i]], -1) * masks[i][0]
 
     def c_in(obs, act, i):
-        return torch.cat([obs[:, i], act[:, i], obs[:, 1 - i], act[:, 1 - i]], -1) * mask_c
+        return torch.cat([obs[:, i], act[:, i], obs[:, 1 - i], act[:, 1 - i]], -1) * masks[i][1]
 
     with torch.no_grad():
         a2 = torch.stack([torch.sigmoid(nets["actor_target"][i](a_in(o2, i))) for i in range(2)], 1)
-        y = [r[:, i:i + 1] + cfg.gamma * nets["critic_target"][i](c_in(o2, a2, i)) for i in range(2)]
+        last = torch.tensor([[float(t == 0)] for t in o2[:, 0, TIME_COL].tolist()])   # no steps left: episode over
+        y = [r[:, i:i + 1] + torch.where(last > 0, 0.0, cfg.gamma * nets["critic_target"][i](c_in(o2, a2, i)))
+             for i in range(2)]
     opt_c = torch.optim.Adam([p for m in nets["critic"] for p in m.parameters()], lr=cfg.lr_critic)
     loss = sum(torch.nn.functional.mse_loss(nets["critic"][i](c_in(o, a, i)), y[i]) for i in range(2))
     loss.backward()
@@ -101,8 +103,10 @@ def test_one_update_equals_an_independent_autograd_implementation(mode):
 
 
 def test_masks_match_the_modes():
-    a, c = input_masks("nds")
-    assert a.tolist() == [1] * 5 + [0] * 5 and c.tolist() == [1] * 7 + [0] * 7
+    a, c = input_masks("nds", 0)      # the supplier's critic reads the order q1 it receives (public)
+    assert a.tolist() == [1] * 5 + [0] * 5 and c.tolist() == [1] * 7 + [0] * 6 + [1]
+    a, c = input_masks("nds", 1)      # the retailer's critic reads the price p0 on its invoice (public)
+    assert a.tolist() == [1] * 5 + [0] * 5 and c.tolist() == [1] * 7 + [0] * 5 + [1, 0]
     a, c = input_masks("ede")
     assert a.sum() == ACTOR_IN and c.sum() == CRITIC_IN
     a, c = input_masks("ctde")
@@ -115,7 +119,7 @@ def test_nds_networks_ignore_the_other_player_and_its_weights_never_move():
     filled(learner, 16)
     assert learner.updates > 0
     # networks k = player * runs + run; run 0 is NDS, run 1 is EDE
-    for net, first, cols in ((learner.critic, start[0], slice(7, 14)), (learner.actor, start[1], slice(5, 10))):
+    for net, first, cols in ((learner.critic, start[0], slice(7, 12)), (learner.actor, start[1], slice(5, 10))):
         for player in range(2):
             nds, ede = player * 2, player * 2 + 1
             assert torch.equal(net.params[0][nds, cols], first[nds, cols])        # masked: never moved
@@ -124,7 +128,7 @@ def test_nds_networks_ignore_the_other_player_and_its_weights_never_move():
     gen = torch.Generator().manual_seed(4)
     x = torch.rand(4, 6, CRITIC_IN, generator=gen)
     x2 = x.clone()
-    x2[:, :, 7:] += torch.rand(4, 6, 7, generator=gen)
+    x2[:, :, 7:12] += torch.rand(4, 6, 5, generator=gen)      # the other's observation, not its action
     q1, _ = mlp_forward(learner.critic.params, x, learner.critic_mask)
     q2, _ = mlp_forward(learner.critic.params, x2, learner.critic_mask)
     assert torch.equal(q1[[0, 2]], q2[[0, 2]]) and not torch.allclose(q1[[1, 3]], q2[[1, 3]])
@@ -132,11 +136,11 @@ def test_nds_networks_ignore_the_other_player_and_its_weights_never_move():
 
 def test_modes_start_from_the_same_draws_scaled_to_their_own_fan_in():
     learner = MADDPG([7], ["nds", "ede"], cfg=SMALL)
-    for net, own in ((learner.actor, 5), (learner.critic, 7)):
+    for net, own, readable in ((learner.actor, 5, 5), (learner.critic, 7, 8)):   # NDS critic: + the transaction
         full = net.sizes[0]
         for player in range(2):
             nds, ede = net.params[0][player * 2], net.params[0][player * 2 + 1]
-            torch.testing.assert_close(nds[:own] * math.sqrt(own), ede[:own] * math.sqrt(full))
+            torch.testing.assert_close(nds[:own] * math.sqrt(readable), ede[:own] * math.sqrt(full))
             for p in net.params[2:]:                      # deeper layers: identical
                 assert torch.equal(p[player * 2], p[player * 2 + 1])
 
@@ -214,3 +218,26 @@ def test_bad_hyper_parameters_raise(kwargs, name):
 def test_bad_arguments_raise_before_any_work(call, name):
     with pytest.raises(ParameterError, match=name.replace("[", r"\[").replace("]", r"\]") + " ="):
         call()
+
+
+# ---- terminal transitions ---------------------------------------------------------------------------------
+
+
+def test_critic_target_bootstraps_except_after_the_episodes_last_step():
+    """An exact small case: two stored transitions that differ only in the steps left after them (1 and 0);
+    the first's target is r + gamma Q'(x', mu'(x')), the last step's target is its reward alone."""
+    learner = MADDPG([0], ["ede"], cfg=MADDPGConfig(hidden=4, batch_size=2, buffer_size=2))
+    obs = torch.full((1, 2, 2, 5), 0.5)
+    nxt = obs.clone()
+    nxt[0, 0, :, TIME_COL] = 1.0 / 40            # one step left (normalised)
+    nxt[0, 1, :, TIME_COL] = 0.0                 # the episode is over
+    rew = torch.tensor([[[1.0, 2.0], [1.0, 2.0]]])
+    batch = {"obs": obs, "act": torch.full((1, 2, 2, 2), 0.5), "rew": rew, "next": nxt}
+    y = learner.critic_targets(batch)            # (2 players, 2 rows, 1)
+    with torch.no_grad():
+        a2 = learner.act(nxt, target=True)
+        q_next, _ = mlp_forward(learner.critic_target.params, critic_inputs(nxt, a2), learner.critic_mask)
+    assert float(q_next.abs().min()) > 0           # a non-zero bootstrap that the mask must remove
+    for player in range(2):
+        assert float(y[player, 1, 0]) == float(rew[0, 1, player])                        # terminal: reward only
+        assert float(y[player, 0, 0]) == pytest.approx(float(rew[0, 0, player] + 0.95 * q_next[player, 0, 0]))

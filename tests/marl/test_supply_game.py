@@ -7,8 +7,8 @@ import pytest
 from pettingzoo.test import parallel_api_test
 
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.marl.supply_game import (AGENTS, GameConfig, SupplyChainEnv, SupplyChainVec, game_step,
-                                  initial_obs, normalized_revenue, stackelberg_benchmark)
+from ppal_lab.marl.supply_game import (AGENTS, OBS_NAMES, TIME_COL, GameConfig, SupplyChainEnv, SupplyChainVec,
+                                       game_step, initial_obs, normalized_revenue, stackelberg_benchmark)
 
 
 def obs_pair(s0, s1):
@@ -44,7 +44,7 @@ def test_step_equations_on_a_hand_computed_case():
     nxt, rew, info = game_step(cfg, obs_pair(3, 2), np.array([[4, 5], [12, 6]]), np.array(0.5))
     assert rew.tolist() == [21.5, 72.0]
     assert (info["shipped"], info["demand"], info["sold"], info["wastage"]) == (6, 8.5, 8, 0)
-    np.testing.assert_allclose(nxt, [[2, 4, 5, 6, 6], [0, 12, 6, 8.5, 4]])
+    np.testing.assert_allclose(nxt, [[2, 4, 0, 6, 6], [0, 12, 0, 8.5, 4]])   # column 2: steps left, 1 -> 0
     # the same step as the episode's last: the leftover 2 units are wastage
     _, _, info = game_step(cfg, obs_pair(3, 2), np.array([[4, 5], [12, 6]]), np.array(0.5), last=True)
     assert info["wastage"] == 2
@@ -131,7 +131,7 @@ def test_reset_with_a_seed_reproduces_the_episode():
 def test_initial_state_maps_uniform_draws_to_the_documented_ranges():
     cfg = GameConfig()
     obs = initial_obs(cfg, np.array([[0.5, 0.25, 1.0, 0.0, 0.5, 0.1]]))[0]
-    np.testing.assert_allclose(obs, [[10, 10, 0, 2, 2], [5, 9, 2, 11, 10]])
+    np.testing.assert_allclose(obs, [[10, 10, 40, 2, 2], [5, 9, 40, 11, 10]])   # 40 steps left
 
 
 def test_stackelberg_benchmark_hand_computed():
@@ -160,6 +160,8 @@ def test_normalized_revenue_subtracts_the_raw_price_per_wasted_unit():
     ({"horizon": 0}, "horizon"),
     ({"horizon": 2.5}, "horizon"),
     ({"init_stock": -3.0}, "init_stock"),
+    ({"lead_time": 2}, "lead_time"),
+    ({"reward_coeff": 0.0}, "reward_coeff"),
 ])
 def test_bad_game_parameters_raise_before_any_work(kwargs, name):
     with pytest.raises(ParameterError, match=r"^" + name.replace("[", r"\[").replace("]", r"\]")):
@@ -177,3 +179,40 @@ def test_misuse_of_the_environment_is_reported():
         env.action_space("player_2")
     with pytest.raises(ParameterError, match="u ="):
         initial_obs(GameConfig(), np.ones(5))
+
+
+# ---- time left, lead time, reward coefficient ------------------------------------------------------------
+
+
+def test_observations_carry_the_steps_left_down_to_zero_at_the_episode_end():
+    cfg = GameConfig(horizon=5)
+    vec = SupplyChainVec(cfg)
+    obs = vec.reset(np.full((3, 6), 0.5))
+    seen = [obs[..., TIME_COL].copy()]
+    done = False
+    while not done:
+        obs, _, done, _ = vec.step(np.ones((3, 2, 2)), np.zeros(3))
+        seen.append(obs[..., TIME_COL].copy())
+    assert [float(x[0, 0]) for x in seen] == [5, 4, 3, 2, 1, 0]
+    assert all(np.all(x == x[0, 0]) for x in seen)          # both players, every episode: common knowledge
+    assert OBS_NAMES[0][TIME_COL] == OBS_NAMES[1][TIME_COL] == "steps_left"
+
+
+def test_lead_time_one_sells_only_stock_on_hand_at_the_start_of_the_step():
+    # s0=3, s1=2; p0=4, q0=5; p1=12, q1=6; eps=0.5. Lead time 1: shipped = min(6, 3) = 3 (the 5 units bought
+    # arrive for the next step); sold = min(8.5, 2) = 2 (the 3 shipped arrive next step); stocks 5 and 3.
+    # r0 = 10 * (4*3 - 0.5*5) = 95; r1 = 10 * (12*2 - 4*3) = 120.
+    cfg = GameConfig(lead_time=1, reward_coeff=10.0)
+    nxt, rew, info = game_step(cfg, obs_pair(3, 2), np.array([[4, 5], [12, 6]]), np.array(0.5), last=True)
+    assert rew.tolist() == [95.0, 120.0]
+    assert (info["shipped"], info["sold"], info["wastage"]) == (3, 2, 8)     # last step: 5 + 3 left wasted
+    np.testing.assert_allclose(nxt[:, 0], [5, 3])
+
+
+def test_wastage_models_differ_only_in_when_stock_perishes():
+    cfg_end, cfg_spoil = GameConfig(), GameConfig(spoilage=0.1)
+    obs = obs_pair(3, 2)
+    obs[:, TIME_COL] = 10                          # not the last step
+    _, _, end = game_step(cfg_end, obs, np.array([[4, 5], [12, 6]]), np.array(0.5))
+    _, _, spoil = game_step(cfg_spoil, obs, np.array([[4, 5], [12, 6]]), np.array(0.5))
+    assert end["wastage"] == 0 and spoil["wastage"] == pytest.approx(0.1 * 2)   # 2 units left, 10% perish

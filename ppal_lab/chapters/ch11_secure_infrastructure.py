@@ -1,0 +1,555 @@
+"""Experiments of the secure-infrastructure chapter (seed 000: Challenges 1 and 3, quantum resistance).
+
+Four studies, all parameters from the chapter's spec, every draw from its ``seed``:
+
+* **Private alignment** (:func:`dictionary_study`, :func:`schema_study`, :func:`alignment_study`): the
+  seed's unsalted field-name hashes against a dictionary of plausible names; DH-PSI
+  (:mod:`ppal_lab.secure.psi`) for the schemas and for the records of the vertical consortium, checked
+  against the plain intersection and against what each party received; a vertical logistic model on the
+  aligned features of all four parties against the label holder alone (:func:`vertical_logistic`, a
+  textbook split training, tested against scikit-learn); feature ranges released as DP quantiles
+  (:func:`dp_quantile`, the exponential mechanism of Smith 2011) instead of the seed's undefined
+  ``_obfuscate_ranges``.
+* **Hybrid post-quantum key exchange** (:func:`key_exchange_checks`): the seed's flow against the
+  authenticated X25519 + ML-KEM-768 handshake of :mod:`ppal_lab.secure.key_exchange`; sizes and time
+  from ``data/results/bench_infrastructure.json`` (:func:`read_bench`).
+* **Secure aggregation with drop-outs** (:func:`secagg_study`): a live round of
+  :mod:`ppal_lab.secure.secure_aggregation` per seed at ``n_sites`` and ``dropout_rate``; the cost grid
+  against sites and drop-out rate comes from the benchmark record.
+* **Scaling 5 -> 50 sites** (:func:`scaling_study`): federated averaging of a logistic model in this
+  process (NumPy) with flat, hierarchical (client-edge-cloud, Liu et al. 2020) and compressed updates
+  (stochastic quantization, top-k with error feedback): accuracy and bytes per round; the same federated
+  protocol on Flower's simulation engine from ``data/results/bench_federated_scale.json``
+  (:func:`flower_scale_table`).
+
+Claims: declared in the spec (``11_secure_infrastructure``), decided by the engine in :func:`add_claims`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from ppal_lab.compendium.errors import ParameterError, check_int, check_real
+from ppal_lab.compendium.paths import repo_root
+from ppal_lab.compendium.specs import SPECS
+from ppal_lab.data import make_remanufacturing, vertical_partition
+from ppal_lab.privacy.quantiles import dp_quantile, dp_quantile_distribution, rank_error
+from ppal_lab.secure import key_exchange as kx
+from ppal_lab.secure import psi
+from ppal_lab.secure.secure_aggregation import AggregationAborted, SecureAggregation
+
+__all__ = ["BENCH", "LABEL_HOLDER", "PUBLIC_BOUNDS", "SCALING_SITES", "METHODS", 
+           "CATEGORICAL", "dictionary_study", "schema_study", "schemas", "alignment_study", "vertical_logistic",
+           "dp_range_study", "key_exchange_checks", "read_bench", "flower_scale_table", "FLOWER_BENCH", "secagg_study", "n_dropped", "compress",
+           "federated_logistic", "scaling_study", "scaling_summary", "bench_secagg_table", "record_metrics", "add_claims", "glue_values"]
+
+BENCH = "bench_infrastructure.json"
+FLOWER_BENCH = "bench_federated_scale.json"  # the federated protocol on Flower's simulation engine
+LABEL_HOLDER = "dismantler"  # decides whether a core is remanufactured: it holds the labels and leads PSI
+SCALING_SITES = (5, 10, 20, 50)
+METHODS = ("flat float32", "flat int-quantized", "flat top-k", "hierarchical")
+#: Public domain bounds of every field (physical limits, fixed before seeing data): the DP quantile
+#: needs them, and data outside them is clipped.
+PUBLIC_BOUNDS = {"design_variant": (0, 3), "tolerance_class": (0, 2), "material": (0, 2),
+                 "model_year": (2000, 2025), "mileage_kkm": (0, 3000), "duty_cycle": (0, 1),
+                 "maintenance_count": (0, 100), "service_interval_kkm": (0, 150), "visual_wear_score": (0, 10),
+                 "corrosion_score": (0, 1), "damage_flag": (0, 1), "vibration_rms_mm_s": (0, 20),
+                 "backlash_arcmin": (0, 40), "oil_debris_ppm": (0, 500), "temp_rise_c": (0, 100)}
+CATEGORICAL = ("design_variant", "tolerance_class", "material", "damage_flag")
+
+
+def dp_range_study(params: Any, q: tuple[float, float] = (0.05, 0.95)) -> pd.DataFrame:
+    """Per seed and numeric field (the categorical ones' ranges are their category lists, public in the
+    schema): the exact ``q`` quantiles over the components and their DP releases (``epsilon`` each, so
+    ``2 epsilon`` per field by basic composition), and the :func:`rank_error` of each release."""
+    P, rows = params, []
+    for k in range(P.n_seeds):
+        data = make_remanufacturing(P.n_items, seed=P.seed + k)
+        rng = np.random.default_rng([P.seed, k, 11])
+        for field in (f for f in data.feature_names if f not in CATEGORICAL):
+            x = data.X[field].to_numpy()
+            for qq in q:
+                released = dp_quantile(x, qq, P.epsilon, PUBLIC_BOUNDS[field], rng)
+                rows.append({"seed": P.seed + k, "field": field, "q": qq, "exact": float(np.quantile(x, qq)),
+                             "dp": released, "rank_error": rank_error(x, released, qq)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------- private alignment
+
+def dictionary_study(feature_names) -> pd.DataFrame:
+    """The seed's published schema (unsalted SHA-256 of each name, the data type in the clear) and what a
+    dictionary of one- and two-word plausible names (:func:`ppal_lab.secure.psi.plausible_field_names`)
+    recovers. One row per field."""
+    found = psi.recovery_rate(feature_names, psi.plausible_field_names(2))
+    one_word = set(psi.recovery_rate(feature_names, psi.plausible_field_names(1))["recovered"])
+    return pd.DataFrame([{"field": f, "published hash": psi.seed_hash_field(f)[:16] + "…",
+                          "recovered (1 word)": f in one_word, "recovered (2 words)": f in found["recovered"]}
+                         for f in sorted(feature_names)]).set_index("field").assign(
+        dictionary_size=found["dictionary_size"])
+
+
+def schemas(data) -> dict[str, list[str]]:
+    """The consortium's field lists: each party's own block, the serial number and model year that all
+    record, and fields two parties share under different spellings (canonicalised before PSI)."""
+    extra = {"oem": ["Serial Number"], "fleet_operator": ["serial_number", "Model-Year"],
+             "dismantler": ["serial_number", "model_year", "Mileage kkm"],
+             "testing_facility": ["serial-number", "model_year", "mileage_kkm", "design_variant"]}
+    return {p: list(data.features_of(p)) + extra[p] for p in data.parties}
+
+
+def schema_study(data, leader: str = LABEL_HOLDER) -> dict:
+    """DH-PSI schema alignment led by ``leader``, against the plain intersection, and what each party
+    received (read from the transcript): the leader a set size and masked points per party, each other
+    party the leader's set size."""
+    sch = schemas(data)
+    out = psi.align_schemas(sch, leader)
+    canon = {p: {psi.canonical_field_name(f) for f in names} for p, names in sch.items()}
+    plain_common = sorted(set.intersection(*canon.values()))
+    plain_pairwise = {p: sorted(canon[leader] & canon[p]) for p in sch if p != leader}
+    t = out["transcript"]
+    received = {p: {name: len(v) for name, v in t.received_by(p).items()} for p in sch if p != leader}
+    received[leader] = {f"{name} from {p}": len(v) for p in sch if p != leader
+                        for name, v in t.received_by(leader, sender=p).items()}
+    # only the set sizes travel: every party other than the leader receives |leader's set| points, and
+    # the leader receives |X_leader| doubly masked and |Y_p| singly masked points from each party
+    sizes_only = (all(received[p] == {"H(x)^a": len(canon[leader])} for p in sch if p != leader)
+                  and all(received[leader][f"H(y)^b from {p}"] == len(canon[p]) for p in sch if p != leader))
+    return {"schemas": sch, "common": out["common"], "pairwise": out["pairwise"], "received": received,
+            "correct": out["common"] == plain_common and out["pairwise"] == plain_pairwise,
+            "sizes_only": sizes_only, "bytes": out["bytes"]}
+
+
+def _standardize(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mu, sd = train.mean(axis=0), train.std(axis=0)
+    sd[sd == 0] = 1.0
+    return [(a - mu) / sd for a in (train, *others)]
+
+
+def vertical_logistic(blocks: list[np.ndarray], y: np.ndarray, steps: int = 300, lr: float = 0.5,
+                      l2: float = 1e-3) -> list[np.ndarray]:
+    """Logistic regression on vertically split features by split gradient descent: every party keeps
+    the weights of its own columns and sends its partial logit ``X_p w_p`` (one number per row) to the
+    label holder, which adds them and its bias, and sends the residual ``sigmoid(z) - y`` back; each party
+    then steps its own weights. Minimises mean log-loss + ``l2/2 ||w||^2`` (bias unpenalised), the
+    objective of scikit-learn's ``LogisticRegression(C=1/(l2 n))``. Returns the weights per block, the
+    bias last. What it leaks: the partial logits to the label holder and the residuals (whose sign is the
+    label) to every party; a private version runs on secret shares (chapter 08)."""
+    y = np.asarray(y, dtype=float)
+    if not blocks or any(len(b) != len(y) for b in blocks):
+        raise ParameterError("blocks", [len(b) for b in blocks], f"one row per label ({len(y)})")
+    w = [np.zeros(b.shape[1]) for b in blocks]
+    bias = 0.0
+    for _ in range(check_int("steps", steps, 1)):
+        z = sum(b @ wp for b, wp in zip(blocks, w)) + bias     # partial logits, summed by the label holder
+        r = special.expit(z) - y                               # residual, sent back to every party
+        w = [wp - lr * (b.T @ r / len(y) + l2 * wp) for b, wp in zip(blocks, w)]
+        bias -= lr * float(r.mean())
+    return w + [np.array([bias])]
+
+
+def _predict(blocks, weights) -> np.ndarray:
+    return (sum(b @ wp for b, wp in zip(blocks, weights[:-1])) + weights[-1][0]) > 0
+
+
+def alignment_study(params: Any) -> pd.DataFrame:
+    """Per seed: components held by each party (:func:`ppal_lab.secure.psi.record_ids`, ``coverage``),
+    aligned by DH-PSI led by the label holder (checked against the plain intersection); a 75/25 split of
+    the aligned components; test accuracy of the vertical model on all parties' features and of the label
+    holder's features alone (same training), and the PSI's bytes and seconds."""
+    P, rows = params, []
+    for k in range(P.n_seeds):
+        data = make_remanufacturing(P.n_items, seed=P.seed + k)
+        ids = psi.record_ids(P.n_items, data.parties, P.coverage, seed=P.seed + k)
+        full = vertical_partition(data)
+        blocks = {p: full[p].iloc[[int(s[3:]) for s in ids[p]]] for p in data.parties}
+        t0 = time.perf_counter()
+        out = psi.align_records(ids, LABEL_HOLDER, blocks)
+        seconds = time.perf_counter() - t0
+        common = out["common"]
+        plain = sorted(set.intersection(*map(set, ids.values())))
+        y = data.y[[int(s[3:]) for s in common]]
+        test = np.random.default_rng([P.seed, k, 5]).random(len(common)) < 0.25
+        parts = {p: _standardize(b.to_numpy()[~test], b.to_numpy()[test]) for p, b in out["blocks"].items()}
+        joint = vertical_logistic([parts[p][0] for p in data.parties], y[~test])
+        alone = vertical_logistic([parts[LABEL_HOLDER][0]], y[~test])
+        rows.append({"seed": P.seed + k, "aligned": len(common), "psi_equals_plain": common == plain,
+                     "held": {p: len(v) for p, v in ids.items()}, "psi_bytes": out["bytes"],
+                     "psi_seconds": seconds,
+                     "acc_joint": float(np.mean(_predict([parts[p][1] for p in data.parties], joint) == y[test])),
+                     "acc_label_holder": float(np.mean(_predict([parts[LABEL_HOLDER][1]], alone) == y[test]))})
+    return pd.DataFrame(rows).set_index("seed")
+
+
+# ---------------------------------------------------------------------------------- key exchange
+
+def key_exchange_checks() -> dict[str, bool]:
+    """The seed's flow and the hybrid handshake's properties, each run once (keys from the OS):
+    ``True`` means the property holds."""
+    a, b = kx.Identity.generate("oem"), kx.Identity.generate("dismantler")
+    key_a, key_b, _ = kx.handshake(a, b)
+    checks = {"seed flow: both peers derive one key": len(set(kx.seed_flow_keys())) == 1,
+              "hybrid: both sides derive one key": key_a == key_b,
+              "hybrid: a fresh key per handshake": kx.handshake(a, b)[0] != key_a}
+
+    def aborts(step) -> bool:
+        try:
+            step()
+        except kx.HandshakeError:
+            return True
+        return False
+
+    init = kx.Initiator(a)
+    reply, _ = kx.respond(b, init.hello, a.public)
+    flip = lambda s: bytes([s[0] ^ 1]) + s[1:]  # noqa: E731
+    checks["hybrid: a changed ciphertext aborts"] = aborts(
+        lambda: init.finish(dataclasses.replace(reply, ciphertext=flip(reply.ciphertext)), b.public))
+    checks["hybrid: a changed ML-KEM public key aborts"] = aborts(
+        lambda: kx.respond(b, dataclasses.replace(init.hello, mlkem_public=flip(init.hello.mlkem_public)), a.public))
+    mallory = kx.Identity.generate("oem")  # claims the OEM's name with her own signing key
+    checks["hybrid: a man in the middle is detected"] = (
+        aborts(lambda: kx.respond(b, kx.Initiator(mallory).hello, a.public))
+        and aborts(lambda: init.finish(kx.respond(kx.Identity(b.name, mallory.signing_key), init.hello,
+                                                  a.public)[0], b.public)))
+    return checks
+
+
+def read_bench(path: str | Path | None = None) -> dict:
+    """The benchmark record ``data/results/bench_infrastructure.json`` (``{}`` when it is missing)."""
+    path = Path(path) if path else repo_root() / "data" / "results" / BENCH
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def flower_scale_table(bench: dict) -> pd.DataFrame:
+    """The federated protocol on Flower's simulation engine against the in-process engine, per number of
+    sites (``benchmarks/bench_federated_scale.py``): median seconds per round, Ray's start-up, payload per
+    site and round, accuracy, the largest epsilon a site spent, and whether Flower reproduced the
+    in-process model and privacy ledgers."""
+    rows = [{"sites": r["n_sites"], "s/round Flower": r["flower_round_s_median"],
+             "s/round in-process": r["in_process_round_s_median"], "Ray start-up s": r["flower_startup_s"],
+             "kB/site/round": r["bytes_per_round_per_site_median"] / 1e3, "accuracy": r["final_accuracy"],
+             "max epsilon per site": r["epsilon_spent_max"], "same as in-process": r["same_as_in_process"]}
+            for r in bench.get("rows", [])]
+    return pd.DataFrame(rows).set_index("sites") if rows else pd.DataFrame()
+
+
+def bench_secagg_table(bench: dict) -> pd.DataFrame:
+    """The benchmark's secure-aggregation grid: per number of sites and drop-out rate, rounds completed
+    (and the binomial probability), kB per site by phase and total seconds per round."""
+    rows = []
+    for r in bench.get("secure_aggregation", []):
+        row = {"sites": r["n_sites"], "dropout rate": r["dropout_rate"], "threshold": r["threshold"],
+               "completed": f"{r['completed']}/{r['rounds']}", "P(complete)": r["p_complete_binomial"]}
+        for phase, b in (r.get("bytes_per_site") or {}).items():
+            row[f"kB/site {phase}"] = b / 1e3
+        row["s/round"] = sum(r["seconds"].values()) if r.get("seconds") else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["sites", "dropout rate"])
+
+
+# ---------------------------------------------------------------------------- secure aggregation
+
+def n_dropped(n_sites: int, dropout_rate: float) -> int:
+    """Sites dropped in the live round: ``round(dropout_rate * n_sites)`` (the spec refuses more than
+    the protocol survives, ``n_sites - (n_sites // 2 + 1)``)."""
+    return int(round(dropout_rate * n_sites))
+
+
+def _top_byte_pvalue(values: np.ndarray) -> float:
+    counts = np.bincount((values >> np.uint64(56)).astype(np.int64), minlength=256)
+    return float(stats.chisquare(counts).pvalue)
+
+
+def secagg_study(params: Any) -> pd.DataFrame:
+    """Per seed, one round among ``n_sites`` sites with updates of ``update_dim`` coordinates (normal,
+    sd 1), ``n_dropped`` of them (drawn) vanishing before masking, one more vanishing before unmasking
+    when the threshold allows: the largest error of the decoded sum against the float sum of the
+    included updates; the p-value of uniformity of one included site's masked update (its top byte,
+    chi-square); whether the server's unmasking replies ever covered a site both ways; and whether the
+    same round with one drop-out beyond the threshold aborts."""
+    P, rows = params, []
+    for k in range(P.n_seeds):
+        rng = np.random.default_rng([P.seed, k, 7])
+        agg = SecureAggregation(P.n_sites)
+        updates = list(rng.normal(size=(P.n_sites, P.update_dim)))
+        order = [int(i) + 1 for i in rng.permutation(P.n_sites)]
+        early = order[:n_dropped(P.n_sites, P.dropout_rate)]
+        late = order[len(early):len(early) + 1] if len(early) < agg.max_dropouts else []
+        t0 = time.perf_counter()
+        out = agg.run(updates, drop_before_masking=early, drop_before_unmasking=late)
+        seconds = time.perf_counter() - t0
+        plain = np.sum([updates[i - 1] for i in out["included"]], axis=0)
+        dropped = set(out["dropped"])  # a reply may cover a survivor's self seed or a dropped site's pair seeds
+        both_ways = any({a for kind, a, _ in reply if kind == "b"} & dropped
+                        or any(len({a, b} & dropped) != 1 for kind, a, b in reply if kind == "s")
+                        for reply in out["view"]["unmask"].values())
+        try:
+            agg.run(updates, drop_before_masking=order[:agg.max_dropouts + 1])
+            aborted = False
+        except AggregationAborted:
+            aborted = True
+        rows.append({"seed": P.seed + k, "dropped": len(early) + len(late), "threshold": agg.threshold,
+                     "max_abs_error": float(np.abs(out["sum"] - plain).max()),
+                     "error_bound": len(out["included"]) * 2.0 ** -(agg.frac_bits + 1),
+                     "uniformity_p": _top_byte_pvalue(out["view"]["masked"][out["included"][0]]),
+                     "both_kinds_revealed": both_ways, "aborts_beyond_threshold": aborted,
+                     "kB_per_site": sum(out["traffic"].values()) / P.n_sites / 1e3, "seconds": seconds})
+    return pd.DataFrame(rows).set_index("seed")
+
+
+# ------------------------------------------------------------------------------------- scaling
+
+def compress(delta: np.ndarray, method: str, residual: np.ndarray, rng: np.random.Generator,
+             quant_bits: int = 8, topk_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray, int]:
+    """One site's update as the server receives it, the site's new error-feedback residual and the bytes
+    sent. ``int-quantized``: unbiased stochastic rounding to ``2^(quant_bits-1) - 1`` levels of the
+    largest magnitude (one float32 scale + ``quant_bits`` per value); ``top-k``: the ``topk_fraction``
+    largest entries of update + residual, the rest kept locally for the next round (float32 value + int32
+    index each); anything else: float32."""
+    d = delta.size
+    if method.endswith("int-quantized"):
+        levels = 2 ** (check_int("quant_bits", quant_bits, 2, 16) - 1) - 1
+        scale = float(np.abs(delta).max()) or 1.0
+        v = delta / scale * levels
+        q = np.floor(v) + (rng.random(d) < v - np.floor(v))
+        return q * scale / levels, residual, 4 + math.ceil(d * quant_bits / 8)
+    if method.endswith("top-k"):
+        k = max(1, math.ceil(check_real("topk_fraction", topk_fraction, 0, 1, low_open=True) * d))
+        full = delta + residual
+        keep = np.argsort(-np.abs(full), kind="stable")[:k]
+        sent = np.zeros(d)
+        sent[keep] = full[keep]
+        return sent, full - sent, 8 * k
+    return delta, residual, 4 * d
+
+
+def _local_update(w, X, y, steps: int = 5, lr: float = 0.5, l2: float = 1e-3) -> np.ndarray:
+    for _ in range(steps):
+        r = special.expit(X @ w[:-1] + w[-1]) - y
+        w = w - lr * np.concatenate([X.T @ r / len(y) + l2 * w[:-1], [r.mean()]])
+    return w
+
+
+def federated_logistic(parts, X_test, y_test, rounds: int, method: str, rng: np.random.Generator,
+                       quant_bits: int = 8, topk_fraction: float = 0.1, kappa: int = 2) -> dict:
+    """Federated averaging (weights = rows) of a logistic model over ``parts`` (one ``(X, y)`` per site),
+    five local gradient steps per round. ``hierarchical``: sites report to ``ceil(sqrt(n))`` edge servers
+    (round robin), which average every round; the cloud averages the edges every ``kappa`` rounds
+    (HierFAVG). Returns the final test accuracy, the bytes per site per round (upload) and the bytes
+    through the cloud per round (uploads to and downloads from it)."""
+    n, d = len(parts), parts[0][0].shape[1] + 1
+    sizes = np.array([len(y) for _, y in parts], dtype=float)
+    edges = math.ceil(math.sqrt(n)) if method == "hierarchical" else 1
+    edge_of = np.arange(n) % edges
+    w_edge = np.zeros((edges, d))
+    residual = [np.zeros(d) for _ in range(n)]
+    up = 0
+    for t in range(1, rounds + 1):
+        new_edge = np.zeros((edges, d))
+        for i, (X, y) in enumerate(parts):
+            start = w_edge[edge_of[i]]
+            sent, residual[i], nbytes = compress(_local_update(start, X, y) - start, method, residual[i], rng,
+                                                 quant_bits, topk_fraction)
+            new_edge[edge_of[i]] += sizes[i] * sent
+            up += nbytes
+        for e in range(edges):
+            w_edge[e] += new_edge[e] / sizes[edge_of == e].sum()
+        if method != "hierarchical" or t % kappa == 0 or t == rounds:
+            w_edge[:] = (w_edge * np.bincount(edge_of, weights=sizes)[:, None]).sum(axis=0) / sizes.sum()
+    cloud = (up + rounds * n * 4 * d if method != "hierarchical"
+             else 2 * 4 * d * edges * math.ceil(rounds / kappa))  # flat: all uploads + full downloads
+    acc = float(np.mean(((X_test @ w_edge[0][:-1] + w_edge[0][-1]) > 0) == y_test))
+    return {"accuracy": acc, "bytes_per_site_round": up / rounds / n, "cloud_bytes_round": cloud / rounds}
+
+
+def scaling_study(params: Any) -> pd.DataFrame:
+    """Per seed, number of sites in :data:`SCALING_SITES` and method in :data:`METHODS`: the components
+    (75% training, split evenly at random over the sites; 25% test), ``rounds`` of
+    :func:`federated_logistic`; accuracy, bytes and seconds per round (in-process, no network)."""
+    P, rows = params, []
+    for k in range(P.n_seeds):
+        data = make_remanufacturing(P.n_items, seed=P.seed + k)
+        rng = np.random.default_rng([P.seed, k, 13])
+        test = rng.random(P.n_items) < 0.25
+        X_train, X_test = _standardize(data.X.to_numpy()[~test], data.X.to_numpy()[test])
+        y_train, y_test = data.y[~test].astype(float), data.y[test]
+        for n in SCALING_SITES:
+            split = np.array_split(rng.permutation(len(y_train)), n)
+            parts = [(X_train[s], y_train[s]) for s in split]
+            for method in METHODS:
+                t0 = time.perf_counter()
+                out = federated_logistic(parts, X_test, y_test, P.rounds, method,
+                                         np.random.default_rng([P.seed, k, n, METHODS.index(method)]),
+                                         P.quant_bits, P.topk_fraction)
+                rows.append({"seed": P.seed + k, "sites": n, "method": method, **out,
+                             "seconds_per_round": (time.perf_counter() - t0) / P.rounds})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------- record and claims
+
+def scaling_summary(scaling: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per number of sites and method: accuracy, bytes per site and through the cloud per
+    round (and as a share of flat float32's), seconds per round."""
+    s = scaling.groupby(["sites", "method"], sort=False)[
+        ["accuracy", "bytes_per_site_round", "cloud_bytes_round", "seconds_per_round"]].mean()
+    flat = s.xs("flat float32", level="method")
+    s["site bytes vs float32"] = s.bytes_per_site_round / flat.bytes_per_site_round.reindex(
+        s.index.get_level_values("sites")).to_numpy()
+    s["cloud bytes vs flat"] = s.cloud_bytes_round / flat.cloud_bytes_round.reindex(
+        s.index.get_level_values("sites")).to_numpy()
+    return s
+
+
+def _accuracy_drop(scaling: pd.DataFrame, sites: int) -> pd.Series:
+    """Per seed at ``sites``: flat float32's accuracy minus the worst of the other methods'."""
+    at = scaling[scaling.sites == sites].pivot(index="seed", columns="method", values="accuracy")
+    return at["flat float32"] - at.drop(columns="flat float32").min(axis=1)
+
+
+def record_metrics(record: Any, params: Any, dictionary: pd.DataFrame, schema: dict, align: pd.DataFrame,
+                   ranges: pd.DataFrame, checks: dict, bench: dict, secagg: pd.DataFrame,
+                   scaling: pd.DataFrame) -> None:
+    """Fill ``record`` with the chapter's metrics (names in the spec's headline and claims)."""
+    P, add = params, record.add_metric
+    rate2, rate1 = dictionary["recovered (2 words)"].mean(), dictionary["recovered (1 word)"].mean()
+    add("dictionary_recovery_rate", float(rate2), "fraction", "field names recovered from the seed's unsalted "
+        f"hashes by {int(dictionary.dictionary_size.iloc[0]):,} plausible names of up to two words")
+    add("dictionary_recovery_rate_one_word", float(rate1), "fraction", "the same with one-word names only")
+    add("seed_hashes_hide_all_names", float(rate2 == 0), "0/1", "1 when the dictionary recovers no field name")
+    add("psi_alignment_correct_and_minimal",
+        float(schema["correct"] and schema["sizes_only"] and bool(align.psi_equals_plain.all())), "0/1",
+        "1 when the DH-PSI schema and record alignments equal the plain intersections and the parties received "
+        "only masked points (set sizes)")
+    add("psi_aligned_components", align.aligned.to_list(), "components", "components held by all four parties")
+    add("psi_bytes", align.psi_bytes.to_list(), "bytes", "traffic of the record alignment (three PSI runs)")
+    add("psi_seconds", align.psi_seconds.to_list(), "s", "time of the record alignment (timing, noisy)")
+    add("vertical_accuracy_joint", align.acc_joint.to_list(), "accuracy", "vertical model on all parties' features")
+    add("vertical_accuracy_label_holder", align.acc_label_holder.to_list(), "accuracy",
+        f"the same training on the {LABEL_HOLDER}'s features only")
+    add("vertical_accuracy_gain", (align.acc_joint - align.acc_label_holder).to_list(), "accuracy",
+        "joint minus label holder alone, per seed")
+    add("dp_range_rank_error", ranges.groupby("seed").rank_error.mean().to_list(), "fraction",
+        f"mean rank error of the DP 5% and 95% quantiles of the numeric fields (epsilon {P.epsilon:g} each)")
+    add("seed_flow_keys_agree", float(checks["seed flow: both peers derive one key"]), "0/1",
+        "1 when the seed's flow gives both peers one key")
+    add("hybrid_handshake_checks_pass", float(all(v for k, v in checks.items() if k.startswith("hybrid"))), "0/1",
+        "1 when the hybrid handshake agrees, gives fresh keys and aborts on every tampering and the MITM")
+    h = bench.get("handshake", {})
+    if h:
+        add("handshake_bytes", float(h["sizes"]["total_bytes"]), "bytes", "both messages of one hybrid handshake")
+        add("handshake_classical_bytes", float(h["sizes"]["classical_equivalent_bytes"]), "bytes",
+            "the same messages without ML-KEM")
+        add("handshake_hybrid_ms", float(h["hybrid_median_ms"]), "ms", "median time of a hybrid handshake (benchmark)")
+        add("handshake_classical_ms", float(h["classical_median_ms"]), "ms", "X25519 + Ed25519 (benchmark)")
+    add("secagg_max_abs_error", secagg.max_abs_error.to_list(), "absolute", "largest error of the secure sum")
+    p_min = float(secagg.uniformity_p.min())
+    ok = ((secagg.max_abs_error <= secagg.error_bound).all() and p_min > 0.001 / P.n_seeds
+          and not secagg.both_kinds_revealed.any() and secagg.aborts_beyond_threshold.all())
+    add("secagg_checks_pass", float(ok), "0/1", "1 when every secure-aggregation check held in every repeat")
+    add("secagg_uniformity_min_p", p_min, "p-value", "smallest uniformity p-value of a masked update (random keys)")
+    add("secagg_kB_per_site", secagg.kB_per_site.to_list(), "kB", "traffic per site of the live round")
+    add("secagg_round_seconds", secagg.seconds.to_list(), "s", "time of the live round, all sites (timing)")
+    drop = _accuracy_drop(scaling, max(SCALING_SITES))
+    add("scaling_accuracy_drop_50", drop.to_list(), "accuracy", "at 50 sites, flat float32 minus the worst of "
+        "hierarchical, quantized and top-k, per seed")
+    s = scaling_summary(scaling).xs(max(SCALING_SITES), level="sites")
+    add("scaling_cloud_bytes_ratio_50", float(s.loc["hierarchical", "cloud bytes vs flat"]), "ratio",
+        "bytes through the cloud per round, hierarchical / flat, at 50 sites")
+    for method, short in (("flat int-quantized", "quantized"), ("flat top-k", "topk")):
+        add(f"scaling_site_bytes_ratio_{short}", float(s.loc[method, "site bytes vs float32"]), "ratio",
+            f"upload per site per round, {method} / float32")
+    for row in bench.get("secure_aggregation", []):
+        if row["dropout_rate"] == 0 and row.get("bytes_per_site"):
+            add(f"bench_secagg_kB_per_site_{row['n_sites']}", sum(row["bytes_per_site"].values()) / 1e3, "kB",
+                f"secure aggregation, {row['n_sites']} sites, no drop-out (benchmark)")
+            add(f"bench_secagg_{row['n_sites']}_seconds", sum(row["seconds"].values()), "s",
+                f"secure aggregation round, {row['n_sites']} sites, all sites' compute (benchmark)")
+
+
+def add_claims(record: Any, params: Any, dictionary: pd.DataFrame, schema: dict, align: pd.DataFrame,
+               checks: dict, secagg: pd.DataFrame, scaling: pd.DataFrame) -> dict[str, str]:
+    """Describe what was measured for each claim of the spec; the verdict engine decides them."""
+    P, m = params, record.metrics
+    n_rec, n_fields = int(dictionary["recovered (2 words)"].sum()), len(dictionary)
+    measured = {
+        "seed_hashed_schema_hides_names":
+            f"{n_rec} of {n_fields} field names recovered from their unsalted SHA-256 hashes by "
+            f"{int(dictionary.dictionary_size.iloc[0]):,} guessed names; data types travel in the clear beside each "
+            "hash",
+        "private_schema_alignment":
+            f"schema alignment of 4 parties: common fields {schema['common']}, equal to the plain intersection: "
+            f"{schema['correct']}; record alignment in {P.n_seeds} repeats: {int(align.psi_equals_plain.sum())} "
+            f"equal to the plain intersection ({align.aligned.mean():.0f} components on average); parties "
+            f"received only masked points, one per item of the other side: {schema['sizes_only']}",
+        "obfuscated_ranges": f"DP quantile ranges: mean rank error {m['dp_range_rank_error']['value']:.4f} at "
+                             f"epsilon {P.epsilon:g} per quantile",
+        "seed_quantum_resistant_exchange":
+            "the seed's flow with ML-KEM-768 (the seed's kyber1024 does not exist in pqcrypto): each side keeps "
+            f"the secret it encapsulated to the peer; keys equal: {checks['seed flow: both peers derive one key']}",
+        "hybrid_key_exchange_today": "; ".join(f"{k[8:]}: {v}" for k, v in checks.items() if k.startswith("hybrid")),
+        "secure_aggregation_of_updates":
+            f"{P.n_seeds} rounds of {P.n_sites} sites, {int(secagg.dropped.iloc[0])} drop-outs each (threshold "
+            f"{int(secagg.threshold.iloc[0])}): largest error {secagg.max_abs_error.max():.2e} (bound "
+            f"{secagg.error_bound.iloc[0]:.2e}); smallest uniformity p {secagg.uniformity_p.min():.3f}; a reply "
+            f"covering a site both ways: {bool(secagg.both_kinds_revealed.any())}; one drop-out beyond the "
+            f"threshold aborted: {bool(secagg.aborts_beyond_threshold.all())}",
+        "scaling_to_50_sites":
+            f"at 50 sites over {P.n_seeds} seeds, {P.rounds} rounds: worst accuracy drop "
+            f"{m['scaling_accuracy_drop_50']['value']:+.4f}; cloud bytes hierarchical/flat "
+            f"{m['scaling_cloud_bytes_ratio_50']['value']:.3f}; upload per site quantized "
+            f"{m['scaling_site_bytes_ratio_quantized']['value']:.3f} and top-k "
+            f"{m['scaling_site_bytes_ratio_topk']['value']:.3f} of float32 (in-process; Flower's timings in the chapter, from bench_federated_scale.json)",
+    }
+    notes = {"hybrid_key_exchange_today": "Resistance to quantum attacks rests on ML-KEM's hardness; the run "
+                                          "checks the construction, not that assumption.",
+             "scaling_to_50_sites": "The 1-point threshold is this compendium's reading; the model has 16 "
+                                    "parameters, so the byte ratios, not the absolute bytes, carry to larger models.",
+             "seed_hashed_schema_hides_names": "A secret salt shared by the parties stops outsiders but not a "
+                                               "member of the consortium; PSI needs no shared secret."}
+    return record.decide_claims(SPECS[record.notebook].claims, measured, notes)
+
+
+def glue_values(record: Any, params: Any, dictionary: pd.DataFrame, schema: dict, align: pd.DataFrame,
+                bench: dict, flower: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Numbers for the prose (glued), all from the run and the benchmark records."""
+    m = record.metrics
+    v = {name: m[name]["value"] for name in m}
+    for name in ("vertical_accuracy_gain", "vertical_accuracy_joint", "vertical_accuracy_label_holder",
+                 "scaling_accuracy_drop_50", "dp_range_rank_error"):
+        v[f"{name}_lo"], v[f"{name}_hi"] = m[name]["ci95"] if m[name]["ci95"] else (m[name]["value"],) * 2
+    v["n_fields"], v["n_recovered"] = len(dictionary), int(dictionary["recovered (2 words)"].sum())
+    v["dictionary_size"] = int(dictionary.dictionary_size.iloc[0])
+    v["n_common_fields"], v["schema_bytes"] = len(schema["common"]), schema["bytes"]
+    v["epsilon_per_field"] = 2 * params.epsilon
+    v["secagg_threshold"] = params.n_sites // 2 + 1
+    v["secagg_dropped"] = n_dropped(params.n_sites, params.dropout_rate)
+    v["bench_dim"] = bench.get("parameters", {}).get("dim", 0)
+    attack = bench.get("psi", {}).get("dictionary_attack", {}).get("max_words_2", {})
+    v["dictionary_attack_seconds"] = attack.get("seconds", float("nan"))
+    rows = {r["client_size"]: r for r in bench.get("psi", {}).get("rows", [])}
+    if rows:
+        big = max(rows)
+        v["psi_bench_items"], v["psi_bench_seconds"] = big, rows[big]["seconds"]
+        v["psi_bench_bytes_ratio"] = rows[big]["bytes"] / rows[big]["plain_hash_bytes"]
+    if "handshake_bytes" in m:
+        v["handshake_bytes_ratio"] = v["handshake_bytes"] / v["handshake_classical_bytes"]
+        v["handshake_ms_ratio"] = v["handshake_hybrid_ms"] / v["handshake_classical_ms"]
+    v["epsilon"] = params.epsilon
+    if flower is not None and not flower.empty:
+        lo, hi = flower.index.min(), flower.index.max()
+        v.update(flower_sites_lo=int(lo), flower_sites_hi=int(hi),
+                 flower_round_s_lo=flower.loc[lo, "s/round Flower"], flower_round_s_hi=flower.loc[hi, "s/round Flower"],
+                 flower_kB_per_site=flower["kB/site/round"].median(),
+                 flower_startup_s=flower["Ray start-up s"].median(),
+                 flower_all_equal=bool(flower["same as in-process"].all()))
+    v.update({f"verdict_{c['id']}": c["verdict"] for c in record.claims})  # the engine's, for the prose
+    return v
