@@ -539,7 +539,8 @@ def glue_values(record: ResultRecord, changes: dict, verdicts: dict, n_seeds: in
     numbers.update({k: v["value"] for k, v in record.metrics.items() if k.startswith(("nds_baseline_", "seed_nds_"))})
     markdown = {f"verdict_{cid}": f"**{v}**" for cid, v in verdicts.items()}
     numbers["n_seeds"] = n_seeds
-    return numbers, markdown
+    # glue prints plain numbers only (a NumPy scalar shows as 'np.float64(...)' and cannot be formatted)
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in numbers.items()}, markdown
 
 
 def headline_table(record: ResultRecord) -> str:

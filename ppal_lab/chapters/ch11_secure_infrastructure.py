@@ -552,4 +552,5 @@ def glue_values(record: Any, params: Any, dictionary: pd.DataFrame, schema: dict
                  flower_startup_s=flower["Ray start-up s"].median(),
                  flower_all_equal=bool(flower["same as in-process"].all()))
     v.update({f"verdict_{c['id']}": c["verdict"] for c in record.claims})  # the engine's, for the prose
-    return v
+    # glue prints plain numbers only (a NumPy scalar shows as 'np.float64(...)' and cannot be formatted)
+    return {k: x.item() if isinstance(x, np.generic) else x for k, x in v.items()}
