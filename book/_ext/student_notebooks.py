@@ -3,7 +3,9 @@
 A solution in a chapter runs from a markdown cell that opens ```{solution-start}``` to the cell that opens
 ```{solution-end}```; the student copy drops those cells, keeps what follows the end marker in its cell (the
 next exercise), and keeps every other cell and output. The book links to the copies at
-``_static/student/<chapter>.ipynb``. Also runnable alone: ``python book/_ext/student_notebooks.py OUTDIR``.
+``_static/student/<chapter>.ipynb``, and the page header's download button (".ipynb", which serves
+``_sources/notebooks/<chapter>.ipynb``) gets the same copy: no download of the book hands out the solutions.
+Also runnable alone: ``python book/_ext/student_notebooks.py OUTDIR``.
 """
 import re
 import sys
@@ -47,7 +49,8 @@ def write_all(notebooks: Path, outdir: Path) -> list[Path]:
 
 def _on_build_finished(app, exception):
     if exception is None and app.builder.format == "html":
-        write_all(Path(app.srcdir) / "notebooks", Path(app.outdir) / "_static" / "student")
+        for folder in (Path("_static") / "student", Path("_sources") / "notebooks"):
+            write_all(Path(app.srcdir) / "notebooks", Path(app.outdir) / folder)
 
 
 def setup(app):

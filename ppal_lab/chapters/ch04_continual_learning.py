@@ -274,23 +274,26 @@ def sweep_plot(summ: dict[str, pd.DataFrame], title: str, name: str) -> None:
     """Average score, backward transfer and plasticity of EWC against lambda (mean, 95% CI; the
     validation-chosen copies left out), with fine-tuning and joint training as bands, for each score of
     :data:`SCORE_NAME`; saved as ``name``."""
-    fig, axes = plt.subplots(len(SCORE_NAME), 3, figsize=(14, 3.4 * len(SCORE_NAME)), sharex=True)
-    for row, score in enumerate(SCORE_NAME):
+    metrics = ["average_accuracy", "backward_transfer", "plasticity"]
+    panels = [(score, metric) for score in SCORE_NAME for metric in metrics]
+    rows = -(-len(panels) // 2)  # two panels per row: the book's column is 7.5 in wide
+    fig, axes = plt.subplots(rows, 2, figsize=(7.5, 2.6 * rows), layout="constrained")
+    for ax, (score, metric) in zip(axes.flat, panels):
         s = summ[score]
-        for ax, metric in zip(axes[row], ["average_accuracy", "backward_transfer", "plasticity"]):
-            e = ci_table(s[(s["method"] == "ewc") & (s["ewc_lambda"] > 0) & (s["label"] != VALIDATION_LABEL)],
-                         "ewc_lambda", metric)
-            ax.errorbar(e["ewc_lambda"], e["mean"], yerr=[e["mean"] - e["low"], e["high"] - e["mean"]],
-                        marker="o", capsize=3, label="EWC")
-            for label, ls, c in [("finetune", "--", "k"), ("joint", ":", "grey")]:
-                ref = ci_table(s[s["label"] == label], "label", metric).iloc[0]
-                ax.axhline(ref["mean"], ls=ls, c=c, label=label)
-                ax.axhspan(ref["low"], ref["high"], color=c, alpha=0.08)
-            ax.set(xscale="log", xlabel="EWC penalty λ (log scale)",
-                   ylabel=f"{metric.replace('_', ' ')}\n({SCORE_NAME[score]})")
-    axes[0, 0].legend(fontsize=8)
+        e = ci_table(s[(s["method"] == "ewc") & (s["ewc_lambda"] > 0) & (s["label"] != VALIDATION_LABEL)],
+                     "ewc_lambda", metric)
+        ax.errorbar(e["ewc_lambda"], e["mean"], yerr=[e["mean"] - e["low"], e["high"] - e["mean"]],
+                    marker="o", capsize=3, label="EWC")
+        for label, ls, c in [("finetune", "--", "k"), ("joint", ":", "grey")]:
+            ref = ci_table(s[s["label"] == label], "label", metric).iloc[0]
+            ax.axhline(ref["mean"], ls=ls, c=c, label=label)
+            ax.axhspan(ref["low"], ref["high"], color=c, alpha=0.08)
+        ax.set(xscale="log", xlabel="EWC penalty λ (log scale)",
+               ylabel=f"{metric.replace('_', ' ')}\n({SCORE_NAME[score]})")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
     plots.save(fig, name)
     plt.show()
 

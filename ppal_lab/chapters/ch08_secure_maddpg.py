@@ -50,7 +50,9 @@ __all__ = ["NUDGES", "TRAINING_PRECISION_BITS_RANGE", "add_claims", "configs", "
            "distinct_iteration_counts", "equivalence_and_null", "equivalence_runs", "fill_record",
            "full_scale_run", "glue_values", "headline_text", "iteration_counts", "lifetime_cost_linear",
            "metric_average_table", "metric_averages", "moving_average_errors", "moving_averages",
-           "nudge_null", "nudged_learner", "overhead_tables", "pretrained_learner", "reveal_demo",
+           "network_check_table", "network_check_values", "nudge_null", "nudged_learner", "overhead_tables",
+           "pretrained_learner",
+           "reveal_demo",
            "scaling_runs", "weights_by_network", "weights_summary"]
 COUNT_COLUMNS = ("rounds", "bytes", "shared_data", "shared_weights", "comparisons")
 
@@ -401,6 +403,49 @@ def full_scale_run(path) -> dict | None:
             "table": pd.Series(show, name="full-scale run").to_frame(), "text": text}
 
 
+def network_check_table(path) -> pd.DataFrame | None:
+    """The cost model against a delayed network (``bench_secure_maddpg.py --network-check``'s record at
+    ``path``; None when it does not exist): per network, the one-byte echo round trip, the measured seconds
+    per iteration, the model's (``rounds x RTT + bytes / bandwidth`` and the dealer's requests) and the
+    per-call model's (each round and request charged what one costs on that network), with their errors."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    echo = {f["network"]: f["echo_rtt_median_s"] for f in record["floor"]}
+    rows = []
+    for r in record["network_check"]:
+        rows.append({"network": r["network"], "echo round trip (ms)": round(1e3 * echo[r["network"]], 3),
+                     "measured (s / iteration)": round(r["measured_s"], 2),
+                     "model (s / iteration)": round(r["model_s"], 2),
+                     "model error (%)": round(100 * r["relative_error"], 1),
+                     "per-call model (s / iteration)": round(r["call_model_s"], 2),
+                     "per-call model error (%)": round(100 * r["call_model_error"], 1)})
+    return pd.DataFrame(rows)
+
+
+def network_check_values(path) -> dict[str, float]:
+    """For the prose: on the network with the longest round trip of the network check (record at ``path``,
+    empty dict when absent), its round trip (ms), the model's and the per-call model's relative errors,
+    and what one opening and one dealer request cost in round trips (measured on that network); and the
+    number of secure iterations the check ran."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text())
+    slow = max(record["network_check"], key=lambda r: r["rtt_s"])
+    floor = next(f for f in record["floor"] if f["network"] == slow["network"])
+    return {"net_rtt_ms": 1e3 * float(slow["rtt_s"]), "net_model_error": float(slow["relative_error"]),
+            "net_call_model_error": float(slow["call_model_error"]),
+            "net_opening_round_trips": float(floor["opening_round_trips"]),
+            "net_request_round_trips": float(floor["request_round_trips"]),
+            "net_iterations": int(record.get("args", {}).get("iterations", 0))}
+
+
 def _upper(metric: dict) -> float:
     return metric["ci95"][1] if metric["ci95"] else metric["value"]
 
@@ -592,5 +637,9 @@ def headline_text(record: ResultRecord) -> str:
     headline = pd.DataFrame({k: {"value": v["value"], "n": v["n"]} for k, v in record.metrics.items()
                              if k in ("max_metric_rel_diff", "max_weight_rmse", "nudge_weight_rmse",
                                       "rounds_per_iteration")}).T
-    return (headline.to_string(formatters={"value": "{:.2g}".format}) + "\nverdicts: "
-            + str({c["id"]: c["verdict"] for c in record.claims}))
+    headline.index = [k.replace("_", " ") for k in headline.index]
+    headline["n"] = headline["n"].astype(int)
+    claims = {c["id"].replace("_", " "): c["verdict"] for c in record.claims}
+    width = max(map(len, claims), default=0)
+    verdicts = [f"{'claim':<{width}}  verdict"] + [f"{k:<{width}}  {v}" for k, v in claims.items()]
+    return headline.to_string(formatters={"value": "{:.2g}".format}) + "\n\n" + "\n".join(verdicts)

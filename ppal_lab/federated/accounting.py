@@ -14,7 +14,7 @@ from opacus.accountants.analysis import rdp as _rdp
 
 from ppal_lab.privacy import DEFAULT_ALPHAS, PrivacyBudget
 
-__all__ = ["ACCOUNTING_ALPHAS", "MAX_NOISE_MULTIPLIER"]
+__all__ = ["ACCOUNTING_ALPHAS", "MAX_NOISE_MULTIPLIER", "plan_noise_multiplier"]
 
 #: RDP orders of the participants' budgets: the integer orders of
 #: :data:`ppal_lab.privacy.DEFAULT_ALPHAS` (2 ... 256). Opacus 1.6 evaluates fractional orders by a
@@ -50,7 +50,7 @@ class _SiteBudget(PrivacyBudget):
 
 
 @functools.lru_cache(maxsize=256)
-def _plan_noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: int,
+def plan_noise_multiplier(epsilon: float, delta: float, sample_rate: float, steps: int,
                            pure: tuple[float, ...] = ()) -> float | None:
     r"""Smallest noise multiplier (to 0.5 %) such that ``steps`` DP-SGD steps plus the planned pure
     releases ``pure`` cost at most ``epsilon`` at ``delta`` in a site budget; ``None`` if that needs

@@ -15,11 +15,18 @@ message type        orchestrator sends                     site replies
 ``query.hello``     nothing                                its site index and pool size
 ``query.setup``     settings, plan, initial-label count,   its public counts
                     public feature scaling
-``train``           global parameters, round               DP-SGD parameters (or nothing)
+``train``           global (or its edge's) parameters,     DP-SGD parameters, or their encoded
+                    round                                  update (or nothing)
 ``query.propose``   global parameters, k, epsilons         its noisy proposal scores (or nothing)
 ``query.label``     its allocation, random or not          its public counts
 ``query.report``    nothing                                epsilon spent, ledger, steps, log
 ==================  =====================================  ======================================
+
+With a codec (``compression`` setting, :mod:`ppal_lab.federated.compression`) a site replies to
+``train`` with its *encoded* update (int8 values and a scale, or top-k indices and values; its
+residual and rounding stream stay in its state), so the payload bytes counted here are the real
+compressed size. Hierarchical aggregation (``edges``, ``kappa``) is the orchestrator's affair: the
+edges are logical tiers inside this ServerApp, each site simply receives its edge's model.
 
 "Public counts" are labels bought, labelled-set size and items never inspected: numbers the
 orchestrator allocated itself. No item identity, feature, label or exact score leaves a site, so the
@@ -65,10 +72,11 @@ from flwr.clientapp import ClientApp  # noqa: E402
 from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
 from ppal_lab.compendium.errors import ParameterError  # noqa: E402
-from ppal_lab.federated.orchestrator import (FederatedResult, _scaling, _settings, _validate,  # noqa: E402
-                                             build_site, run_protocol)
+from ppal_lab.federated.compression import Codec, SiteEncoder, codec_rng, payload_bytes  # noqa: E402
+from ppal_lab.federated.orchestrator import (FederatedResult, _codec, _scaling, _settings,  # noqa: E402
+                                             _validate, build_site, run_protocol)
 from ppal_lab.federated.participant import Participant  # noqa: E402
-from ppal_lab.federated.protocol import seed_streams  # noqa: E402
+from ppal_lab.federated.protocol import _per_site, seed_streams  # noqa: E402
 from ppal_lab.federated.training import TrainingPlan, _load_vector, make_model  # noqa: E402
 
 __all__ = ["FlowerRun", "FlowerSites", "SETTINGS", "orchestrator_app", "run_flower_simulation",
@@ -79,7 +87,7 @@ HELLO, SETUP, TRAIN, PROPOSE, LABEL, REPORT = ("query.hello", "query.setup", "tr
 #: the run settings (keyword arguments of :func:`~ppal_lab.federated.run_federated_al` without data)
 SETTINGS = ("label_budget", "batch_size", "strategy", "epsilon", "delta", "query_share", "model",
             "local_epochs", "seed", "sample_rate", "lr", "max_grad_norm", "hidden", "initial_labels",
-            "proposals")
+            "proposals", "compression", "quant_bits", "topk_fraction", "edges", "kappa")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,6 +151,12 @@ def _save(context: Context, site: Participant, spec: dict | None = None) -> None
     context.state["ppal"] = record
 
 
+def _save_encoder(context: Context, encoder: SiteEncoder) -> None:
+    record = context.state["ppal"]
+    record["encoder"] = pickle.dumps(encoder)
+    context.state["ppal"] = record
+
+
 def _counts(site: Participant) -> list[int]:
     return [site.n_inspected, site.n_labelled, site.n_unlabelled]
 
@@ -189,6 +203,8 @@ def site_app(data_dir: str | Path | None = None) -> ClientApp:
                 "center": arrays["center"], "scale": arrays["scale"], "initial": site.labelled_positions,
                 "budget": site.budget}
         _save(context, site, spec)
+        codec = Codec(**config.get("codec", {}))
+        _save_encoder(context, SiteEncoder(codec, codec_rng(seed, index)))
         return None, {"counts": _counts(site)}
 
     @app.train()
@@ -197,7 +213,14 @@ def site_app(data_dir: str | Path | None = None) -> ClientApp:
         site, _ = _participant(context, data_dir)
         local = site.local_update(torch.from_numpy(arrays["params"]), config["round"])
         _save(context, site)
-        return (None if local is None else {"params": local.numpy()}), {"counts": _counts(site)}
+        if local is None:
+            return None, {"counts": _counts(site)}
+        encoder = pickle.loads(context.state["ppal"]["encoder"])
+        if encoder.codec.method == "none":
+            return {"params": local.numpy()}, {"counts": _counts(site)}
+        update = encoder.encode(local.numpy(), arrays["params"])  # the residual stays here
+        _save_encoder(context, encoder)
+        return update, {"counts": _counts(site)}
 
     @app.query("propose")
     @step
@@ -240,7 +263,7 @@ class FlowerSites:
 
     On creation it greets the nodes and orders them by the site index each reports (a fixed map of
     node ids); every later list is in that order. ``sent_bytes``/``received_bytes`` count the payload
-    per site; ``transcript`` lists what the orchestrator received: ``(step, site, array names, config
+    per site, ``update_bytes`` the update arrays of the ``train`` replies (as encoded); ``transcript`` lists what the orchestrator received: ``(step, site, array names, config
     names)`` per reply (tests check it against the "who learns what" table).
     """
 
@@ -249,6 +272,9 @@ class FlowerSites:
         self.node_ids = list(node_ids)
         self.sent_bytes = np.zeros(len(self.node_ids), dtype=np.int64)
         self.received_bytes = np.zeros(len(self.node_ids), dtype=np.int64)
+        self.update_bytes = np.zeros(len(self.node_ids), dtype=np.int64)
+        self.bytes_by_step: dict[str, list[int]] = {}  # step -> [sent, received], all sites
+        self.codec = Codec()
         self._public = np.zeros((len(self.node_ids), 3), dtype=np.int64)
         self.transcript: list[tuple[str, int, tuple, tuple]] = []
         hello = self._ask(HELLO, [_pack() for _ in self.node_ids])
@@ -266,7 +292,9 @@ class FlowerSites:
     def _ask(self, step: str, contents: Sequence[RecordDict]) -> list[tuple[dict, dict]]:
         """Send one message to every site; the replies in site order, each ``(arrays, config)``."""
         msgs = [Message(c, nid, step) for c, nid in zip(contents, self.node_ids)]
-        self.sent_bytes += [_size(c) for c in contents]
+        sizes = [_size(c) for c in contents]
+        self.sent_bytes += sizes
+        self.bytes_by_step.setdefault(step, [0, 0])[0] += sum(sizes)
         replies = {r.metadata.src_node_id: r for r in self.grid.send_and_receive(msgs, timeout=self.timeout)}
         missing = [n for n in self.node_ids if n not in replies]
         failed = [(n, replies[n].error.reason) for n in self.node_ids if n in replies and replies[n].has_error()]
@@ -275,6 +303,7 @@ class FlowerSites:
         out = []
         for p, n in enumerate(self.node_ids):
             self.received_bytes[p] += _size(replies[n].content)
+            self.bytes_by_step[step][1] += _size(replies[n].content)
             arrays, config = _unpack(replies[n].content)
             self.transcript.append((step, p, tuple(sorted(arrays)), tuple(sorted(config))))
             if "counts" in config:
@@ -288,6 +317,9 @@ class FlowerSites:
                   "n_sites": len(self), "model_seed": int(model_seed), "training_off": pl["training_off"],
                   "plan": {"sample_rate": plan.sample_rate, "local_steps": plan.local_steps, "lr": plan.lr,
                            "max_grad_norm": plan.max_grad_norm, "noise_multiplier": plan.noise_multiplier}}
+        self.codec = _codec(v)
+        if self.codec.method != "none":  # (older sites need not know about codecs)
+            config["codec"] = self.codec.to_dict()
         scaling = {"center": v["center"], "scale": v["scale"]}
         self._ask(SETUP, [_pack(scaling, n_initial=int(n), **config) for n in initial])
         return self
@@ -295,10 +327,19 @@ class FlowerSites:
     def public_counts(self) -> np.ndarray:
         return self._public.copy()
 
-    def train(self, params: torch.Tensor, t: int) -> list[torch.Tensor | None]:
-        body = {"params": params.detach().numpy()}
-        replies = self._ask(TRAIN, [_pack(body, round=t) for _ in self.node_ids])
-        return [torch.from_numpy(a["params"]) if "params" in a else None for a, _ in replies]
+    def train(self, params: torch.Tensor | Sequence[torch.Tensor], t: int) -> list[torch.Tensor | None]:
+        starts = [p.detach().numpy() for p in _per_site(params, len(self))]
+        replies = self._ask(TRAIN, [_pack({"params": p}, round=t) for p in starts])
+        out = []
+        for i, ((a, _), start) in enumerate(zip(replies, starts)):
+            self.update_bytes[i] += payload_bytes(a)
+            if not a:
+                out.append(None)
+            elif "params" in a:
+                out.append(torch.from_numpy(a["params"]))
+            else:  # an encoded update: decoded here, at the orchestrator
+                out.append(torch.from_numpy(self.codec.rebuild(start, a)))
+        return out
 
     def propose(self, model: torch.nn.Module, strategy: str, ks: Sequence[int],
                 epsilon_select: float | None, epsilon_value: float | None, t: int) -> list[np.ndarray | None]:
@@ -349,7 +390,8 @@ def run_on_grid(grid: Grid, settings: dict, X_test: np.ndarray, y_test: np.ndarr
 
 #: defaults of :func:`~ppal_lab.federated.run_federated_al` for the settings a run config may omit
 _DEFAULTS = dict(epsilon=None, delta=1e-5, query_share=0.2, model="logreg", local_epochs=2, seed=0,
-                 sample_rate=0.5, lr=2.0, max_grad_norm=0.1, hidden=32, initial_labels=20, proposals=None)
+                 sample_rate=0.5, lr=2.0, max_grad_norm=0.1, hidden=32, initial_labels=20, proposals=None,
+                 compression="none", quant_bits=8, topk_fraction=0.1, edges=None, kappa=1)
 
 
 def settings_from_run_config(run_config: dict) -> dict:
@@ -359,7 +401,7 @@ def settings_from_run_config(run_config: dict) -> dict:
     for key, value in run_config.items():
         name = key.replace("-", "_")
         if name in SETTINGS:
-            out[name] = (None if value in ("inf", "none", "") and name in ("epsilon", "proposals")
+            out[name] = (None if value in ("inf", "none", "") and name in ("epsilon", "proposals", "edges")
                          else value)
     return out
 
@@ -420,6 +462,8 @@ class FlowerRun:
                  wall_s: float) -> None:
         self.result, self.final_params, self.wall_s = result, final_params, wall_s
         self.sent_bytes, self.received_bytes = sites.sent_bytes.copy(), sites.received_bytes.copy()
+        self.update_bytes = sites.update_bytes.copy()
+        self.bytes_by_step = {k: list(v) for k, v in sites.bytes_by_step.items()}
 
 
 #: Ray on a small machine: two CPUs, one per ClientApp, no dashboard, quiet workers

@@ -118,6 +118,7 @@ from ppal_lab.compendium.errors import (ParameterError, check_choice, check_int,
                                         check_range, check_real)
 import ppal_lab.federated.accounting as accounting
 from ppal_lab.federated.accounting import ACCOUNTING_ALPHAS, MAX_NOISE_MULTIPLIER, _SiteBudget
+from ppal_lab.federated.compression import Codec
 from ppal_lab.federated.participant import Participant
 from ppal_lab.federated.protocol import FederatedProtocol, History, LocalSites, initial_split, seed_streams
 from ppal_lab.federated.training import MODELS, TrainingPlan, make_model
@@ -235,6 +236,9 @@ class FederatedResult:
     stopped_early: bool = False
     wall_time_s: float = 0.0
     final_params: np.ndarray | None = field(default=None, repr=False)
+    #: per training round, array bytes of the sites' updates, of the models sent to them and
+    #: through the cloud (``History``'s counts)
+    traffic: dict = field(default_factory=dict, repr=False)
 
     @property
     def final_accuracy(self) -> float:
@@ -255,7 +259,7 @@ class FederatedResult:
 
 def _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strategy, epsilon, delta,
               query_share, model, local_epochs, sample_rate, lr, max_grad_norm, hidden,
-              initial_labels, proposals, seed, progress, scaling) -> dict:
+              initial_labels, proposals, seed, progress, scaling, **topology: Any) -> dict:
     Xa = check_matrix("X", X)
     ya = check_labels("y", y, Xa.shape[0])
     Xt = check_matrix("X_test", X_test)
@@ -269,7 +273,7 @@ def _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strateg
     parts = _partition(partition, Xa.shape[0])
     v = _settings([p.size for p in parts], label_budget, batch_size, strategy, epsilon, delta,
                   query_share, model, local_epochs, sample_rate, lr, max_grad_norm, hidden,
-                  initial_labels, proposals, seed, progress)
+                  initial_labels, proposals, seed, progress, **topology)
     center, scale = _scaling(scaling, Xt, Xa.shape[1])
     return dict(v, X=Xa, y=ya, X_test=Xt, y_test=yt, n_classes=n_classes, parts=parts, center=center,
                 scale=scale)
@@ -277,7 +281,7 @@ def _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strateg
 
 def _settings(pool_sizes, label_budget, batch_size, strategy, epsilon, delta, query_share, model,
               local_epochs, sample_rate, lr, max_grad_norm, hidden, initial_labels, proposals, seed,
-              progress) -> dict:
+              progress, compression="none", quant_bits=8, topk_fraction=0.1, edges=None, kappa=1) -> dict:
     """The checks of every setting that is not data (shared with the Flower orchestrator, which knows
     only the sites' pool sizes)."""
     n_part, total = len(pool_sizes), int(sum(pool_sizes))
@@ -299,7 +303,12 @@ def _settings(pool_sizes, label_budget, batch_size, strategy, epsilon, delta, qu
     seed = check_int("seed", seed, 0)
     if not isinstance(progress, bool):
         raise ParameterError("progress", progress, "True or False")
-    return dict(initial_labels=initial_labels, label_budget=label_budget, batch_size=batch_size,
+    codec = Codec(compression, quant_bits, topk_fraction)  # checks all three
+    if edges is not None:
+        edges = check_int("edges", edges, 1, n_part)
+    kappa = check_int("kappa", kappa, 1)
+    return dict(compression=codec.method, quant_bits=codec.bits, topk_fraction=codec.fraction,
+                edges=edges, kappa=kappa, initial_labels=initial_labels, label_budget=label_budget, batch_size=batch_size,
                 strategy=strategy, epsilon=eps, delta=delta, query_share=query_share, model=model,
                 local_epochs=local_epochs, sample_rate=sample_rate, lr=lr,
                 max_grad_norm=max_grad_norm, hidden=hidden, proposals=proposals, seed=seed,
@@ -313,7 +322,9 @@ def run_federated_al(X: Any, y: Any, X_test: Any, y_test: Any, partition: Sequen
                      sample_rate: float = 0.5, lr: float = 2.0, max_grad_norm: float = 0.1,
                      hidden: int = 32, initial_labels: int = 20, proposals: int | None = None,
                      scaling: tuple[np.ndarray, np.ndarray] | None = None,
-                     progress: bool = False) -> FederatedResult:
+                     progress: bool = False, compression: str = "none", quant_bits: int = 8,
+                     topk_fraction: float = 0.1, edges: int | None = None,
+                     kappa: int = 1) -> FederatedResult:
     r"""Federated active learning with DP training and DP query selection (module docstring).
 
     The run starts from ``initial_labels`` random labels split across sites in proportion to pool
@@ -369,6 +380,13 @@ def run_federated_al(X: Any, y: Any, X_test: Any, y_test: Any, partition: Sequen
         Public ``(center, scale)`` of the features; default: mean and std of ``X_test``.
     progress : bool
         Show a tqdm progress bar.
+    compression, quant_bits, topk_fraction : str, int, float
+        How sites encode their updates: ``"none"`` (float32 models), ``"int8"`` (stochastic rounding
+        to ``quant_bits``) or ``"topk"`` (``topk_fraction`` of the coordinates, error feedback);
+        :mod:`ppal_lab.federated.compression`.
+    edges, kappa : int or None, int
+        Hierarchical aggregation over ``edges`` logical edge tiers, the cloud averaging them every
+        ``kappa`` rounds (:class:`~ppal_lab.federated.protocol.FederatedProtocol`); ``None``: flat.
 
     Returns
     -------
@@ -376,7 +394,8 @@ def run_federated_al(X: Any, y: Any, X_test: Any, y_test: Any, partition: Sequen
     """
     v = _validate(X, y, X_test, y_test, partition, label_budget, batch_size, strategy, epsilon,
                   delta, query_share, model, local_epochs, sample_rate, lr, max_grad_norm, hidden,
-                  initial_labels, proposals, seed, progress, scaling)
+                  initial_labels, proposals, seed, progress, scaling, compression=compression,
+                  quant_bits=quant_bits, topk_fraction=topk_fraction, edges=edges, kappa=kappa)
     return _run(v)
 
 
@@ -391,7 +410,7 @@ def _privacy_plan(v: dict, n_query_rounds: int, local_steps: int, uses_queries: 
         if uses_queries:
             eps_select = eps_value = eps * v["query_share"] / n_query_rounds / 2.0
         planned_queries = (eps_select, eps_value) * n_query_rounds if uses_queries else ()
-        noise_multiplier = accounting._plan_noise_multiplier(eps, v["delta"], v["sample_rate"],
+        noise_multiplier = accounting.plan_noise_multiplier(eps, v["delta"], v["sample_rate"],
                                                              (n_query_rounds + 1) * local_steps,
                                                              planned_queries)
         if noise_multiplier is None:
@@ -404,6 +423,11 @@ def _privacy_plan(v: dict, n_query_rounds: int, local_steps: int, uses_queries: 
         plan = TrainingPlan(v["sample_rate"], local_steps, v["lr"], v["max_grad_norm"],
                             MAX_NOISE_MULTIPLIER)
     return plan, noise_multiplier, eps_select, eps_value, log
+
+
+def _codec(v: dict) -> Codec:
+    """The run's update codec from its settings (none when they predate compression)."""
+    return Codec(v.get("compression", "none"), v.get("quant_bits", 8), v.get("topk_fraction", 0.1))
 
 
 def build_site(v: dict, p: int, X_scaled: np.ndarray, y: np.ndarray, n_initial: int, plan: TrainingPlan,
@@ -486,7 +510,7 @@ def run_protocol(v: dict, pool_sizes: Sequence[int], make_sites: Any, parts: Seq
         protocol = FederatedProtocol(
             sites, parts, global_model, Xt, v["y_test"], v["label_budget"], v["batch_size"],
             v["strategy"], orchestrator_rng, proposals=pl["proposals"], epsilon_select=pl["eps_select"],
-            epsilon_value=pl["eps_value"],
+            epsilon_value=pl["eps_value"], edges=v.get("edges"), kappa=v.get("kappa", 1),
             progress=f"federated AL {v['strategy']}" if v["progress"] else None)
         history = protocol.run(params)
         final = torch.nn.utils.parameters_to_vector(global_model.parameters()).detach().clone()
@@ -494,6 +518,8 @@ def run_protocol(v: dict, pool_sizes: Sequence[int], make_sites: Any, parts: Seq
         torch.set_num_threads(prev_threads)
     result = _result(v, sites.report(), history, pl["plan"], pl["noise_multiplier"], pl["log"], t_start)
     result.final_params = final.numpy()
+    result.traffic = {"update_bytes": history.update_bytes, "model_bytes": history.model_bytes,
+                      "cloud_bytes": history.cloud_bytes}
     return result, final
 
 
@@ -506,6 +532,6 @@ def _run(v: dict) -> FederatedResult:
     def make_sites(pl: dict, model_seed: int, initial: np.ndarray) -> LocalSites:
         return LocalSites([build_site(v, p, Xs[rows], v["y"][rows], initial[p], pl["plan"], model_seed,
                                       site_rngs[p], torch_seeds[p], pl["training_off"])
-                           for p, rows in enumerate(v["parts"])])
+                           for p, rows in enumerate(v["parts"])], _codec(v), v["seed"])
 
     return run_protocol(v, [p.size for p in v["parts"]], make_sites, v["parts"])[0]

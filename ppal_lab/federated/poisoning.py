@@ -30,20 +30,31 @@ The *adaptive* attack knows the defence (Fang et al. 2020, "full knowledge"): it
 :math:`\gamma` along :math:`-\mathrm{sign}(\mu)` (halving from a large start, as Fang et al. do for Krum)
 and keeps the one that moves the defence's aggregate furthest against :math:`\mu`. For Krum this is the
 largest :math:`\gamma` for which Krum still picks the Byzantine vector.
+
+:class:`ByzantineSites` mounts these attacks on the federated protocol: it wraps a site group
+(:class:`~ppal_lab.federated.protocol.LocalSites` or Flower's
+:class:`~ppal_lab.federated.flower_app.FlowerSites`), lets every site train, then replaces what the
+``f`` Byzantine sites sent. The omniscient attacks (ALIE, IPM, adaptive) read the honest sites'
+updates of the round before answering: the *collusion assumption* of the papers (the Byzantine sites
+share what they learn, and see or estimate the honest updates). Label flipping is the exception: it
+happens at the data (the Byzantine sites hold flipped labels) and the updates go out as trained.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import torch
 from scipy import stats
 
 from ppal_lab.compendium.errors import (ParameterError, as_generator, check_choice, check_int,
                                         check_positive, check_real)
-from ppal_lab.federated.robust import aggregate, check_rule, check_updates
+from ppal_lab.federated.protocol import SiteGroupWrapper
+from ppal_lab.federated.robust import RobustAggregate, aggregate, check_rule, check_updates
 
 __all__ = [
     "ATTACKS",
+    "ByzantineSites",
     "adaptive",
     "alie",
     "alie_z",
@@ -173,3 +184,48 @@ def byzantine_updates(attack: str, honest: Any, f: int, rng: Any = 0, *, own: An
     if attack == "ipm":
         return ipm(H, f, epsilon)
     return adaptive(H, f, rule, **(rule_params or {}))
+
+
+class ByzantineSites(SiteGroupWrapper):
+    """A site group whose sites ``byzantine`` mount ``attack`` (module docstring).
+
+    Every site trains (:meth:`train` of the wrapped group); the updates (local model minus the global
+    model) of the honest sites and of the Byzantine ones (``own``: what they computed honestly, on
+    flipped labels for ``label_flip``) go to :func:`byzantine_updates`, whose rows replace the
+    Byzantine sites' models. ``aggregator`` is the server's rule, which the adaptive attack targets
+    with the rule's own parameters of the round (full knowledge). Per round, the Gaussian attack's
+    scale is ``sigma_scale`` times the honest updates' standard deviation and the adaptive attack
+    searches ``gamma`` from ``gamma_scale`` times their mean coordinate spread, in ``steps`` halvings.
+    ``rng`` draws the Gaussian attack's noise. The other site-group methods pass through.
+    """
+
+    def __init__(self, sites: Any, byzantine: Sequence[int], attack: str, aggregator: RobustAggregate,
+                 rng: Any = 0, *, sigma_scale: float = 10.0, gamma_scale: float = 10.0, steps: int = 8,
+                 ipm_epsilon: float = 0.5) -> None:
+        self.sites, self.attack = sites, check_choice("attack", attack, ATTACKS)
+        self.byzantine = sorted({check_int("byzantine site", int(b), 0, len(sites) - 1) for b in byzantine})
+        if len(self.byzantine) > len(sites) - 2:
+            raise ParameterError("byzantine", len(self.byzantine),
+                                 f"at most {len(sites) - 2} of {len(sites)} sites (2 honest for a spread)")
+        self.aggregator, self.rng = aggregator, as_generator(rng)
+        self.sigma_scale, self.gamma_scale = sigma_scale, gamma_scale
+        self.steps, self.ipm_epsilon = steps, ipm_epsilon
+
+    def train(self, params: torch.Tensor, t: int) -> list[torch.Tensor | None]:
+        local = self.sites.train(params, t)
+        if not self.byzantine:
+            return local
+        if any(v is None for v in local):
+            raise RuntimeError(f"round {t}: a site sent no update; the attacks need every site's")
+        g = params.detach().to(torch.float64).numpy()
+        U = np.stack([v.detach().to(torch.float64).numpy() for v in local]) - g
+        honest = np.delete(U, self.byzantine, axis=0)
+        spread = float(honest.std(0).mean()) + 1e-12
+        B = byzantine_updates(self.attack, honest, len(self.byzantine), self.rng, own=U[self.byzantine],
+                              rule=self.aggregator.rule, sigma=self.sigma_scale * float(honest.std()) + 1e-12,
+                              epsilon=self.ipm_epsilon,
+                              rule_params={**self.aggregator.rule_params(), "steps": self.steps,
+                                           "gamma_max": self.gamma_scale * spread})
+        for b, row in zip(self.byzantine, B):
+            local[b] = torch.as_tensor(g + row, dtype=local[b].dtype)
+        return local

@@ -6,6 +6,9 @@ One round of :class:`FederatedProtocol`:
 
 1. *training* — :func:`federated_round`: every site trains the global model on its labelled set and the
    orchestrator aggregates the local models (FedAvg, or a caller's aggregation such as masked FedAvg);
+   optionally the sites send compressed updates (the site group's codec,
+   :mod:`ppal_lab.federated.compression`) and the orchestrator aggregates hierarchically (``edges``,
+   ``kappa``: HierFAVG over logical edge tiers, :class:`FederatedProtocol`);
 2. *evaluation* — the orchestrator scores the global model on its own test set;
 3. *query* — uncertainty strategies: every site proposes candidates and releases their (noisy) scores,
    the orchestrator splits the batch with :func:`allocate_batch`; ``"random"``: a hypergeometric split of
@@ -31,10 +34,11 @@ from torch import nn
 
 from ppal_lab.compendium.errors import ParameterError, check_int
 from ppal_lab.federated.aggregation import fedavg
+from ppal_lab.federated.compression import Codec, SiteEncoder, codec_rng, payload_bytes
 from ppal_lab.federated.participant import Participant
 from ppal_lab.federated.training import _load_vector
 
-__all__ = ["Aggregate", "FederatedProtocol", "History", "LabelGate", "LocalSites", "allocate_batch",
+__all__ = ["Aggregate", "FederatedProtocol", "History", "LabelGate", "LocalSites", "SiteGroupWrapper", "allocate_batch",
            "federated_round", "initial_split", "seed_streams"]
 
 #: ``aggregate(vectors, weights) -> average``: how the orchestrator combines the local models.
@@ -123,14 +127,23 @@ class LocalSites:
     """The in-process engine: every site is a :class:`Participant` in this process, called in site
     order (fast and bit-reproducible; the notebooks use it).
 
+    ``codec`` (default: none) is how the sites encode their updates
+    (:mod:`ppal_lab.federated.compression`): each site encodes with its own
+    :class:`~ppal_lab.federated.compression.SiteEncoder` (residual and rounding stream from ``seed``),
+    the orchestrator decodes. ``update_bytes`` counts each site's uploaded update arrays.
+
     A *site group* is what :class:`FederatedProtocol` talks to; the Flower engine
     (:class:`ppal_lab.federated.flower_app.FlowerSites`) has the same methods and sends each step to the
     sites as a Flower message, whose handler calls the same :class:`Participant` method. Only
     :meth:`label` here also returns item identities: a simulation record the orchestrator never uses.
     """
 
-    def __init__(self, participants: Sequence[Participant]) -> None:
+    def __init__(self, participants: Sequence[Participant], codec: Codec | None = None,
+                 seed: int = 0) -> None:
         self.participants = list(participants)
+        self.codec = codec or Codec()
+        self.encoders = [SiteEncoder(self.codec, codec_rng(seed, p)) for p in range(len(self.participants))]
+        self.update_bytes = np.zeros(len(self.participants), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.participants)
@@ -141,9 +154,25 @@ class LocalSites:
         return np.array([[s.n_inspected, s.n_labelled, s.n_unlabelled] for s in self.participants],
                         dtype=np.int64).reshape(-1, 3)
 
-    def train(self, params: torch.Tensor, t: int) -> list[torch.Tensor | None]:
-        """Every site's local update of ``params`` (``None``: it sent nothing)."""
-        return [s.local_update(params, t) for s in self.participants]
+    def train(self, params: torch.Tensor | Sequence[torch.Tensor], t: int) -> list[torch.Tensor | None]:
+        """Every site's local update of ``params`` (one vector for all sites, or one per site: its
+        edge's model), as the orchestrator reconstructs it from the encoded reply (``None``: the site
+        sent nothing)."""
+        starts = _per_site(params, len(self))
+        out = []
+        for p, (s, start) in enumerate(zip(self.participants, starts)):
+            local = s.local_update(start, t)
+            if local is None:
+                out.append(None)
+                continue
+            if self.codec.method == "none":  # the float32 model itself, as before compression existed
+                self.update_bytes[p] += local.numel() * local.element_size()
+                out.append(local)
+                continue
+            arrays = self.encoders[p].encode(local.numpy(), start.numpy())  # at the site
+            self.update_bytes[p] += payload_bytes(arrays)
+            out.append(torch.from_numpy(self.codec.rebuild(start.numpy(), arrays)))  # at the orchestrator
+        return out
 
     def propose(self, model: nn.Module, strategy: str, ks: Sequence[int], epsilon_select: float | None,
                 epsilon_value: float | None, t: int) -> list[np.ndarray | None]:
@@ -169,6 +198,34 @@ class LocalSites:
         """What every site reports at the end of a run (:meth:`Participant.report`), plus its
         labelled positions (simulation record)."""
         return [dict(s.report(), positions=s.labelled_positions) for s in self.participants]
+
+
+def _per_site(params: torch.Tensor | Sequence[torch.Tensor], n: int) -> list[torch.Tensor]:
+    """``params`` for every site: one vector for all, or already one per site."""
+    if isinstance(params, torch.Tensor):
+        return [params] * n
+    if len(params) != n:
+        raise ParameterError("params", f"{len(params)} vectors", f"one for all sites or one per site ({n})")
+    return list(params)
+
+
+class SiteGroupWrapper:
+    """A site group that wraps another and passes every step through to it: subclasses change what
+    :meth:`train` returns (clipping and noise at the sites, Byzantine sites), nothing else."""
+
+    def __init__(self, sites: Any) -> None:
+        self.sites = sites
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __getattr__(self, name: str) -> Any:  # public_counts, report, ...: the wrapped group's
+        if name.startswith("_") or name == "sites":
+            raise AttributeError(name)
+        return getattr(self.sites, name)
+
+    def train(self, params: torch.Tensor, t: int) -> list[torch.Tensor | None]:
+        return self.sites.train(params, t)
 
 
 def initial_split(sizes: np.ndarray, total: int) -> np.ndarray:
@@ -231,6 +288,13 @@ class History:
         True when labelling ended before the label budget (nothing could be allocated).
     log : list of (int, str)
         The orchestrator's events ``(round, message)``.
+    update_bytes, model_bytes : list of int
+        Per training round, the update arrays all sites uploaded (as encoded; measured by the engine,
+        0 when it does not count) and the model arrays sent down to them (float32).
+    cloud_bytes : list of int
+        Per training round, the arrays through the cloud: flat, every site's upload and download;
+        hierarchical, the edge models' uploads and the cloud model's downloads at a cloud round
+        (0 in between).
     """
 
     n_labels: list[int] = field(default_factory=list)
@@ -240,6 +304,9 @@ class History:
     queried: list[np.ndarray] = field(default_factory=list)
     stopped_early: bool = False
     log: list[tuple[int, str]] = field(default_factory=list)
+    update_bytes: list[int] = field(default_factory=list)
+    model_bytes: list[int] = field(default_factory=list)
+    cloud_bytes: list[int] = field(default_factory=list)
 
 
 class FederatedProtocol:
@@ -277,6 +344,14 @@ class FederatedProtocol:
         :data:`LabelGate` applied to the initial labels and to every round's new labels.
     progress : str or None
         Description of a tqdm progress bar (``None``: no bar).
+    edges, kappa : int or None, int
+        Hierarchical aggregation (HierFAVG, Liu et al. 2020) when ``edges`` is set: site ``p``
+        reports to edge ``p % edges``; the orchestrator keeps one model per edge, every edge averages
+        its sites every round (with ``aggregate``), and the cloud averages the edges (weighted by
+        their labelled-set sizes) every ``kappa`` rounds and in the last round. The edges are
+        logical tiers inside the orchestrator (one process, one ServerApp), not separate servers:
+        their traffic is counted per tier (``History.cloud_bytes``), not sent over a network.
+        Between cloud rounds, evaluation and queries use the last cloud model. ``None``: flat.
     """
 
     def __init__(self, sites: Any, parts: Sequence[np.ndarray] | None, global_model: nn.Module,
@@ -284,7 +359,7 @@ class FederatedProtocol:
                  strategy: str, orchestrator_rng: np.random.Generator, *, proposals: int | str = "round",
                  epsilon_select: float | None = None, epsilon_value: float | None = None,
                  aggregate: Aggregate = fedavg, label_gate: LabelGate | None = None,
-                 progress: str | None = None) -> None:
+                 progress: str | None = None, edges: int | None = None, kappa: int = 1) -> None:
         if isinstance(sites, Sequence):
             sites = LocalSites(sites)
         if len(sites) == 0 or (parts is not None and len(sites) != len(parts)):
@@ -299,12 +374,56 @@ class FederatedProtocol:
         self.strategy, self.rng, self.proposals = strategy, orchestrator_rng, proposals
         self.epsilon_select, self.epsilon_value = epsilon_select, epsilon_value
         self.aggregate, self.label_gate, self.progress = aggregate, label_gate, progress
+        self.edges = None if edges is None else check_int("edges", edges, 1, len(sites))
+        self.kappa = check_int("kappa", kappa, 1)
+        self._edge_params: list[torch.Tensor] | None = None
+        self.round_bytes = (0, 0, 0)  # (updates up, models down, through the cloud) of the last round
 
     # -- the steps of one round ----------------------------------------------------------------
-    def train(self, params: torch.Tensor, t: int) -> torch.Tensor:
-        """Local updates and their aggregate: the new global parameter vector."""
-        local = self.sites.train(params, t)
-        return _aggregate(local, self.sites.public_counts()[:, 1], params, self.aggregate)[0]
+    def train(self, params: torch.Tensor, t: int, final: bool = False) -> torch.Tensor:
+        """Local updates and their aggregate: the new global parameter vector (hierarchical: the
+        cloud's model, new in a cloud round, ``kappa``-th or ``final``, else unchanged)."""
+        before = int(np.sum(getattr(self.sites, "update_bytes", 0)))
+        model_bytes = params.numel() * params.element_size()
+        if self.edges is None:
+            local = self.sites.train(params, t)
+            new = _aggregate(local, self.sites.public_counts()[:, 1], params, self.aggregate)[0]
+        else:
+            new = self._train_hierarchical(params, t, final)
+        up = int(np.sum(getattr(self.sites, "update_bytes", 0))) - before
+        down = len(self.sites) * model_bytes
+        if self.edges is None:
+            cloud = up + down
+        else:
+            cloud = 2 * self.edges * model_bytes if self._cloud_round(t, final) else 0
+        self.round_bytes = (up, down, cloud)
+        return new
+
+    def _cloud_round(self, t: int, final: bool) -> bool:
+        return final or (t + 1) % self.kappa == 0
+
+    def _train_hierarchical(self, params: torch.Tensor, t: int, final: bool) -> torch.Tensor:
+        """One HierFAVG round: every site trains its edge's model, every edge averages its sites; in
+        a cloud round the cloud averages the edges and every edge restarts from the result."""
+        if self._edge_params is None:
+            self._edge_params = [params.clone() for _ in range(self.edges)]
+        edge_of = np.arange(len(self.sites)) % self.edges
+        local = self.sites.train([self._edge_params[e] for e in edge_of], t)
+        n_labelled = self.sites.public_counts()[:, 1]
+        weight = np.zeros(self.edges)
+        for e in range(self.edges):
+            members = np.flatnonzero(edge_of == e)
+            self._edge_params[e], w = _aggregate([local[i] for i in members], n_labelled[members],
+                                                 self._edge_params[e], self.aggregate)
+            weight[e] = w.sum()
+        if not self._cloud_round(t, final):
+            return params
+        if weight.sum() == 0:
+            cloud = params.clone()
+        else:
+            cloud = fedavg([self._edge_params[e] for e in np.flatnonzero(weight)], weight[weight > 0])
+        self._edge_params = [cloud.clone() for _ in range(self.edges)]
+        return cloud
 
     def evaluate(self, params: torch.Tensor) -> float:
         """Load ``params`` into the global model; its accuracy on the orchestrator's test set."""
@@ -361,7 +480,11 @@ class FederatedProtocol:
             t = 0
             while True:
                 t0 = time.perf_counter()
-                params = self.train(params, t)
+                # the last training round: the label budget is bought (it does not change in training)
+                final = int(self.sites.public_counts()[:, 0].sum()) >= self.label_budget
+                params = self.train(params, t, final)
+                for name, b in zip(("update_bytes", "model_bytes", "cloud_bytes"), self.round_bytes):
+                    getattr(h, name).append(b)
                 h.accuracy.append(self.evaluate(params))
                 public = self.sites.public_counts()
                 bought = int(public[:, 0].sum())

@@ -57,12 +57,16 @@ Flower engine aggregate alike. Bulyan is the exception: the paper and ``aggregat
 takes the :math:`n - 2f` best Multi-Krum scores computed once; the two differ on most heavy-tailed
 inputs (tested).
 
+:class:`RobustAggregate` is one rule as the federated protocol's ``aggregate(vectors, weights)``: the
+sites send local models, the rule acts on their updates from the round's global model.
+
 These guarantees bound how far the Byzantine clients can move the result *within* the spread of honest
 updates; attacks such as ALIE and IPM (:mod:`ppal_lab.federated.poisoning`) are built to exploit exactly
 that room.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -75,6 +79,7 @@ from ppal_lab.compendium.errors import ParameterError, as_generator, check_choic
 __all__ = [
     "PRE_AGGREGATIONS",
     "RULES",
+    "RobustAggregate",
     "SeedByzantineRobustAggregator",
     "aggregate",
     "centered_clipping",
@@ -216,14 +221,15 @@ def nearest_neighbour_mixing(updates: Any, f: int) -> np.ndarray:
     return U[nearest].mean(axis=1)
 
 
-def aggregate(updates: Any, rule: str, f: int = 0, *, pre: str | None = None, tau: float = 1.0,
+def aggregate(updates: Any, rule: str, f: int = 0, *, pre: str | None = None, tau: float | str = 1.0,
               iterations: int = 3, start: Any = None) -> np.ndarray:
     """Aggregate flat client updates with one rule, tolerating ``f`` Byzantine clients.
 
     Every rule weights clients equally (a Byzantine client would inflate a reported example count).
     The median, trimmed mean (``f`` cut at each end), Krum, Multi-Krum (mean of the ``n - f`` best
     Krum scores) and Bulyan are Flower's functions; ``cclip`` is :func:`centered_clipping` with
-    ``tau``, ``iterations`` and ``start``. The condition of the rule on ``n`` and ``f`` is checked
+    ``tau``, ``iterations`` and ``start`` (``tau="median"``: the median distance of the updates from
+    ``start``, which the server can compute). The condition of the rule on ``n`` and ``f`` is checked
     first (:func:`check_rule`).
 
     Parameters
@@ -258,5 +264,49 @@ def aggregate(updates: Any, rule: str, f: int = 0, *, pre: str | None = None, ta
                                            to_keep=0),
     }
     if rule == "cclip":
+        if tau == "median":
+            center = np.zeros(U.shape[1]) if start is None else np.reshape(start, -1)
+            tau = float(np.median(np.linalg.norm(U - center, axis=1))) + 1e-12
         return centered_clipping(U, tau, iterations, start)
     return np.asarray(flwr_rules[rule]()[0], dtype=np.float64)
+
+
+class RobustAggregate:
+    """One rule of :func:`aggregate` as the federated protocol's ``aggregate(vectors, weights)``
+    (:data:`ppal_lab.federated.protocol.Aggregate`).
+
+    The sites send local *models*; the rule acts on their *updates* (model minus the round's global
+    model, set by :meth:`start_round`) and the result is the global model plus the aggregated update.
+    (Every rule but ``cclip`` commutes with that shift; centered clipping starts from the last round's
+    aggregated update, with ``tau`` the median distance from it.) The weights (labelled-set sizes) are
+    ignored: every rule counts each site once, since a Byzantine site could inflate its count.
+    """
+
+    def __init__(self, rule: str, f: int = 0) -> None:
+        self.rule = check_choice("aggregator", rule, RULES)
+        self.f = check_int("f", f, 0)
+        self.reference: np.ndarray | None = None
+        self.last: np.ndarray | None = None
+        self.seconds = 0.0  # wall time spent aggregating (the server's cost)
+
+    def start_round(self, params: torch.Tensor) -> None:
+        """The round's global model: updates are measured from it."""
+        self.reference = torch.as_tensor(params).detach().to(torch.float64).numpy().copy()
+
+    def rule_params(self) -> dict:
+        """Keyword arguments of :func:`aggregate` this round (what an adaptive attacker also uses)."""
+        return {"tau": "median", "start": self.last} if self.rule == "cclip" else {}
+
+    def aggregate_updates(self, updates: Any) -> np.ndarray:
+        """The rule on update vectors (one row per site)."""
+        return aggregate(updates, self.rule, self.f, **self.rule_params())
+
+    def __call__(self, vectors: Any, weights: Any = None) -> torch.Tensor:
+        if self.reference is None:
+            raise RuntimeError("RobustAggregate: start_round(params) before aggregating")
+        t0 = time.perf_counter()
+        update = self.aggregate_updates(check_updates(vectors) - self.reference)
+        self.seconds += time.perf_counter() - t0
+        if self.rule == "cclip":
+            self.last = update
+        return torch.as_tensor(self.reference + update, dtype=torch.as_tensor(vectors[0]).dtype)

@@ -31,9 +31,24 @@ returning the per-record loss function of the model it trained. :func:`dpsgd_tra
 small MLP trained by Opacus's DP-SGD (``PrivacyEngine.make_private``: Poisson sampling, per-record
 clipping, Gaussian noise; noise multiplier from the RDP accountant for the target
 :math:`(\varepsilon, \delta)`), or by plain SGD for :math:`\varepsilon = \infty`. A federated protocol
-plugs in the same way, which makes the audit one of the whole protocol rather than of one mechanism.
+plugs in the same way (chapter 10 audits the model its federated protocol trains), which makes the
+audit one of the whole protocol rather than of one mechanism.
 A measured advantage above the bound (beyond sampling error) is proof of a broken guarantee; one below
 it proves nothing about the guarantee, only about this attack.
+
+**A second attack: offline LiRA** (Carlini et al. 2022, the likelihood-ratio attack without shadow
+models trained on the target records). The score of a record is its *logit-scaled confidence*
+:math:`\phi = \log\frac{p_y}{1 - p_y}` (:math:`p_y = e^{-\text{loss}}`), which is close to Gaussian
+across training runs. The shadow models never saw the target records, so their :math:`\phi` on a
+target record estimate its *out* distribution: mean :math:`\mu_x` per record and, with few shadow
+models, one pooled standard deviation :math:`\sigma` (the paper's fixed-variance variant; estimated from
+the median absolute deviation, so that a few records with wild shadow scores do not inflate it). The target
+model's record is called a member when :math:`(\phi_x - \mu_x)/\sigma > \Phi^{-1}(1 - \text{FPR})`,
+a one-sided test of nominal level ``fpr_target`` fixed before the target is seen, so its rates are
+unbiased as well (its real false-positive rate is somewhat higher, since :math:`\mu_x` is itself an
+estimate from few models: about 0.15 for a nominal 0.1 with two shadow models). Where the loss threshold compares records with each other, LiRA compares
+each record with itself under models that did not train on it, which removes the per-record
+difficulty.
 """
 from __future__ import annotations
 
@@ -45,6 +60,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from scipy import stats
 
 from ppal_lab.compendium.errors import (ParameterError, check_int, check_labels, check_matrix, check_open_unit,
                                         check_positive, check_range)
@@ -58,6 +74,7 @@ __all__ = [
     "dp_advantage_bound",
     "dp_tpr_bound",
     "dpsgd_trainer",
+    "logit_confidence",
     "membership_audit",
 ]
 
@@ -186,9 +203,22 @@ class MembershipAudit:
     n_nonmembers: int
     shadow_advantage: float
     alpha: float
+    lira_tpr: float = math.nan
+    lira_fpr: float = math.nan
+    lira_advantage: float = math.nan
+    lira_advantage_lower: float = math.nan
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def logit_confidence(loss: Any) -> np.ndarray:
+    r"""LiRA's score from a cross-entropy loss: :math:`\log\frac{p}{1-p}` with :math:`p = e^{-\text{loss}}`
+    (computed as :math:`-\text{loss} - \log(-\mathrm{expm1}(-\text{loss}))`, exact for small losses).
+    Losses below ``1e-7`` count as ``1e-7``: a float32 loss that small is rounding (it reads 0 once
+    :math:`1 - p` is below float32's resolution), so the score is capped at about 16."""
+    loss = np.maximum(np.asarray(loss, dtype=np.float64), 1e-7)
+    return -loss - np.log(-np.expm1(-loss))
 
 
 def _best_threshold(loss_in: np.ndarray, loss_out: np.ndarray) -> tuple[float, float]:
@@ -236,13 +266,15 @@ def membership_audit(train: Trainer, X_target: Any, y_target: Any, X_shadow: Any
     seed = check_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
 
-    # shadow models: the attacker's calibration
-    s_in, s_out = [], []
+    # shadow models: the attacker's calibration (and LiRA's out-distribution of every target record)
+    s_in, s_out, phi_out = [], [], []
     for k in range(n_shadow):
         member = rng.random(Xs.shape[0]) < 0.5
-        loss = train(Xs[member], ys[member], seed * 1000 + k + 1)(Xs, ys)
+        shadow = train(Xs[member], ys[member], seed * 1000 + k + 1)
+        loss = shadow(Xs, ys)
         s_in.append(loss[member])
         s_out.append(loss[~member])
+        phi_out.append(logit_confidence(shadow(Xt, yt)))
     l_in, l_out = np.concatenate(s_in), np.concatenate(s_out)
     tau, shadow_adv = _best_threshold(l_in, l_out)
     tau_low = float(np.quantile(l_out, fpr_target, method="lower"))
@@ -260,10 +292,31 @@ def membership_audit(train: Trainer, X_target: Any, y_target: Any, X_shadow: Any
     tpr, fpr = k_tp / n_in, k_fp / n_out
     fpr_low = float(np.mean(t_out <= tau_low))
     fpr_low_u = float(clopper_pearson_upper(int(np.sum(t_out <= tau_low)), n_out, a / 2))
+    lira = _offline_lira(np.array(phi_out), logit_confidence(loss), member, fpr_target, a)
     return MembershipAudit(
         epsilon=eps, delta=dlt, threshold=tau, tpr=tpr, fpr=fpr, advantage=tpr - fpr,
         advantage_lower=(1.0 - fnr_u) - fpr_u, advantage_bound=dp_advantage_bound(eps, dlt),
         epsilon_lb=float(epsilon_from_rates(fpr_u, fnr_u, dlt)), fpr_target=fpr_target,
         tpr_low=float(np.mean(t_in <= tau_low)), fpr_low=fpr_low,
         tpr_low_bound=dp_tpr_bound(fpr_low_u, eps, dlt), n_members=int(n_in), n_nonmembers=int(n_out),
-        shadow_advantage=shadow_adv, alpha=a)
+        shadow_advantage=shadow_adv, alpha=a, **lira)
+
+
+def _offline_lira(phi_out: np.ndarray, phi: np.ndarray, member: np.ndarray, fpr_target: float,
+                  alpha: float) -> dict:
+    """Offline LiRA with a pooled variance: the rates on the target at the one-sided test of level
+    ``fpr_target`` (module docstring); ``phi_out`` has one row per shadow model."""
+    if phi_out.shape[0] < 2:
+        return {}
+    k = phi_out.shape[0]
+    mu = phi_out.mean(0)
+    # pooled and robust: phi_k - mu ~ N(0, sigma^2 (1 - 1/k)), whose median absolute value is
+    # 0.6745 sigma sqrt(1 - 1/k); a few records with wildly different shadow scores do not inflate it
+    sigma = float(np.median(np.abs(phi_out - mu)) / (stats.norm.ppf(0.75) * np.sqrt(1.0 - 1.0 / k)))
+    called = (phi - mu) / max(sigma, 1e-12) > stats.norm.ppf(1.0 - fpr_target)
+    n_in, n_out = int(member.sum()), int((~member).sum())
+    k_tp, k_fp = int(called[member].sum()), int(called[~member].sum())
+    fnr_u = float(clopper_pearson_upper(n_in - k_tp, n_in, alpha / 2))
+    fpr_u = float(clopper_pearson_upper(k_fp, n_out, alpha / 2))
+    return {"lira_tpr": k_tp / n_in, "lira_fpr": k_fp / n_out, "lira_advantage": k_tp / n_in - k_fp / n_out,
+            "lira_advantage_lower": (1.0 - fnr_u) - fpr_u}

@@ -41,7 +41,8 @@ from ppal_lab.secure.mlp_on_shares import (backward, counted, crypten_is_negativ
 from ppal_lab.secure.secure_sigmoid import secure_sigmoid
 
 __all__ = ["NETWORKS", "OWN_INIT", "PlayerDraws", "SecureSettings", "exploration_learner", "own_state",
-           "public_batches", "secure_party", "state_digest"]
+           "public_batches", "secure_party", "secure_party_from_config", "state_digest", "wrap_bound",
+           "wrap_detected"]
 
 NETWORKS = ("actor", "critic", "actor_target", "critic_target")
 
@@ -161,6 +162,25 @@ def public_batches(seed: int):
     return np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EC2, 0xB]))
 
 
+def wrap_bound(precision_bits: int) -> float:
+    """Truncation checksums of absolute value above this mean a wrap: a quarter of one wrap's ``2^(64-2b)``."""
+    return float(2.0 ** (64 - 2 * int(precision_bits) - 2))
+
+
+def wrap_detected(crypten, sums: list, precision_bits: int) -> bool:
+    """One bit, opened to both players: did any truncation watched into ``sums`` wrap around? From each
+    party's shares of the truncation checksums (:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`):
+    ``|s| > bound`` (:func:`wrap_bound`) is compared on shares, the indicators summed on shares, and only
+    ``count > 0`` is opened -- not the checksums, not which truncation, not how many. Call on both parties."""
+    with counted("wrap_check"):
+        s = crypten.mpc.MPCTensor.from_shares(torch.stack(sums))     # scale 2^b, like the values
+        tally["range_checked"] += 2 * s.nelement()
+        bound = wrap_bound(precision_bits)
+        count = crypten.cat([s - bound, -s - bound]).gt(0).sum()
+        flag = count.gt(0).get_plain_text()                         # scale-1 shares: the one opened bit
+    return bool(int(flag.item()) > 0)
+
+
 class _Player:
     """A party's plaintext half: its networks, Adam optimisers and replay buffer."""
 
@@ -270,25 +290,6 @@ class _Party:
                     mine = decode_exact(ring, self.scale)
         return mine
 
-    def wrap_bound(self) -> float:
-        """Checksums of absolute value above this mean a wrap: a quarter of one wrap's ``2^(64-2b)``."""
-        return float(2.0 ** (64 - 2 * int(self.s.precision_bits) - 2))
-
-    def _wrapped(self, sums: list) -> bool:
-        """One bit, opened to both players: did any truncation of the stage wrap around? From each
-        party's shares of the truncation checksums (:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`):
-        ``|s| > bound`` is compared on shares, the indicators summed on shares, and only ``count > 0``
-        is opened -- not the checksums, not which truncation, not how many."""
-        import torch as _torch
-
-        c, bound = self.crypten, self.wrap_bound()
-        with counted("wrap_check"):
-            s = c.mpc.MPCTensor.from_shares(_torch.stack(sums))     # scale 2^b, like the values
-            tally["range_checked"] += 2 * s.nelement()
-            count = c.cat([s - bound, -s - bound]).gt(0).sum()
-            flag = count.gt(0).get_plain_text()                    # scale-1 shares: the one opened bit
-        return bool(int(flag.item()) > 0)
-
     def _wrap_at(self, stage: str, attempt: int):
         """(tests) The injected wrap of this stage's first attempt: ``(index, ring units)`` or None."""
         for name, it, sign in self.s.inject_wrap:
@@ -305,7 +306,7 @@ class _Party:
         for attempt in range(self.s.max_retries + 1):
             with watch_truncations() as sums:
                 value = compute(attempt, self._wrap_at(stage, attempt))
-            bad = self._wrapped(sums)
+            bad = wrap_detected(self.crypten, sums, self.s.precision_bits)
             if self.s.keep_view:
                 self.view.append({"stage": stage, "iteration": self.iteration, "attempt": attempt, "bit": bad})
             if not bad:
@@ -451,6 +452,50 @@ def secure_party(rank: int, game: GameConfig, cfg: MADDPGConfig, settings: Secur
         out = _play(rank, game, cfg, settings, iterations, state, PlayerDraws(rank, private_seed),
                     public_batches(public_seed))
     return {**out, "start_digest": digest}
+
+
+CONFIG_KEYS = {"seed": 0, "iterations": 2, "hidden": 128, "batch": 128, "pretrain_episodes": 0,
+               "precision_bits": 18, "max_retries": 4}
+"""The public settings of :func:`secure_party_from_config` and their defaults (the same on both players);
+``private_seed`` (this player's own) has none."""
+
+
+def _config_arguments(config) -> tuple:
+    """``secure_party``'s arguments from a JSON config (see :func:`secure_party_from_config`)."""
+    if not isinstance(config, dict):
+        raise ParameterError("config", config, "a JSON object (dict) of settings")
+    unknown = set(config) - set(CONFIG_KEYS) - {"private_seed"}
+    if unknown:
+        raise ParameterError("config", sorted(unknown), f"keys among {sorted(CONFIG_KEYS)} and private_seed")
+    c = {**CONFIG_KEYS, **config}
+    for key in (*CONFIG_KEYS, "private_seed"):
+        if key not in c or isinstance(c[key], bool) or not isinstance(c[key], int):
+            raise ParameterError(f"config[{key!r}]", c.get(key), "an int" + (" (this player's own seed)"
+                                                                         if key == "private_seed" else ""))
+    for key, low in (("seed", 0), ("private_seed", 0), ("iterations", 1), ("pretrain_episodes", 0)):
+        check_range(f"config[{key!r}]", c[key], low)
+    cfg = MADDPGConfig(hidden=c["hidden"], batch_size=c["batch"])
+    settings = SecureSettings(precision_bits=c["precision_bits"], max_retries=c["max_retries"])
+    return GameConfig(), cfg, settings, c["iterations"], c["seed"], c["pretrain_episodes"], c["private_seed"]
+
+
+def secure_party_from_config(rank: int, config: dict) -> dict:
+    """:func:`secure_party` from a JSON-able ``config``: the form ``ppal-lab party`` runs on a host of its own::
+
+        ppal-lab party --rank 0 --world-size 2 --rendezvous tcp://HOST0:29500 \\
+            --args '[{"seed": 0, "iterations": 2, "private_seed": 1234}]' \\
+            ppal_lab.secure.maddpg_party:secure_party_from_config
+
+    Public keys (defaults in :data:`CONFIG_KEYS`, equal on both players): ``seed`` (the exploration phase
+    and the minibatch rows), ``iterations``, ``hidden``, ``batch``, ``pretrain_episodes``,
+    ``precision_bits``, ``max_retries``; the game is the default :class:`~ppal_lab.marl.maddpg.GameConfig`.
+    Private: ``private_seed``, this player's own seed, which only this player's command line carries. The
+    party builds its whole state from these (:func:`secure_party`); the result equals that of
+    :func:`~ppal_lab.secure.twoparty.run_parties` running :func:`secure_party` with the same arguments."""
+    return secure_party(rank, *_config_arguments(config))
+
+
+secure_party_from_config.check_args = _config_arguments   # ``ppal-lab party`` checks before any CrypTen work
 
 
 def _dealer_stats():

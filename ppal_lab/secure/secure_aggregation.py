@@ -19,6 +19,10 @@ the server only relays and adds)::
                        reconstruct) of b_i and of every s_ij with j > i; each share is encrypted
                        (ChaCha20-Poly1305) for its holder, so the relaying server cannot read it.
     2  masked input    the sites still there (U2) send y_i; the others have dropped out.
+    3' consistency     the server tells every site in U3 which sites sent a masked update (U2); each site
+                       signs that set with its Ed25519 identity key and the server forwards the
+                       signatures; a site answers the unmasking request only if ``threshold`` sites
+                       signed the very set it was shown (Bonawitz et al.'s ConsistencyCheck round).
     3  unmasking       the sites still there (U3) send, for each i in U2, their share of b_i, and for each
                        dropped d and each j in U2, their share of s_dj -- never both kinds for one site
                        (a site refuses such a request), so the server can never unmask a site that sent
@@ -42,9 +46,15 @@ Why the self mask ``b_i``: if a slow site's ``y_i`` arrived after the server had
   generator: 2^224 different 256-bit seeds then give the same mask, and 2^32 guesses try them all.
   Here a seed of another length is refused (:func:`prg`).
 
-Model: semi-honest server and sites, authenticated channels from pinned Ed25519 identities. An
-actively malicious server (lying about who dropped, to different sites) needs the consistency-check
-round of Bonawitz et al., not implemented here.
+* **Consistency check.** A server that shows different survivor sets to different sites (to learn
+  one site's self seed from some and its pair seeds from others) is caught: every site signs one set
+  per round, ``threshold > n_sites / 2`` signatures on one set leave too few for any other, so the
+  sites shown a minority story refuse to answer (``run(..., announce=...)`` simulates such a server).
+  Its signatures are counted with the unmasking phase they guard.
+
+Model: semi-honest sites, a server that may lie about who dropped out, authenticated channels from
+pinned Ed25519 identities (Bonawitz et al.'s full malicious model also needs signed key
+advertisements, which the authenticated handshake provides here).
 """
 from __future__ import annotations
 
@@ -59,7 +69,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ppal_lab.compendium.errors import ParameterError, check_int, check_real
-from ppal_lab.secure.key_exchange import Identity, handshake
+from ppal_lab.secure.key_exchange import HandshakeError, Identity, _verify, handshake
 from ppal_lab.secure.shamir import Shamir
 
 __all__ = ["SEED_BYTES", "SHARE_FIELD", "AggregationAborted", "prg", "folded_seed32", "encode", "decode",
@@ -217,8 +227,35 @@ class SecureAggregation:
         out.update({name: held[name] for name in pairs})
         return out
 
+    @staticmethod
+    def _survivor_message(survivors: set, round_no: int) -> bytes:
+        """What a site signs in the consistency check: the round and the sorted survivor set."""
+        return (f"ppal-lab secagg consistency|round {round_no}|".encode()
+                + b",".join(str(i).encode() for i in sorted(survivors)))
+
+    def _consistency_check(self, shown: dict, round_no: int, traffic: Traffic) -> tuple[dict, list]:
+        """Every site in ``shown`` signs the survivor set it was shown; the server forwards all
+        signatures; a site goes on only if ``threshold`` distinct sites signed *its* set. Returns the
+        signatures and the sites that refuse."""
+        signatures = {k: self.identities[k].sign(self._survivor_message(s, round_no)) for k, s in shown.items()}
+        for k in shown:  # the site's signature up, everyone's signatures down
+            traffic.relay("unmasking", 64 + 64 * len(signatures), hops=1)
+        refuse = []
+        for k, s in shown.items():
+            message, valid = self._survivor_message(s, round_no), 0
+            for v, sig in signatures.items():
+                try:
+                    _verify(self.identities[v].public, sig, message, f"site {v}")
+                    valid += 1
+                except HandshakeError:
+                    pass
+            if valid < self.threshold:
+                refuse.append(k)
+        return signatures, refuse
+
     # ------------------------------------------------------------------------------------------- run
-    def run(self, updates, drop_before_masking=(), drop_before_unmasking=(), round_no: int = 0) -> dict:
+    def run(self, updates, drop_before_masking=(), drop_before_unmasking=(), round_no: int = 0,
+            announce: dict | None = None) -> dict:
         """One aggregation round over ``updates`` (one 1-d array per site, equal lengths).
 
         ``drop_before_masking``: sites that vanish after sharing their keys, before sending ``y_i`` (their
@@ -226,6 +263,10 @@ class SecureAggregation:
         Returns the decoded ``sum``, the exact ``ring_sum`` (uint64), ``included`` (U2), the server's
         ``view`` (what it received: the masked updates and the unmasking shares), ``traffic`` and
         ``seconds`` per phase. Raises :class:`AggregationAborted` when fewer than ``threshold`` sites remain.
+
+        ``announce`` (a lying server, for tests): ``{site: survivor set}`` shown to those sites instead
+        of U2 before unmasking; each answers for the set it was shown, if the consistency check passes
+        (``consistency`` in the result: the sets shown and the sites that refused).
         """
         if len(updates) != self.n:
             raise ParameterError("updates", f"{len(updates)} arrays", f"one per site ({self.n})")
@@ -256,11 +297,20 @@ class SecureAggregation:
         lap("masked_input")
         U3 = U2 - gone3
         self._require(len(U3), "unmasking")
-        dropped = set(range(1, self.n + 1)) - U2
-        for k in sorted(U3)[:self.threshold]:  # the first `threshold` replies suffice
-            view["unmask"][k] = self._unmask_response(held[k], U2, dropped)
+        everyone = set(range(1, self.n + 1))
+        shown = {k: set((announce or {}).get(k, U2)) for k in sorted(U3)}
+        _, refused = self._consistency_check(shown, round_no, traffic)
+        willing = [k for k in sorted(U3) if k not in refused]
+        # the server needs `threshold` replies for the true set U2; a site shown another set answers for it
+        replies = [k for k in willing if shown[k] == U2]
+        self._require(len(replies), "unmasking (after the consistency check)")
+        for k in willing:
+            view["unmask"][k] = self._unmask_response(held[k], shown[k], everyone - shown[k])
             traffic.relay("unmasking", _SHARE_BYTES * len(view["unmask"][k]), hops=1)
-        responders = sorted(view["unmask"])
+            if len([r for r in view["unmask"] if shown[r] == U2]) >= self.threshold and announce is None:
+                break  # honest server: the first `threshold` replies suffice
+        dropped = everyone - U2
+        responders = [k for k in sorted(view["unmask"]) if shown[k] == U2][:self.threshold]
         weights = self.shamir.lagrange_at_zero(responders)
 
         def rebuild(name) -> bytes:
@@ -277,6 +327,7 @@ class SecureAggregation:
         lap("unmasking")
         return {"sum": decode(total, self.frac_bits), "ring_sum": total, "included": sorted(U2),
                 "dropped": sorted(dropped), "late_dropped": sorted(gone3 & U2), "view": view,
+                "consistency": {"shown": {k: sorted(v) for k, v in shown.items()}, "refused": refused},
                 "traffic": dict(traffic.bytes), "seconds": dict(traffic.seconds)}
 
     def _sites(self, name: str, sites) -> set:

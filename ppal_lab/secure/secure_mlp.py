@@ -31,7 +31,8 @@ public factor ``2 / (B * out_dim)`` is applied by the owner after the reveal (sa
 keeps ~7 bits of precision that a 1/128 factor would throw away); the ReLU mask is a scale-1 share, so
 ``z * mask`` and ``g * mask`` need no truncation; all gradients are opened in one batched reveal (one
 round); the bias gradients are sums (local, free). A step costs 29 communication rounds: 2 x 8 for the
-two secure comparisons, 3 forward and 5 backward Beaver matrix products, 4 mask products, 1 reveal.
+two secure comparisons, 3 forward and 5 backward Beaver matrix products, 4 mask products, 1 reveal --
+plus the wrap-around check on shares before the reveal (one small comparison and a one-bit opening).
 :func:`crypten_autograd_party` is the same step through CrypTen's autograd, kept for the cost comparison
 in ``benchmarks/bench_secure_mlp.py`` (32 rounds, same bytes, slower). The secure comparisons
 (arithmetic-to-binary conversion and a 64-bit adder circuit) take about two thirds of the time.
@@ -48,6 +49,7 @@ uniformly random ring elements, so on its own it is independent of the other par
 
 What is revealed, and to whom:
 
+* both learn one bit per step attempt: whether one of its truncations wrapped around (see below);
 * the **non-owner** learns the public shapes (batch size, feature counts, hidden size), the number of
   iterations, and nothing else -- not the weights, not the target, not the outputs, not the gradients;
 * the **owner** learns the weight gradients, and these leak information about the non-owner's inputs.
@@ -67,8 +69,13 @@ because CrypTen 0.4.1's decoder is off by one for some negative values. Two erro
 changes that unit's whole backward contribution for that sample (at 16 bits, hidden 128, batch 128:
 single gradient entries off by up to ~5% of the largest gradient; at 20 bits ~1e-6 absolute); (2)
 CrypTen's local 2-party truncation fails with probability ~|v| 2^(2b) / 2^64 per product element of
-value v, giving an absurd value (counted as ``wrap_suspects`` at the owner): ~1e-10 |v| at 16 bits,
-~6e-8 |v| at 20 bits -- with ~1e5 product elements per step, a few failures in 800 steps at 20 bits.
+value v, giving an absurd value: ~1e-10 |v| at 16 bits, ~6e-8 |v| at 20 bits -- with ~1e5 product
+elements per step, a few failures in 800 steps at 20 bits. As in the secure MADDPG, no gradient is opened
+before that is checked on shares: every truncation of the step adds a checksum on shares
+(:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`), the parties compare the checksums with a
+bound on shares and open one bit to both (:func:`~ppal_lab.secure.maddpg_party.wrap_detected`); if it is
+1, the step is recomputed with fresh randomness (counted as ``wrap_retries``; at most
+:data:`MAX_RETRIES` times). A failure reveals that one bit.
 The precision is therefore a trade-off, not "more is better"; cost does not depend on it.
 """
 from __future__ import annotations
@@ -83,18 +90,19 @@ import torch
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 from ppal_lab.secure.fixed_point import PRECISION_BITS_RANGE
-from ppal_lab.secure.mlp_on_shares import backward, forward
+from ppal_lab.secure.maddpg_party import wrap_detected
+from ppal_lab.secure.mlp_on_shares import backward, forward, watch_truncations
 
 __all__ = [
-    "PRECISION_BITS_RANGE", "OUTPUTS", "PARAM_NAMES", "WRAP_SUSPECT", "MLPConfig", "init_weights",
+    "PRECISION_BITS_RANGE", "OUTPUTS", "PARAM_NAMES", "MAX_RETRIES", "MLPConfig", "init_weights",
     "plain_forward",
     "plain_gradients", "plain_training", "secure_mlp_party", "crypten_autograd_party", "TrainingComparison",
     "run_secure_training", "weight_errors",
 ]
 
 OUTPUTS = ("identity", "sigmoid")
-WRAP_SUSPECT = 1e4
-"""A revealed gradient entry larger than this is counted as a likely truncation wrap-around."""
+MAX_RETRIES = 4
+"""Recomputations of a step whose truncations wrapped before the run gives up."""
 PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 """Weights in ``(in, out)`` layout: ``z = x @ W + b``."""
 
@@ -112,8 +120,11 @@ class MLPConfig:
     owner: int = 0             # the party that owns weights and targets
     lr: float = 1e-3
     precision_bits: int = 16
+    inject_wrap: tuple = ()    # (tests) iterations whose first attempt gets a real truncation wrap
 
     def __post_init__(self):
+        if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.inject_wrap):
+            raise ParameterError("inject_wrap", self.inject_wrap, "a tuple of iteration numbers >= 0")
         for name in ("d0", "d1", "hidden", "out_dim"):
             _check_int(name, getattr(self, name), 1)
         check_choice("output", self.output, OUTPUTS)
@@ -191,9 +202,10 @@ def plain_training(weights, xs0, xs1, targets, config: MLPConfig):
 
 # -------------------------------------------------------------------------------------- secure side
 
-def _secure_step(crypten, rank: int, config: MLPConfig, w_plain, x0, x1, target, batch: int, timer):
+def _secure_step(crypten, rank: int, config: MLPConfig, w_plain, x0, x1, target, batch: int, timer,
+                 wrap_at=None):
     """One secure forward + backward (the passes of :mod:`ppal_lab.secure.mlp_on_shares`); returns the
-    encrypted, flattened, *unscaled* gradients."""
+    encrypted, flattened, *unscaled* gradients. ``wrap_at`` (tests): a real wrap in the first layer."""
     owner = config.owner
     shapes = config.shapes()
     t = time.perf_counter()
@@ -206,7 +218,7 @@ def _secure_step(crypten, rank: int, config: MLPConfig, w_plain, x0, x1, target,
     timer["share"] += time.perf_counter() - t
 
     params = [w[k] for k in PARAM_NAMES]
-    o, cache = forward(params, x, timer)
+    o, cache = forward(params, x, timer, wrap_at=wrap_at)
     t = time.perf_counter()
     if config.output == "sigmoid":
         s = o.sigmoid()
@@ -258,14 +270,26 @@ def secure_mlp_party(rank: int, config: MLPConfig, iterations: int, batch: int, 
     grad_scale = 2.0 / (batch * config.out_dim)
     phases = dict.fromkeys(("share", "matmul", "relu", "output", "reveal", "adam"), 0.0)
     traj, iter_s, iter_rounds, iter_bytes = [], [], [], []
-    first_grads, peek, suspects = None, {}, 0
+    first_grads, peek, retries = None, {}, 0
     for it in range(iterations):
         comm.barrier()
         stats0 = comm.get_communication_stats()
         start = time.perf_counter()
-        flat = _secure_step(crypten, rank, config, {k: v.detach() for k, v in w.items()} if is_owner
-                            else None, xs[it] if rank == 0 else None, xs[it] if rank == 1 else None,
-                            targets[it] if is_owner else None, batch, phases)
+        for attempt in range(MAX_RETRIES + 1):
+            # every truncation is watched; the check runs on shares and opens one bit to both, so a
+            # wrapped gradient is never opened: the step is recomputed with fresh randomness instead
+            with watch_truncations() as sums:
+                flat = _secure_step(crypten, rank, config, {k: v.detach() for k, v in w.items()} if is_owner
+                                    else None, xs[it] if rank == 0 else None, xs[it] if rank == 1 else None,
+                                    targets[it] if is_owner else None, batch, phases,
+                                    wrap_at=((0, 0), 2 ** (64 - config.precision_bits))
+                                    if attempt == 0 and it in config.inject_wrap else None)
+            if not wrap_detected(crypten, sums, config.precision_bits):
+                break
+            retries += 1
+        else:
+            raise RuntimeError(f"{MAX_RETRIES + 1} attempts in a row hit a fixed-point wrap-around at "
+                               f"precision_bits={config.precision_bits}; use fewer bits")
         t = time.perf_counter()
         ring = reveal_to(flat, owner)  # one opening, to the owner only (point to point)
         phases["reveal"] += time.perf_counter() - t
@@ -273,9 +297,6 @@ def secure_mlp_party(rank: int, config: MLPConfig, iterations: int, batch: int, 
         if is_owner:
             grads = _unflatten(torch.as_tensor(decode_exact(ring, flat.encoder.scale) * grad_scale,
                                                dtype=torch.float32), config)
-            # a failed 2-party truncation (shares wrapping around the ring, probability ~|v| 2^(2b)
-            # / 2^64 per product element) shows up as an absurdly large gradient: count them
-            suspects += sum(int((g.abs() > WRAP_SUSPECT).sum()) for g in grads.values())
             opt.zero_grad(set_to_none=False)
             for k in PARAM_NAMES:
                 w[k].grad = grads[k].clone()
@@ -301,7 +322,7 @@ def secure_mlp_party(rank: int, config: MLPConfig, iterations: int, batch: int, 
                 peek["owner_W1_share"] = wshare.share.clone()
     return {"rank": rank, "trajectory": traj if is_owner else None, "first_grads": first_grads,
             "iter_s": iter_s, "rounds": iter_rounds, "bytes": iter_bytes, "phases": phases,
-            "wrap_suspects": suspects, **peek}
+            "wrap_retries": retries, **peek}
 
 
 def crypten_autograd_party(rank: int, config: MLPConfig, iterations: int, batch: int, own: Mapping) -> dict:
@@ -406,7 +427,7 @@ class TrainingComparison:
                                               for k in PARAM_NAMES),
                 "first_grad_max_abs": max(float(self.first_grads_plain[k].abs().max())
                                           for k in PARAM_NAMES),
-                "wrap_suspects": int(self.party_outputs[self.config.owner]["wrap_suspects"]),
+                "wrap_retries": int(self.party_outputs[self.config.owner]["wrap_retries"]),
                 "wall_s": self.wall_s}
 
 

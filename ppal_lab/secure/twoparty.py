@@ -705,6 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
                 raise ParameterError("--out", args.out, "a file in a writable folder")
         fn = None if is_dealer else _import_function(args.function or "")
+        if callable(getattr(fn, "check_args", None)):   # a function may check its arguments up front
+            fn.check_args(*fn_args)
         outcome = run_this_party(fn, tuple(fn_args), seed=args.seed, verbose_comm=args.verbose_comm,
                                  dealer=not args.no_dealer, dealer_seed=args.dealer_seed)
     except ParameterError as exc:

@@ -132,3 +132,40 @@ def test_a_full_scale_null_from_another_ede_run_decides_nothing(phase, tmp_path)
         assert (record.metrics["full_scale_null_headroom"]["value"] > 1) == (name == "own")
     assert verdicts["sibling"] == "not measurable" != verdicts["own"]
     assert full_scale_run(tmp_path / "missing.json") is None
+
+
+def test_network_check_table_sets_measured_beside_modelled(tmp_path):
+    from ppal_lab.chapters.ch08_secure_maddpg import network_check_table
+
+    def row(name, rtt, measured, model, call_model):
+        return {"network": name, "rtt_s": rtt, "measured_s": measured, "model_s": model,
+                "relative_error": model / measured - 1, "call_model_s": call_model,
+                "call_model_error": call_model / measured - 1}
+
+    record = {"floor": [{"network": n, "echo_rtt_median_s": e} for n, e in (("undelayed", 6e-5), ("slow", 0.0104))],
+              "network_check": [row("undelayed", 0.0, 1.0, 1.1, 1.0), row("slow", 0.01, 8.0, 6.0, 8.4)]}
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(record))
+    table = network_check_table(path).set_index("network")
+    assert list(table.index) == ["undelayed", "slow"]
+    assert table.loc["slow", "model error (%)"] == -25.0            # 6 s modelled for 8 s measured
+    assert table.loc["slow", "per-call model error (%)"] == 5.0
+    assert table.loc["slow", "echo round trip (ms)"] == 10.4
+    assert table.loc["undelayed", "measured (s / iteration)"] == 1.0
+    assert not table.isna().any().any()
+    assert network_check_table(tmp_path / "missing.json") is None
+
+
+def test_network_check_values_read_the_slowest_network(tmp_path):
+    from ppal_lab.chapters.ch08_secure_maddpg import network_check_values
+
+    rows = [{"network": n, "rtt_s": r, "relative_error": e, "call_model_error": c}
+            for n, r, e, c in (("fast", 0.0005, 0.1, 0.0), ("slow", 0.01, -0.4, 0.1))]
+    floor = [{"network": "fast", "opening_round_trips": 2.7, "request_round_trips": 10.0},
+             {"network": "slow", "opening_round_trips": 2.0, "request_round_trips": 4.3}]
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps({"network_check": rows, "floor": floor, "args": {"iterations": 6}}))
+    v = network_check_values(path)
+    assert v == {"net_rtt_ms": 10.0, "net_model_error": -0.4, "net_call_model_error": 0.1,
+                 "net_opening_round_trips": 2.0, "net_request_round_trips": 4.3, "net_iterations": 6}
+    assert network_check_values(tmp_path / "missing.json") == {}

@@ -11,7 +11,6 @@ from ppal_lab.chapters import ch10_adversarial_participants as ch
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.results import ResultRecord
 from ppal_lab.compendium.specs import SPECS
-from ppal_lab.federated import robust
 
 SPEC = SPECS["10_adversarial_participants"]
 
@@ -44,17 +43,6 @@ def test_spec_constraints_accept_exactly_what_the_rules_tolerate(rule, n, fracti
     assert accepted == (ch.applicable(rule, n, f) and n - f >= 2)
 
 
-def test_softmax_gradient_matches_torch_autograd(data):
-    rng = np.random.default_rng(1)
-    w = rng.normal(0, 0.1, data.dim)
-    X, y = data.X[:40], data.y[:40]
-    wt = torch.tensor(w, requires_grad=True)
-    W = wt.reshape(X.shape[1] + 1, data.n_classes)
-    logits = torch.as_tensor(X) @ W[:-1] + W[-1]
-    torch.nn.functional.cross_entropy(logits, torch.as_tensor(y)).backward()
-    np.testing.assert_allclose(ch._softmax_grad(w, X, y, data.n_classes), wt.grad.numpy(), rtol=1e-10, atol=1e-12)
-
-
 def test_federated_bed_learns_and_repeats(data):
     clean = ch.run_federated(data, "fedavg", "none", 0, 5, seed=3)
     assert clean["accuracy"] > 0.85                          # digits is learnable: room for attacks to destroy
@@ -62,6 +50,15 @@ def test_federated_bed_learns_and_repeats(data):
     # Byzantine clients that behave send their honest updates: FedAvg is the clean run
     assert ch.run_federated(data, "fedavg", "none", 2, 5, seed=3)["accuracy"] == clean["accuracy"]
     assert clean["per_class"].shape == (10,) and np.all((clean["per_class"] >= 0) & (clean["per_class"] <= 1))
+
+
+def test_sites_are_the_protocols_participants_holding_every_record(data):
+    sites = ch.local_sites(data, 3, flipped=frozenset({1}))
+    counts = sites.public_counts()
+    np.testing.assert_array_equal(counts[:, 1], [p.size for p in data.parts])   # all records labelled
+    assert counts[:, 2].sum() == 0
+    p1 = sites.participants[1]
+    np.testing.assert_array_equal(p1.labels_of(np.arange(p1.n_pool)), 9 - data.y[data.parts[1]])
 
 
 def test_adaptive_attack_breaks_fedavg_not_the_median(data):
@@ -86,14 +83,28 @@ def test_dp_noise_multiplier_reaches_the_budget_by_opacus_accounting():
     assert ch.dp_noise_multiplier(1.0, 20) > z                           # less epsilon, more noise
 
 
-def test_client_noise_clips_then_adds_gaussian_of_scale_z_clip():
-    U = np.vstack([np.full(4000, 0.1), np.full(4000, -0.001)])          # norms 6.3 and 0.063
-    out = ch._clip_and_noise(U, 0.0, 1.0, np.random.default_rng(0))
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), [1.0, np.linalg.norm(U[1])])
-    noisy = ch._clip_and_noise(U, 2.0, 0.5, np.random.default_rng(0))
-    np.testing.assert_allclose(np.linalg.norm(noisy[0] - noisy[0].mean()), 1.0 * np.sqrt(4000), rtol=0.05)
-    resid = noisy[1] - U[1]                                             # the small update is not clipped
-    assert abs(resid.std() - 2.0 * 0.5) < 0.03
+def test_client_level_dp_noise_at_the_server_is_for_fedavg_and_repeats(data):
+    z = ch.dp_noise_multiplier(8.0, 3)
+    with pytest.raises(ParameterError, match="dp_noise"):
+        ch.run_federated(data, "median", "none", 1, 1, 0, dp_z=z, dp_noise="server")
+    central = ch.run_federated(data, "fedavg", "none", 0, 3, 0, dp_z=z, dp_noise="server")
+    assert torch.equal(central["params"], ch.run_federated(data, "fedavg", "none", 0, 3, 0, dp_z=z,
+                                                           dp_noise="server")["params"])
+    at_sites = ch.run_federated(data, "fedavg", "none", 0, 3, 0, dp_z=z)
+    clean = ch.run_federated(data, "fedavg", "none", 0, 3, 0)
+    drift = [float((r["params"] - clean["params"]).norm()) for r in (central, at_sites)]
+    assert drift[0] < drift[1]             # one noise draw on the mean against n draws averaged: sqrt(n) less
+
+
+def test_membership_trainer_is_the_protocol_with_dp_sgd_at_the_sites_within_budget():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((60, 64)), rng.integers(0, 10, 60)
+    for eps in (1.0, 8.0):                 # a plan the site budgets refuse would raise
+        train = ch.federated_trainer(eps, 3)
+        a, b = train(X, y, 4)(X, y), train(X, y, 4)(X, y)
+        assert a.shape == (60,) and np.array_equal(a, b)
+    plain = ch.federated_trainer(math.inf, 3)(X, y, 4)(X, y)
+    assert not np.allclose(plain, a)
 
 
 def test_seed_aggregator_demo_shows_its_defects():
@@ -107,8 +118,24 @@ def test_seed_aggregator_demo_shows_its_defects():
 def test_minority_class_is_the_one_two_clients_hold(data):
     y = np.repeat(np.arange(3), 30)
     parts = (np.r_[0:10, 30:40, 60:85], np.r_[10:20, 40:50, 85:88], np.r_[20:30, 50:60, 88:90])
-    toy = ch.FedData(np.zeros((90, 2)), y, np.zeros((3, 2)), np.arange(3), parts, 3)
+    toy = ch.FedData(np.zeros((90, 2)), y, np.zeros((3, 2)), np.arange(3), parts, 3, np.zeros(2), np.ones(2))
     assert ch.minority_class(toy) == 2                                  # 25 + 3 of 30 at two clients
+
+
+def test_the_share_grid_is_read_from_the_benchmark_record(tmp_path):
+    import json
+
+    rows = [{"seed": 0, "aggregator": "median", "attack": "ipm", "share": 0.2, "f": 4, "accuracy": 0.9}]
+    (tmp_path / "b.json").write_text(json.dumps({"params": {"attack": "ipm", "n_seeds": 1}, "share_grid": rows}))
+    grid, params = ch.read_share_grid(tmp_path / "b.json")
+    assert grid.to_dict("records") == rows and params["attack"] == "ipm"
+
+
+def test_clean_runs_are_fedavg_without_attack():
+    grid = pd.DataFrame({"seed": [0, 0, 0], "aggregator": ["fedavg", "median", "fedavg"],
+                         "attack": ["none", "none", "ipm"], "accuracy": [0.9, 0.8, 0.1], "share": 0.2})
+    assert ch.clean_runs(grid).to_dict("records") == [{"seed": 0, "aggregator": "fedavg", "attack": "none",
+                                                       "accuracy": 0.9, "share": 0.0}]
 
 
 def test_retained_divides_by_the_same_seeds_clean_fedavg():
@@ -152,3 +179,72 @@ def test_record_and_claims_at_a_reduced_size():
     values = ch.glue_values(record, P, dp)
     assert values["f"] == 2 and values["v_seed_aggregator_as_written"] == "not reproduced"
     assert not any(k.startswith("agg_ms") for k in values)
+
+
+# ----------------------------------------------------------------------------------------------
+# the same rounds on Flower: sites as ClientApps (tests/federated/test_flower_app.py's helpers)
+# ----------------------------------------------------------------------------------------------
+def _flower_helpers():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "federated" / "test_flower_app.py"
+    spec = importlib.util.spec_from_file_location("_test_flower_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _flower_setting(tmp_path):
+    """4 sites, site 0..3 with 1 Byzantine sign-flipper, the median, 2 rounds: the in-process run,
+    and what a Flower ServerApp needs to run the same."""
+    from ppal_lab.federated.flower_app import write_site_files
+
+    data = ch.load_federated(4, 0.5, 1)
+    byz = ch.byzantine_sites(4, 1, 1)
+    ours = ch.run_federated(data, "median", "sign_flip", 1, 2, seed=1)
+    write_site_files(data.X, data.y, data.parts, tmp_path)
+
+    def on_flower(grid, node_ids):
+        from ppal_lab.federated.flower_app import FlowerSites
+        from ppal_lab.federated.protocol import seed_streams
+
+        v = ch.site_settings(data, 1)
+        sites = FlowerSites(grid, node_ids).setup(v, {"plan": ch.PLAN, "training_off": False},
+                                                  seed_streams(1, 4)[1], [p.size for p in data.parts])
+        return ch.train_federated(sites, data, "median", "sign_flip", byz, 2, seed=1), sites
+
+    return ours, on_flower
+
+
+def test_ch10_rounds_on_flower_messages_give_the_in_process_model(tmp_path):
+    from ppal_lab.federated.flower_app import site_app
+
+    ours, on_flower = _flower_setting(tmp_path)
+    grid = _flower_helpers().LoopbackGrid(site_app(tmp_path), 4)
+    theirs, sites = on_flower(grid, grid.get_node_ids())
+    assert torch.equal(ours["params"], theirs["params"]) and ours["accuracy"] == theirs["accuracy"]
+    assert {step for step, *_ in sites.transcript} == {"query.hello", "query.setup", "train"}
+
+
+@pytest.mark.slow
+def test_ch10_rounds_on_flowers_simulation_engine_give_the_in_process_model(tmp_path):
+    """Flower's simulation engine (Ray, 2 CPUs): the same model as in process, bit for bit."""
+    from flwr.serverapp import ServerApp
+    from flwr.simulation import run_simulation
+
+    from ppal_lab.federated import flower_app
+
+    ours, on_flower = _flower_setting(tmp_path)
+    box, app = [], ServerApp()
+
+    @app.main()
+    def main(grid, context):
+        nodes = []
+        while len(nodes) < 4:
+            nodes = sorted(grid.get_node_ids())
+        box.append(on_flower(grid, nodes[:4])[0])
+
+    flower_app._start_ray(flower_app.RAY_BACKEND["init_args"])
+    run_simulation(app, flower_app.site_app(tmp_path), num_supernodes=4, backend_config=flower_app.RAY_BACKEND)
+    assert box and torch.equal(ours["params"], box[0]["params"])

@@ -1,5 +1,5 @@
-"""Chapter 11 (secure infrastructure): the vertical split training against scikit-learn, update compression
-and hierarchical averaging, the studies' checks, the spec's drop-out constraint against the protocol, and the
+"""Chapter 11 (secure infrastructure): the vertical split training against scikit-learn, the scaling
+benchmark's table, the studies' checks, the spec's drop-out constraint against the protocol, and the
 claims' wiring (the DP quantile is tested in tests/privacy/test_quantiles.py)."""
 from __future__ import annotations
 
@@ -45,38 +45,43 @@ def test_vertical_training_refuses_misaligned_blocks():
         ch.vertical_logistic([np.zeros((5, 2)), np.zeros((4, 1))], np.zeros(5))
 
 
-# ----------------------------------------------------------------------------- compression, scaling
+# ------------------------------------------------------------------------------------------- scaling
+# (the codecs and the hierarchy are tested in tests/federated/test_compression.py and test_protocol.py)
 
-def test_stochastic_quantization_is_unbiased_and_on_its_grid():
-    rng = np.random.default_rng(5)
-    delta = rng.normal(size=50)
-    draws = np.array([ch.compress(delta, "flat int-quantized", np.zeros(50), rng, quant_bits=4)[0]
-                      for _ in range(4000)])
-    levels = draws / np.abs(delta).max() * 7
-    np.testing.assert_allclose(levels, np.round(levels), atol=1e-9)  # 2^(4-1) - 1 = 7 levels a side
-    np.testing.assert_allclose(draws.mean(axis=0), delta, atol=4 * draws.std(axis=0).max() / np.sqrt(4000))
-    assert ch.compress(delta, "flat int-quantized", np.zeros(50), rng, quant_bits=4)[2] == 4 + 25
-
-
-def test_top_k_sends_the_largest_entries_and_keeps_the_rest_for_later():
-    rng = np.random.default_rng(6)
-    delta, residual = rng.normal(size=40), rng.normal(size=40)
-    sent, new_residual, nbytes = ch.compress(delta, "flat top-k", residual, rng, topk_fraction=0.1)
-    assert np.count_nonzero(sent) == 4 and nbytes == 4 * 8
-    full = delta + residual
-    assert set(np.flatnonzero(sent)) == set(np.argsort(-np.abs(full))[:4])
-    np.testing.assert_allclose(sent + new_residual, full)  # nothing is lost, only delayed
+def _bench_row(n, method, model="logreg", acc=0.8, update=128.0, cloud=1000.0):
+    spread = [acc - 0.01, acc, acc + 0.01] if method != "topk" else [acc, acc, acc + 0.003]
+    return {"n_sites": n, "model": model, "n_params": 32, "method": method, "final_accuracy": acc,
+            "accuracy_per_seed": spread,
+            "update_bytes_per_site_round": update, "site_tier_bytes_per_site_round": update + 128,
+            "cloud_bytes_per_round": cloud, "bytes_per_round_per_site_median": 1500.0,
+            "flower_round_s_median": 0.5, "in_process_round_s_median": 0.01, "flower_startup_s": 20.0,
+            "same_as_in_process": True}
 
 
-def test_hierarchical_averaging_every_round_equals_flat_averaging():
-    data = make_remanufacturing(1200, seed=7)
-    X = (data.X.to_numpy() - data.X.to_numpy().mean(axis=0)) / data.X.to_numpy().std(axis=0)
-    parts = [(X[s], data.y[s].astype(float)) for s in np.array_split(np.arange(900), 9)]
-    flat = ch.federated_logistic(parts, X[900:], data.y[900:], 10, "flat float32", np.random.default_rng(0))
-    hier = ch.federated_logistic(parts, X[900:], data.y[900:], 10, "hierarchical", np.random.default_rng(0), kappa=1)
-    assert hier["accuracy"] == flat["accuracy"]
-    assert hier["cloud_bytes_round"] < flat["cloud_bytes_round"]  # 3 edges instead of 9 sites
-    assert flat["bytes_per_site_round"] == hier["bytes_per_site_round"] == 4 * 16
+def _fake_bench():
+    rows = []
+    for n in (5, 50):
+        rows += [_bench_row(n, "float32", acc=0.80, cloud=256.0 * n), _bench_row(n, "int8", acc=0.79, update=36.0),
+                 _bench_row(n, "topk", acc=0.77, update=32.0), _bench_row(n, "hierarchical", acc=0.81, cloud=512.0)]
+        rows += [_bench_row(n, "float32", "mlp", acc=0.75), _bench_row(n, "int8", "mlp", acc=0.745),
+                 _bench_row(n, "topk", "mlp", acc=0.70), _bench_row(n, "hierarchical", "mlp", acc=0.74)]
+    return {"rows": rows}
+
+
+def test_scaling_table_compares_every_method_with_flat_float32_at_its_size():
+    t = ch.scaling_table(_fake_bench())
+    assert t.loc[("logreg", 50, "flat int8"), "update vs float32"] == pytest.approx(36 / 128)
+    assert t.loc[("logreg", 50, "hierarchical"), "cloud vs flat"] == pytest.approx(512 / (256 * 50))
+    assert t.loc[("logreg", 5, "hierarchical"), "cloud vs flat"] == pytest.approx(512 / (256 * 5))
+    assert (t.xs("flat float32", level="method")["update vs float32"] == 1).all()
+    # per repeat at the largest size, the largest drop: mlp 0.75 - 0.70 moved by the repeats' spread
+    np.testing.assert_allclose(ch._accuracy_drop(t), [0.04, 0.05, 0.057])
+    np.testing.assert_allclose(ch._accuracy_drop(t, "logreg"), [0.02, 0.03, 0.037])
+    assert t.loc[("mlp", 50, "flat top-k"), "accuracy"] == pytest.approx(0.701)
+    # a record from before compression existed: its rows are flat float32 logreg runs
+    old = {"rows": [{k: v for k, v in _bench_row(5, "float32").items() if k not in ("method", "model")}]}
+    assert list(ch.scaling_table(old).index) == [("logreg", 5, "flat float32")]
+    assert ch.scaling_table({}).empty
 
 
 # --------------------------------------------------------------------------------------- studies
@@ -135,11 +140,11 @@ def test_the_specs_dropout_constraint_is_where_the_protocol_stops_completing(n_s
 
 
 def test_record_metrics_and_claims_follow_the_spec():
-    P = _params(n_seeds=2, n_items=1000, rounds=2, n_sites=5, update_dim=1280)
+    P = _params(n_seeds=2, n_items=1000, n_sites=5, update_dim=1280)
     data = make_remanufacturing(P.n_items, seed=P.seed)
     dictionary, schema = ch.dictionary_study(data.feature_names), ch.schema_study(data)
     align, ranges, checks = ch.alignment_study(P), ch.dp_range_study(P), ch.key_exchange_checks()
-    secagg, scaling, bench = ch.secagg_study(P), ch.scaling_study(P), ch.read_bench()
+    secagg, scaling, bench = ch.secagg_study(P), ch.scaling_table(_fake_bench()), ch.read_bench()
     record = ResultRecord(NAME, vars(P))
     ch.record_metrics(record, P, dictionary, schema, align, ranges, checks, bench, secagg, scaling)
     verdicts = ch.add_claims(record, P, dictionary, schema, align, checks, secagg, scaling)
@@ -147,6 +152,9 @@ def test_record_metrics_and_claims_follow_the_spec():
     assert {m for m in SPECS[NAME].headline} <= set(record.metrics)
     assert record.metrics["seed_flow_keys_agree"]["value"] == 0.0
     assert record.metrics["psi_alignment_correct_and_minimal"]["value"] == 1.0
-    values = ch.glue_values(record, P, dictionary, schema, align, bench)
+    assert record.metrics["scaling_accuracy_drop_50"]["value"] == pytest.approx(0.049)
+    assert verdicts["scaling_to_50_sites"] == "not reproduced"  # 5 points > the 1-point reading
+    values = ch.glue_values(record, P, dictionary, schema, align, bench, scaling)
+    assert values["flower_sites_hi"] == 50 and values["flower_all_equal"] is True
     assert values["n_recovered"] == int(round(record.metrics["dictionary_recovery_rate"]["value"] * 15))
     assert all(f"verdict_{c.id}" in values for c in SPECS[NAME].claims)

@@ -74,7 +74,7 @@ BAD = [
     (["run", "11", "-p", "n_sites", "10", "-p", "dropout_rate", "0.5"], "dropout_rate"),
     (["run", "11", "-p", "n_sites", "2", "-p", "dropout_rate", "0.3"], "dropout_rate"),
     (["run", "11", "-p", "n_sites", "1"], "n_sites"),
-    (["run", "11", "-p", "n_items", "800"], "n_items"),
+    (["run", "11", "-p", "n_items", "150"], "n_items"),
     (["run", "11", "-p", "n_items", "1000", "-p", "coverage", "0.5"], "n_items"),
     (["run", "11", "-p", "update_dim", "1000"], "update_dim"),
     (["run", "11", "-p", "epsilon", "0"], "epsilon"),

@@ -301,3 +301,34 @@ def test_the_index_lists_the_glossary_terms(reader):
     indexed = page.locator("a[href*='glossary.html#term-']").count()
     glossary = reader.open("book/glossary", 1400)
     assert indexed == glossary.locator("dl.glossary dt").count() >= 20
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_figures_are_shown_at_a_legible_scale_numbered_captioned_and_described_at_1400px(reader, chapter):
+    """A figure is drawn at 100 dpi with 9-10 pt labels, 12-14 px high at its natural size. Shown narrower
+    than its natural width / 1.5 its labels drop below 8-9 px, too small to read, so the measure is the
+    shrink factor: the image's natural width over its displayed width (not the file's dpi or pixel count,
+    which say nothing about what the reader sees). Each figure is also numbered, captioned and has alt text
+    that describes it (not its file name)."""
+    page = reader.open(f"notebooks/{chapter}", 1400)
+    figures = page.evaluate("""() => [...document.querySelectorAll('article .cell_output img')].map(i => ({
+        src: i.getAttribute('src').split('/').pop(), alt: i.getAttribute('alt') || '',
+        shrink: i.naturalWidth / i.getBoundingClientRect().width,
+        number: (i.closest('figure') || {querySelector: () => null}).querySelector('.caption-number')
+                ? i.closest('figure').querySelector('.caption-number').innerText : null}))""")
+    assert figures, f"{chapter}: no figure?"
+    shrunk = [(f["src"], round(f["shrink"], 2)) for f in figures if f["shrink"] > 1.5]
+    assert not shrunk, f"{chapter}: figures shown at less than 1/1.5 of their natural width: {shrunk}"
+    unnumbered = [f["src"] for f in figures if not (f["number"] or "").startswith("Fig")]
+    assert not unnumbered, f"{chapter}: figures without a number and caption: {unnumbered}"
+    undescribed = [f["src"] for f in figures if len(f["alt"].split()) < 5 or f["alt"].endswith(".png")]
+    assert not undescribed, f"{chapter}: figures whose alt text does not describe them: {undescribed}"
+
+
+def test_the_header_download_serves_the_student_notebook(reader):
+    """The page header's download button hands out the chapter without its solutions."""
+    page = reader.open("notebooks/06_secret_sharing", 1400)
+    href = page.locator("a.btn-download-source-button").first.get_attribute("href")
+    assert href.endswith("06_secret_sharing.ipynb"), href
+    served = (reader.html / "notebooks" / unquote(href)).resolve().read_text()
+    assert "{solution-start}" not in served and "{exercise}" in served

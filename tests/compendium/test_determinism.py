@@ -28,7 +28,7 @@ REDUCED = {
                               "batch_size": 10, "verifier_labels": 60},
     "10_adversarial_participants": {"n_seeds": 2, "n_clients": 8, "rounds": 2, "n_logs": 5, "n_target": 40,
                                     "mi_epochs": 1},
-    "11_secure_infrastructure": {"n_seeds": 2, "n_items": 1000, "rounds": 5, "n_sites": 5, "update_dim": 1280},
+    "11_secure_infrastructure": {"n_seeds": 2, "n_items": 1000, "n_sites": 5, "update_dim": 1280},
 }
 SECOND_RUN = {"07_supply_chain_maddpg": {"n_jobs": 2}}
 

@@ -136,6 +136,26 @@ def test_the_orchestrator_receives_only_parameters_noisy_scores_and_public_count
                                              "noisy_steps"]] * len(parts)
 
 
+@pytest.mark.parametrize("topology", [dict(compression="int8"), dict(compression="topk", topk_fraction=0.2),
+                                      dict(edges=2, kappa=2), dict(compression="int8", quant_bits=4, edges=2)])
+def test_compressed_and_hierarchical_runs_on_flower_give_the_in_process_model(three_sites, tmp_path, topology):
+    X, y, Xt, yt, parts = three_sites
+    settings = dict(SETTINGS, **topology)
+    ours = run_federated_al(X, y, Xt, yt, parts, **settings)
+    write_site_files(X, y, parts, tmp_path)
+    grid = LoopbackGrid(site_app(tmp_path), len(parts))
+    theirs, _, sites = run_on_grid(grid, settings, Xt, yt, len(parts))
+    _same_run(ours, theirs)
+    assert ours.traffic == theirs.traffic
+    # what travelled in the train replies is the encoded update, and its size is what was counted
+    names = {arrays for step, _, arrays, _ in sites.transcript if step == "train"}
+    method = topology.get("compression", "none")
+    assert names == {"none": {("params",)}, "int8": {("q", "scale")}, "topk": {("index", "value")}}[method]
+    train_bytes = sum(sum(a.numpy().nbytes for a in r.content["arrays"].values())
+                      for step, r in grid.replies if step == "train" and "arrays" in r.content)
+    assert sites.update_bytes.sum() == train_bytes == sum(theirs.traffic["update_bytes"])
+
+
 def test_sites_are_ordered_by_their_index_not_by_node_id(three_sites, tmp_path):
     X, y, Xt, yt, parts = three_sites
     write_site_files(X, y, parts, tmp_path)

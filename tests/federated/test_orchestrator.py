@@ -87,8 +87,8 @@ def test_tiny_epsilon_never_exceeds_the_budget(reman):
 
 def test_refused_releases_stop_the_site_and_are_logged(reman, monkeypatch):
     # Sabotage the plan (80 % of the noise it needs): the ledger must refuse, not overspend.
-    real = accounting._plan_noise_multiplier
-    monkeypatch.setattr(accounting, "_plan_noise_multiplier", lambda *a: 0.8 * real(*a))
+    real = accounting.plan_noise_multiplier
+    monkeypatch.setattr(accounting, "plan_noise_multiplier", lambda *a: 0.8 * real(*a))
     res = _run(reman, epsilon=2.0)
     planned_steps = 5 * res.plan.local_steps  # 4 query rounds -> 5 training rounds
     assert np.all(res.epsilon_spent <= 2.0 * (1 + 1e-12))

@@ -2,6 +2,7 @@
 to the rules it was designed against."""
 import numpy as np
 import pytest
+import torch
 
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.federated.poisoning import (ATTACKS, adaptive, alie, alie_z, byzantine_updates, damage, flip_labels,
@@ -104,3 +105,48 @@ def test_byzantine_updates_dispatches_and_validates():
         byzantine_updates("sign_flip", H, 2)
     with pytest.raises(ParameterError, match="n"):
         byzantine_updates("adaptive", H, 2, rule="bulyan")        # n = 8 < 4f + 3 = 11
+
+
+# ----------------------------------------------------------------------------------------------
+# ByzantineSites: the attacks on a site group
+# ----------------------------------------------------------------------------------------------
+def _group(fixed_sites, attack, rule="median", byz=(1, 3)):
+    from ppal_lab.federated.poisoning import ByzantineSites
+    from ppal_lab.federated.robust import RobustAggregate
+
+    rng = np.random.default_rng(8)
+    g, U = rng.normal(size=12), rng.normal(0.5, 1.0, size=(6, 12))
+    server = RobustAggregate(rule, len(byz))
+    server.start_round(torch.as_tensor(g))
+    return ByzantineSites(fixed_sites(g + U), byz, attack, server, rng=0), g, U
+
+
+def test_byzantine_sites_replace_only_their_own_updates_after_training(fixed_sites):
+    group, g, U = _group(fixed_sites, "sign_flip")
+    out = np.stack([v.numpy() for v in group.train(torch.as_tensor(g), 0)])
+    honest = [0, 2, 4, 5]
+    np.testing.assert_allclose(out[honest], g + U[honest], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out[[1, 3]], g - U[[1, 3]], atol=1e-12)          # negated own update
+    assert len(group) == 6 and group.public_counts().shape == (6, 3)             # the rest passes through
+
+
+def test_omniscient_attacks_read_the_honest_updates_of_the_round(fixed_sites):
+    honest = [0, 2, 4, 5]
+    group, g, U = _group(fixed_sites, "alie")
+    out = np.stack([v.numpy() for v in group.train(torch.as_tensor(g), 0)])
+    np.testing.assert_allclose(out[[1, 3]], g + alie(U[honest], 2), atol=1e-12)
+    group, g, U = _group(fixed_sites, "adaptive", rule="trimmed_mean")
+    out = np.stack([v.numpy() for v in group.train(torch.as_tensor(g), 0)])
+    spread = U[honest].std(0).mean()
+    expected = adaptive(U[honest], 2, "trimmed_mean", gamma_max=10 * spread + 1e-12, steps=8)
+    np.testing.assert_allclose(out[[1, 3]], g + expected, atol=1e-12)
+    group, g, U = _group(fixed_sites, "none")
+    np.testing.assert_allclose(np.stack([v.numpy() for v in group.train(torch.as_tensor(g), 0)]), g + U)
+
+
+def test_byzantine_sites_need_two_honest_sites(fixed_sites):
+    from ppal_lab.federated.poisoning import ByzantineSites
+    from ppal_lab.federated.robust import RobustAggregate
+
+    with pytest.raises(ParameterError, match="2 honest"):
+        ByzantineSites(fixed_sites(np.zeros((4, 2))), [0, 1, 2], "ipm", RobustAggregate("fedavg", 3))

@@ -7,7 +7,7 @@ import torch
 from opacus.accountants import RDPAccountant
 
 from ppal_lab.federated import (ACCOUNTING_ALPHAS, FederatedProtocol, Participant, TrainingPlan, allocate_batch,
-                                federated_round, make_model)
+                                federated_round, make_model, run_federated_al)
 from ppal_lab.privacy import PrivacyBudget
 
 DELTA = 1e-5
@@ -98,3 +98,45 @@ def test_rejected_labels_never_train_but_count_against_the_budget(reman):
     assert sites[0].n_labelled == 0 and sites[0].n_inspected > 0
     assert h.n_used[-1] == sites[1].n_labelled + sites[2].n_labelled < 60
     assert len(h.accuracy) == len(h.n_labels) == len(h.n_used)
+
+
+# -------------------------------------------------------------------------- compression, hierarchy
+def _run(reman, **topology):
+    X, y, Xt, yt, parts = reman
+    return run_federated_al(X, y, Xt, yt, parts, 120, 20, "least_confident", None, seed=2, lr=0.5,
+                            **topology)
+
+
+def test_hierarchical_averaging_with_a_cloud_round_every_round_is_flat_averaging(reman):
+    flat, hier = _run(reman), _run(reman, edges=2, kappa=1)
+    np.testing.assert_allclose(hier.final_params, flat.final_params, rtol=0, atol=1e-5)
+    assert hier.curve.n_labels.tolist() == flat.curve.n_labels.tolist()
+    d = flat.final_params.size
+    # per round: flat, every site's float32 update up and model down through the cloud; hierarchical,
+    # two edge models up and the cloud model down twice
+    assert flat.traffic["cloud_bytes"] == [2 * 4 * 4 * d] * len(flat.curve.accuracy)
+    assert hier.traffic["cloud_bytes"] == [2 * 2 * 4 * d] * len(hier.curve.accuracy)
+    assert hier.traffic["update_bytes"] == flat.traffic["update_bytes"] == [4 * 4 * d] * len(flat.curve.accuracy)
+
+
+def test_between_cloud_rounds_the_global_model_stands_still(reman):
+    hier = _run(reman, edges=2, kappa=3)
+    rounds = len(hier.curve.accuracy)
+    cloud = [(t + 1) % 3 == 0 or t == rounds - 1 for t in range(rounds)]
+    d = hier.final_params.size
+    assert hier.traffic["cloud_bytes"] == [2 * 2 * 4 * d if c else 0 for c in cloud]
+    acc = hier.curve.accuracy
+    # the evaluated (cloud) model changes only in cloud rounds
+    assert all(acc[t] == acc[t - 1] for t in range(1, rounds) if not cloud[t])
+    assert not np.allclose(hier.final_params, _run(reman).final_params, atol=1e-4)
+
+
+def test_compressed_updates_are_smaller_and_change_the_model_only_a_little(reman):
+    flat = _run(reman)
+    d, n = flat.final_params.size, 4
+    for method, per_site in (("int8", d + 4), ("topk", 8 * max(1, -(-d // 10)))):
+        run = _run(reman, compression=method)
+        assert run.traffic["update_bytes"] == [n * per_site] * len(run.curve.accuracy)
+        assert run.traffic["cloud_bytes"] == [n * per_site + n * 4 * d] * len(run.curve.accuracy)
+        assert not np.array_equal(run.final_params, flat.final_params)
+        assert abs(run.final_accuracy - flat.final_accuracy) < 0.1

@@ -206,3 +206,37 @@ def test_bad_updates_are_refused():
         with pytest.raises(ParameterError, match="updates"):
             aggregate(bad, "median")
     assert "4f + 3 = 11" in str(pytest.raises(ParameterError, check_rule, "bulyan", 10, 2).value)
+
+
+# ----------------------------------------------------------------------------------------------
+# RobustAggregate: a rule as the federated protocol's aggregate
+# ----------------------------------------------------------------------------------------------
+def test_robust_aggregate_applies_the_rule_to_updates_from_the_rounds_global_model():
+    from ppal_lab.federated.robust import RobustAggregate
+
+    rng = np.random.default_rng(4)
+    g, U = rng.normal(size=30), rng.normal(size=(7, 30))
+    for rule in ("median", "trimmed_mean", "krum", "bulyan", "fedavg"):
+        server = RobustAggregate(rule, 1)
+        server.start_round(torch.as_tensor(g))
+        got = server([torch.as_tensor(g + u) for u in U], np.arange(1, 8)).numpy()   # weights ignored
+        np.testing.assert_allclose(got, g + aggregate(U, rule, 1), rtol=0, atol=1e-12)
+    assert server.seconds > 0
+    with pytest.raises(RuntimeError, match="start_round"):
+        RobustAggregate("median", 1)([torch.zeros(3)] * 3)
+
+
+def test_robust_aggregate_centered_clipping_starts_from_the_last_aggregated_update():
+    from ppal_lab.federated.robust import RobustAggregate
+
+    rng = np.random.default_rng(5)
+    U1, U2 = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    server = RobustAggregate("cclip", 1)
+    server.start_round(torch.zeros(8, dtype=torch.float64))
+    first = server(list(torch.as_tensor(U1)), None).numpy()
+    tau1 = np.median(np.linalg.norm(U1, axis=1))                     # from zero: the median norm
+    np.testing.assert_allclose(first, centered_clipping(U1, tau1, 3), atol=1e-9)
+    server.start_round(torch.as_tensor(first))
+    second = server(list(torch.as_tensor(first + U2)), None).numpy() - first
+    tau2 = np.median(np.linalg.norm(U2 - first, axis=1))
+    np.testing.assert_allclose(second, centered_clipping(U2, tau2, 3, start=first), atol=1e-9)

@@ -6,12 +6,17 @@ in each party's namespace (chapter 09's secure similarity, each player drawing i
 own seed), and checks that the result equals the one-host run of :func:`run_parties` with the same
 seeds, bit for bit. Needs root (CAP_NET_ADMIN); where ``ip netns add`` is not permitted it skips and
 says why. The namespaces are deleted in a ``finally`` (which also removes the veths and the bridge).
+
+The same for the secure MADDPG (two iterations, small networks): each player's ``ppal-lab party`` gets
+only the public config and its own private seed, and the result equals :func:`run_parties` running
+:func:`~ppal_lab.secure.maddpg_party.secure_party` on one host. And the delaying router of
+``netlab.py`` (which ``bench_secure_maddpg.py --network-check`` uses) delays by what it is asked to.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 
@@ -19,48 +24,26 @@ import numpy as np
 import pytest
 
 from ppal_lab.secure.similarity import own_data, own_data_similarity_party, plaintext_similarity
+from ppal_lab.marl.maddpg import GameConfig, MADDPGConfig
+from ppal_lab.secure.maddpg_party import SecureSettings, secure_party
+from ppal_lab.secure.secure_maddpg import private_seeds
 from ppal_lab.secure.twoparty import run_parties
+
+from netlab import NetLabUnavailable, PartyNet, echo_rtt, run_party_commands
 
 N, K, THRESHOLD, DATA_SEED, SEED, DEALER_SEED = 12, 4, 0.5, 3, 4, 5
 SD = [0.5, 1.0, 2.0, 4.0]
 SUBNET = "10.77.0"
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
 @pytest.fixture
-def namespaces():
-    if shutil.which("ip") is None:
-        pytest.skip("the `ip` command (iproute2) is not installed")
-    tag = f"ppal{os.getpid() % 100000}"
-    names = {"switch": f"{tag}sw", 0: f"{tag}p0", 1: f"{tag}p1", 2: f"{tag}dl"}
-    made = []
+def namespaces(tmp_path):
+    """Three namespaces (players 0, 1 and the dealer) on a bridge; removed afterwards, also on failure."""
     try:
-        try:
-            _ip("netns", "add", names["switch"])
-        except subprocess.CalledProcessError as exc:
-            pytest.skip(f"cannot create network namespaces here (needs root / CAP_NET_ADMIN): "
-                        f"{exc.stderr.strip()}")
-        made.append(names["switch"])
-        sw = names["switch"]
-        _ip("-n", sw, "link", "add", "br0", "type", "bridge")
-        _ip("-n", sw, "link", "set", "br0", "up")
-        for rank in range(3):
-            ns = names[rank]
-            _ip("netns", "add", ns)
-            made.append(ns)
-            # One veth pair per party: "eth0" inside the party's namespace, its peer on the bridge.
-            _ip("-n", sw, "link", "add", f"port{rank}", "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _ip("-n", sw, "link", "set", f"port{rank}", "master", "br0", "up")
-            _ip("-n", ns, "addr", "add", f"{SUBNET}.{rank + 1}/24", "dev", "eth0")
-            _ip("-n", ns, "link", "set", "eth0", "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        yield names
-    finally:
-        for ns in reversed(made):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        with PartyNet(3, "veth") as net:
+            yield net
+    except NetLabUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def _party_command(rank: int, ns: str, out: str) -> list[str]:
@@ -81,7 +64,7 @@ def test_players_and_dealer_in_three_namespaces_match_the_one_host_run(namespace
             env = dict(os.environ, GLOO_SOCKET_IFNAME="eth0")  # gloo talks over the veth only
             for key in ("RANK", "WORLD_SIZE", "RENDEZVOUS", "MASTER_ADDR", "MASTER_PORT"):
                 env.pop(key, None)
-            procs.append(subprocess.Popen(_party_command(rank, namespaces[rank], str(tmp_path / f"{rank}.pkl")),
+            procs.append(subprocess.Popen(_party_command(rank, namespaces.ns[rank], str(tmp_path / f"{rank}.pkl")),
                                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         for proc in procs:
             out, err = proc.communicate(timeout=300)
@@ -108,3 +91,45 @@ def test_players_and_dealer_in_three_namespaces_match_the_one_host_run(namespace
         got, want = apart[rank]["comm_stats"], one_host.comm_stats[rank]
         assert (got.rounds, got.bytes) == (want.rounds, want.bytes)
     assert apart[2]["value"] is None and apart[2]["comm_stats"].rounds == one_host.dealer_stats.rounds > 0
+
+
+MADDPG_CONFIG = {"seed": 3, "iterations": 2, "hidden": 16, "batch": 16, "pretrain_episodes": 0}
+MADDPG_SHARING_SEED = 8
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_secure_maddpg_players_and_dealer_in_three_namespaces_match_the_one_host_run(namespaces, tmp_path):
+    own = private_seeds(MADDPG_CONFIG["seed"])
+    apart = run_party_commands(namespaces, "ppal_lab.secure.maddpg_party:secure_party_from_config",
+                               [json.dumps([{**MADDPG_CONFIG, "private_seed": s}]) for s in own],
+                               seed=MADDPG_SHARING_SEED, dealer_seed=MADDPG_SHARING_SEED, workdir=str(tmp_path))
+    c = MADDPG_CONFIG
+    public = (GameConfig(), MADDPGConfig(hidden=c["hidden"], batch_size=c["batch"]), SecureSettings(),
+              c["iterations"], c["seed"], c["pretrain_episodes"])
+    one_host = run_parties(secure_party, 2, args=public, party_args=[(s,) for s in own], seed=MADDPG_SHARING_SEED,
+                           dealer_seed=MADDPG_SHARING_SEED, verbose_comm=True, timeout=300)
+    for rank in (0, 1):
+        got, want = apart[rank]["value"], one_host[rank]
+        assert got["start_digest"] == want["start_digest"]        # each built the same state by itself
+        assert got["steps"] == want["steps"] and len(got["steps"]) == c["iterations"]
+        assert got["weights"].keys() == want["weights"].keys()
+        for name in want["weights"]:                              # the trained networks, bit for bit
+            for x, y in zip(got["weights"][name], want["weights"][name]):
+                assert np.array_equal(np.asarray(x), np.asarray(y)), (rank, name)
+        stats = apart[rank]["comm_stats"]
+        assert (stats.rounds, stats.bytes) == (one_host.comm_stats[rank].rounds, one_host.comm_stats[rank].bytes)
+    assert apart[2]["value"] is None and apart[2]["comm_stats"].rounds == one_host.dealer_stats.rounds > 0
+
+
+def test_the_delaying_router_delays_by_the_round_trip_asked_for():
+    try:
+        with PartyNet(2, "veth", subnet=78) as net:
+            veth = echo_rtt(net, 100)[0]
+        with PartyNet(2, "router", rtt_s=0.02, rate_bit_s=1e9, subnet=79) as net:
+            delayed = echo_rtt(net, 30)[0]
+            assert net.router.packets > 0
+    except NetLabUnavailable as exc:
+        pytest.skip(str(exc))
+    # the echo's own round trip plus 20 ms (a user-space router on a shared machine adds a little more)
+    assert 0.02 + veth <= delayed < 0.02 + veth + 0.005, (veth, delayed)

@@ -1,6 +1,7 @@
 """Secure aggregation with drop-outs (ppal_lab.secure.secure_aggregation): the sum is exact, one site's
 masked update looks uniform, drop-outs up to the threshold are survived and one more aborts cleanly,
-and the server's unmasking view never covers a site whose update it holds.
+the server's unmasking view never covers a site whose update it holds, and a server that shows
+different survivor sets to different sites is caught by the consistency check.
 
 The uniformity tests use a chi-square test at ALPHA = 1e-3 on 256 bins of ~100 expected counts; the
 masks come from the OS, so a correct implementation fails one of the three with probability <= 0.3%.
@@ -14,8 +15,8 @@ import pytest
 from scipy import stats
 
 from ppal_lab.compendium.errors import ParameterError
-from ppal_lab.secure.secure_aggregation import (SEED_BYTES, AggregationAborted, SecureAggregation, decode,
-                                                 dropout_trial, encode, folded_seed32, prg)
+from ppal_lab.secure.secure_aggregation import (SEED_BYTES, AggregationAborted, SecureAggregation, Traffic,
+                                                 decode, dropout_trial, encode, folded_seed32, prg)
 
 ALPHA = 1e-3
 
@@ -78,6 +79,38 @@ def test_the_server_view_never_covers_a_site_whose_update_it_holds(agg7):
         assert len(s_pairs) == 2 * 5
     with pytest.raises(AggregationAborted, match="inconsistent"):
         SecureAggregation._unmask_response({}, {1, 2}, {2})
+
+
+def test_the_consistency_check_passes_an_honest_round_and_signs_one_set(agg7):
+    out = agg7.run(_updates(7, 3, 4), drop_before_masking={2})
+    assert out["consistency"]["refused"] == []
+    assert all(shown == out["included"] for shown in out["consistency"]["shown"].values())
+
+
+def test_sites_shown_a_minority_survivor_set_refuse_to_unmask():
+    """The server tells sites 4 and 5 that site 5 dropped (to get its pair seeds) while the others
+    were told it sent: only two signatures match their set, so they refuse; the round completes from
+    the three honest replies, and nobody revealed a pair seed of site 5."""
+    agg = SecureAggregation(5)  # threshold 3
+    updates = _updates(5, 4, 5)
+    lie = {1, 2, 3, 4}
+    out = agg.run(updates, announce={4: lie, 5: lie})
+    assert out["consistency"]["refused"] == [4, 5]
+    assert sorted(out["view"]["unmask"]) == [1, 2, 3]
+    assert all(kind == "b" for reply in out["view"]["unmask"].values() for kind, _, _ in reply)
+    np.testing.assert_array_equal(out["ring_sum"], _plain_ring_sum(updates, range(1, 6)))
+
+
+def test_a_server_that_lies_to_a_majority_is_caught_before_it_can_unmask():
+    """Three of five sites are told site 5 dropped, two the truth: the two refuse (two signatures on
+    their set), so the server never gets site 5's self-seed shares and the round aborts."""
+    agg = SecureAggregation(5)
+    lie = {1, 2, 3, 4}
+    with pytest.raises(AggregationAborted, match="consistency"):
+        agg.run(_updates(5, 4, 6), announce={1: lie, 2: lie, 3: lie})
+    # split into groups below the threshold, no set gathers enough signatures: every site refuses
+    signatures, refused = agg._consistency_check({1: {1, 2}, 2: {1, 2}, 3: {1, 2, 3}}, 0, Traffic())
+    assert refused == [1, 2, 3] and len(signatures) == 3
 
 
 def _top_byte_pvalue(values: np.ndarray) -> float:

@@ -163,3 +163,19 @@ def test_bad_run_arguments_raise_before_work(monkeypatch):
         run_secure_training({"d0": 2}, x0, x1, t)
     with pytest.raises(ParameterError, match="x0"):
         run_secure_training(cfg, x0 * float("nan"), x1, t)
+
+
+@pytest.mark.timeout(180)
+def test_a_real_wrap_is_caught_on_shares_and_the_step_recomputed_before_any_gradient_is_opened():
+    # A wrap added where CrypTen's truncation makes one (first layer, one element) would give the owner
+    # a gradient off by ~2^(64-2b) in that unit's column (the other party's inputs of that row, exactly).
+    cfg = MLPConfig(d0=D0, d1=D1, hidden=HIDDEN, out_dim=1, owner=0, lr=1e-3, inject_wrap=(0,))
+    x0, x1, t = _data(0, iters=3)
+    res = run_secure_training(cfg, x0, x1, t, seed=3, timeout=170)
+    assert res.summary()["wrap_retries"] == 1                      # detected once, recomputed once
+    _, ref = plain_gradients(init_weights(cfg, 0), x0[0], x1[0], t[0], cfg)
+    for k in PARAM_NAMES:                                           # the owner got the honest gradients
+        torch.testing.assert_close(res.first_grads_secure[k], ref[k], atol=GRAD_ATOL, rtol=0)
+    clean = run_secure_training(MLPConfig(d0=D0, d1=D1, hidden=HIDDEN, owner=0, lr=1e-3), x0, x1, t, seed=3,
+                                timeout=170)
+    assert clean.summary()["wrap_retries"] == 0

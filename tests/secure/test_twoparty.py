@@ -299,6 +299,8 @@ def test_run_this_party_validates_environment(monkeypatch, env, kwargs):
 
 # ------------------------------------------------------------------------------- ppal-lab party (CLI)
 
+MADDPG = "ppal_lab.secure.maddpg_party:secure_party_from_config"
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("argv, name", [
     (["--rank", "0", "--world-size", "2", "--rendezvous", "file:///x", "nosuch:fn"], "FUNCTION"),
@@ -313,6 +315,16 @@ def test_run_this_party_validates_environment(monkeypatch, env, kwargs):
     (["--rank", "0", "--world-size", "2", "--dealer-seed", "3", "ppal_lab.secure.examples:deserting_party"],
      "--dealer-seed"),
     (["--rank", "2", "--world-size", "2", "--out", "/nonexistent/dir/o.pkl"], "--out"),
+    # the secure MADDPG's config is checked before any CrypTen work (the rendezvous would block)
+    (["--rank", "0", "--world-size", "2", "--rendezvous", "file:///x", "--args", '[{"seed": 0}]', MADDPG],
+     "private_seed"),
+    (["--rank", "0", "--world-size", "2", "--rendezvous", "file:///x", "--args",
+      '[{"seed": 0, "private_seed": 1, "hiden": 8}]', MADDPG], "hiden"),
+    (["--rank", "0", "--world-size", "2", "--rendezvous", "file:///x", "--args",
+      '[{"seed": 0, "private_seed": 1, "iterations": 0}]', MADDPG], "iterations"),
+    (["--rank", "0", "--world-size", "2", "--rendezvous", "file:///x", "--args",
+      '[{"seed": 0, "private_seed": 1, "precision_bits": 40}]', MADDPG], "precision_bits"),
+    (["--rank", "0", "--world-size", "2", "--rendezvous", "file:///x", "--args", '[[1, 2]]', MADDPG], "config"),
 ])
 def test_party_command_refuses_bad_input_with_one_line_and_status_2(monkeypatch, capsys, argv, name):
     for key in ("RANK", "WORLD_SIZE", "RENDEZVOUS", "MASTER_ADDR", "MASTER_PORT"):

@@ -32,7 +32,7 @@ register(NotebookSpec(
     headline=("max_metric_rel_diff", "max_weight_rmse", "nudge_weight_rmse", "secure_online_ms",
               "secure_dealer_ms", "plain_ms", "online_ratio"),
     budget_s=480.0,
-    reads=("bench_secure_maddpg_full.json",),
+    reads=("bench_secure_maddpg_full.json", "bench_secure_network.json"),
     tolerances=(("*_ms", TIMING), ("*_ratio", TIMING), ("cost_growth_over_phase", TIMING)),  # wall times are not results
     claims=(
         # Equivalence: the secure run is as close to EDE as one fixed-point step of the weights puts EDE

@@ -34,7 +34,8 @@ register(NotebookSpec(
         Param("n_logs", int, 50, "honest and probing query logs per seed and detector", low=5, high=10_000),
         Param("n_target", int, 500, "digits in the membership audit's target pool (as many for the shadows)",
               low=40, high=890),
-        Param("mi_epochs", int, 60, "training epochs of each membership-audit model", low=1, high=1000),
+        Param("mi_epochs", int, 60, "FedAvg rounds (one local epoch each) of each membership-audit training",
+              low=1, high=1000),
     ),
     constraints=(
         seeds_fit("n_seeds"),
@@ -63,6 +64,7 @@ register(NotebookSpec(
               "audit_detection_requester_1", "audit_false_alarm_requester_1", "mi_advantage_eps_inf",
               "mi_advantage_eps_1"),
     budget_s=240.0,
+    reads=("bench_adversarial.json",),  # the accuracy-against-share grid (benchmarks/bench_adversarial.py)
     tolerances=(("agg_ms_*", TIMING),),  # wall times are not results
     claims=(
         Claim("seed_aggregator_as_written", "000",
@@ -82,10 +84,11 @@ register(NotebookSpec(
         # goal 0.05: "prevent" read as no better than 5 points above guessing (the 5% of the false-alarm goal);
         # the headroom asks the non-private model to give the attack twice that
         Claim("clipping_noise_prevent_membership_inference", "000",
-              "Gradient clipping and noise addition prevent membership inference attacks. Read as: a model trained "
-              "by DP-SGD at epsilon = 1 (delta 1e-5) gives a shadow-model loss-threshold attack an advantage "
+              "Gradient clipping and noise addition prevent membership inference attacks. Read as: the model the "
+              "federated protocol trains with DP-SGD at every site, at epsilon = 1 per record (delta 1e-5), "
+              "gives a shadow-model loss-threshold attack an advantage "
               "TPR - FPR of at most 0.05; decided only when the same attack reaches an advantage of at least 0.1 "
-              "against the non-private model (headroom).",
+              "against the non-private federated model (headroom).",
               "qualitative (no figure)", "goal", metric="mi_advantage_eps_1", target=0.05, direction=-1,
               headroom="mi_advantage_eps_inf", headroom_min=0.1),
         # the pair of a conventional test: false alarms at most 5%, power at least 80%
