@@ -41,6 +41,14 @@ costs more than an opening, likewise::
 
     python benchmarks/bench_secure_maddpg.py --network-check --iterations 4 --pretrain-episodes 0
 
+Player 0 asks the dealer for each stage attempt's tuples in one message (the default;
+:class:`ppal_lab.secure.twoparty.dealer_batch`); ``--no-batch-dealer`` asks one tuple at a time, as
+CrypTen does. ``--compare-batching --out FILE`` runs the secure phase both ways, one after the other in
+the same process state, and records both summaries (``dealer_requests``: player 0's round trips to the
+dealer per iteration) and whether the weights agree bit for bit; with ``--network-check`` it repeats the
+check with one request per tuple (``one_request_per_tuple`` in the record; ``batch_dealer`` says how the
+main check ran).
+
 ``--null-only`` adds the nudge null to an existing record at ``--out`` without repeating its secure run
 (about a minute instead of a quarter of an hour): it pre-trains the same learner from the record's
 settings, records how far its plaintext EDE replay is from the record's EDE metric averages
@@ -113,9 +121,10 @@ NETWORKS_CHECKED = (("router, no delay, no limit", "router", None, 0.0),
 router without delay or limit (the machine is shared: their difference shows the drift)."""
 
 
-def network_check(args) -> dict:
+def network_check(args, batch_dealer: bool = True) -> dict:
     """Run the secure MADDPG in namespaces on each network of :data:`NETWORKS_CHECKED` and compare the
-    measured time per iteration with the model (the record of ``--network-check``)."""
+    measured time per iteration with the model (the record of ``--network-check``); ``batch_dealer``:
+    each stage attempt's dealer requests in one message (else one per tuple)."""
     import statistics
     import tempfile
 
@@ -125,7 +134,8 @@ def network_check(args) -> dict:
     from ppal_lab.secure.secure_maddpg import private_seeds
 
     config = {"seed": args.seed, "iterations": args.iterations, "hidden": args.hidden, "batch": args.batch,
-              "pretrain_episodes": args.pretrain_episodes, "precision_bits": args.precision_bits}
+              "pretrain_episodes": args.pretrain_episodes, "precision_bits": args.precision_bits,
+              "batch_dealer": int(batch_dealer)}
     player_args = [json.dumps([{**config, "private_seed": s}]) for s in private_seeds(args.seed)]
     load_before, rows, floor, counts = os.getloadavg(), [], [], None
     for subnet, (name, mode, bandwidth, rtt) in enumerate(NETWORKS_CHECKED, start=80):
@@ -145,7 +155,8 @@ def network_check(args) -> dict:
         counts = {"rounds": c0["rounds_act_env"] + c0["rounds_update"],
                   "mbytes": (c0["bytes_act_env"] + c0["bytes_update"] + c1["bytes_act_env"]
                              + c1["bytes_update"]) / 2e6,
-                  "dealer_rounds": c0["dealer_rounds"], "dealer_mbytes": c0["dealer_bytes"] / 1e6}
+                  "dealer_rounds": c0["dealer_rounds"], "dealer_mbytes": c0["dealer_bytes"] / 1e6,
+                  "dealer_requests": c0.get("dealer_requests", c0["dealer_rounds"] / 3)}
         floor.append({"network": name, "echo_rtt_median_s": echo[0], "echo_rtt_p90_s": echo[1],
                       "router_max_lateness_s": late, **calls["value"]})
         rows.append({"network": name, "link": mode, "bandwidth_bit_s": bandwidth, "rtt_s": rtt, "wall_s": wall,
@@ -167,7 +178,7 @@ def network_check(args) -> dict:
                      request_round_trips=f["request_extra_s"] / row["rtt_s"])
         byte_s = (row["mbytes"] + row["dealer_mbytes"]) * 8e6 / row["bandwidth_bit_s"] if row["bandwidth_bit_s"] else 0
         row["call_model_s"] = (compute + row["rounds"] * f["opening_extra_s"]
-                               + row["dealer_rounds"] / 3 * f["request_extra_s"] + byte_s)
+                               + row["dealer_requests"] * f["request_extra_s"] + byte_s)
         row["call_model_error"] = row["call_model_s"] / row["measured_s"] - 1
     for row in rows:
         players, dealer = (comm_model_s(row["rounds"], row["mbytes"], row["dealer_rounds"], row["dealer_mbytes"],
@@ -177,8 +188,39 @@ def network_check(args) -> dict:
     return {"benchmark": "bench_secure_network", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "args": {k: vars(args)[k] for k in ("iterations", "pretrain_episodes", "seed", "hidden", "batch",
                                                  "precision_bits")},
+            "batch_dealer": bool(batch_dealer),
             "cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_before": load_before,
             "load_avg_after": os.getloadavg(), "compute_s": compute, "floor": floor, "network_check": rows}
+
+
+def compare_batching(args, cfg: MADDPGConfig) -> dict:
+    """The record of ``--compare-batching``: the same secure run (seeds, seeded dealer) with one dealer
+    request per tuple and with each stage attempt's requests batched, one after the other in this process
+    state, and whether they agree bit for bit."""
+    import numpy as np
+
+    from ppal_lab.secure.secure_maddpg import run_secure_phase
+
+    torch.set_num_threads(1)
+    learner = pretrained_learner(args.seed, cfg, pretrain_episodes=args.pretrain_episodes)
+    load_before, runs, phases = os.getloadavg(), [], []
+    for batch in (False, True):
+        phase = run_secure_phase(learner, args.iterations, SecureSettings(precision_bits=args.precision_bits,
+                                                                          batch_dealer=batch),
+                                 pretrain_episodes=args.pretrain_episodes, sharing_seed=args.seed)
+        s = phase.summary()
+        phases.append(phase)
+        runs.append({"batch_dealer": batch, **{k: s[k] for k in ("online_ms", "dealer_ms", "total_ms",
+                     "plain_ms", "online_ratio", "total_ratio", "rounds", "mbytes", "dealer_rounds",
+                     "dealer_mbytes", "dealer_requests", "retries")}, "secure_phase_wall_s": phase.wall_s})
+    a, b = phases
+    identical = all(np.array_equal(x, y) for k in a.secure_weights
+                    for x, y in zip(a.secure_weights[k], b.secure_weights[k]))
+    return {"benchmark": "bench_secure_maddpg_batching", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "args": {k: vars(args)[k] for k in SETTINGS}, "cpus": os.cpu_count(),
+            "platform": platform.platform(), "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
+            "runs": runs, "identical_weights": bool(identical),
+            "same_player_traffic": a.comm[["rounds", "bytes"]].equals(b.comm[["rounds", "bytes"]])}
 
 
 SETTINGS = ("iterations", "pretrain_episodes", "seed", "hidden", "batch", "precision_bits")
@@ -220,6 +262,11 @@ def main(argv=None) -> dict:
                     help="add the nudge null to the existing record at --out; its secure run is not repeated")
     ap.add_argument("--network-check", action="store_true",
                     help="validate the cost model in network namespaces with a delaying router (root)")
+    ap.add_argument("--compare-batching", action="store_true",
+                    help="the secure run with one dealer request per tuple and with batched requests (needs "
+                    "--out); with --network-check: the check batched, then one request per tuple")
+    ap.add_argument("--no-batch-dealer", action="store_true",
+                    help="one dealer request per tuple (default: each stage attempt's requests in one message)")
     ap.add_argument("--out", default=None, help="default data/results/bench_secure_maddpg_full.json "
                     "(bench_secure_network.json with --network-check)")
     args = ap.parse_args(argv)
@@ -233,9 +280,20 @@ def main(argv=None) -> dict:
     check_range("baseline_profile", args.baseline_profile, 0)
     cfg = MADDPGConfig(hidden=args.hidden, batch_size=args.batch)
     if args.network_check:
-        record = network_check(args)
+        record = network_check(args, batch_dealer=not args.no_batch_dealer)
+        if args.compare_batching:     # the same check with one dealer request per tuple, just after
+            other = network_check(args, batch_dealer=False)
+            record["one_request_per_tuple"] = {k: other[k] for k in ("created", "load_avg_before", "load_avg_after",
+                                                                     "compute_s", "floor", "network_check")}
         write_json_atomic(args.out, record)
         print(json.dumps({k: record[k] for k in ("floor", "network_check")}, indent=1))
+        return record
+    if args.compare_batching:
+        if args.out == str(ROOT / "data" / "results" / "bench_secure_maddpg_full.json"):
+            raise ParameterError("--out", args.out, "another file with --compare-batching")
+        record = compare_batching(args, cfg)
+        write_json_atomic(args.out, record)
+        print(json.dumps(record, indent=1))
         return record
     if args.null_only:
         record = add_null(args, cfg)
@@ -245,7 +303,8 @@ def main(argv=None) -> dict:
     load_before = os.getloadavg()
     start = time.perf_counter()
     phases, null = equivalence_and_null([args.seed], cfg, args.iterations,
-                                        SecureSettings(precision_bits=args.precision_bits),
+                                        SecureSettings(precision_bits=args.precision_bits,
+                                                       batch_dealer=not args.no_batch_dealer),
                                         pretrain_episodes=args.pretrain_episodes, nudges=args.nudges)
     phase = phases[0]
     wall = time.perf_counter() - start
@@ -256,11 +315,12 @@ def main(argv=None) -> dict:
                                 SecureSettings(precision_bits=args.precision_bits, comparison="crypten"),
                                 pretrain_episodes=args.pretrain_episodes, progress=False)[0]
         baseline = {"iterations": args.baseline_profile, "summary": base.summary(), "profile": profile_table(base)}
-    args_record = {k: v for k, v in vars(args).items() if k not in ("null_only", "network_check")}
+    args_record = {k: v for k, v in vars(args).items() if k not in ("null_only", "network_check",
+                                                                     "compare_batching", "no_batch_dealer")}
     record = {"benchmark": "bench_secure_maddpg_full", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "args": args_record, "cpus": os.cpu_count(), "platform": platform.platform(),
               "load_avg_before": load_before, "load_avg_after": os.getloadavg(),
-              **summary, "total_wall_s": wall, "secure_phase_wall_s": phase.wall_s,
+              "batch_dealer": not args.no_batch_dealer, **summary, "total_wall_s": wall, "secure_phase_wall_s": phase.wall_s,
               "bytes_per_iteration": summary["mbytes"] * 1e6, "rounds_per_iteration": summary["rounds"],
               "dealer_bytes_per_iteration": summary["dealer_mbytes"] * 1e6,
               "dealer_rounds_per_iteration": summary["dealer_rounds"], "dealer_stats": phase.dealer_stats,

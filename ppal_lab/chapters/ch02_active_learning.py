@@ -760,7 +760,8 @@ def validate(P: Any) -> None:
 def plot_curves(ax: Any, summary: pd.DataFrame) -> None:
     """Mean learning curve and 95% band of each strategy (:func:`summarize_curves` output)."""
     for i, (name, g) in enumerate(summary.groupby("strategy", sort=False)):
-        ax.plot(g["n_labels"], g["mean"], label=name, lw=2.2 - 0.4 * i, ls=["-", "-", "--", ":"][i])
+        ax.plot(g["n_labels"], g["mean"], label=name.replace("_", " "), lw=2.2 - 0.4 * i,
+                ls=["-", "-", "--", ":"][i])
         ax.fill_between(g["n_labels"], g["low"], g["high"], alpha=0.15)
 
 

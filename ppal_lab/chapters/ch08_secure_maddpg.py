@@ -13,9 +13,9 @@ run (800 iterations) and its null are read from ``benchmarks/bench_secure_maddpg
 **Data.** None: the supply-chain game of chapter 7, simulated from the seed.
 
 **How long.** At the defaults (3 seeds x 40 secure iterations at 128 hidden units, 400 exploration
-episodes, 5 plaintext nudges per seed, the scaling grid) about 4 minutes on 2 cores before the dealer
-was a process of its own; now player 0 also waits for the dealer, one round trip per tuple (about 1.5 s
-per iteration on 2 busy cores), so expect several minutes more. The reduced test size: about 3 minutes.
+episodes, 5 plaintext nudges per seed, the scaling grid) about 5 minutes on 2 cores: player 0 also waits
+for the dealer, one round trip per stage attempt once a stage's requests are recorded (the first
+iteration asks per tuple). The reduced test size: about 3 minutes.
 
 Every run starts from a plaintext EDE learner pre-trained on simulated data (seed 002's exploration
 phase, which shares no private data and which each party replays for itself); the secure phase then plays
@@ -382,11 +382,16 @@ def full_scale_run(path) -> dict | None:
             "largest relative difference of a metric average": rel,
             "largest absolute difference of a metric average": abs_,
             "largest weight RMSE (a network)": rmse,
-            "measured on": f"{full['created']}, {full['cpus']} cores, load {full['load_avg_before'][0]:.1f}"}
+            "measured on": f"{full['created']}, {full['cpus']} cores, load {full['load_avg_before'][0]:.1f}",
+            "dealer requests": ("one message per stage attempt" if full.get("batch_dealer")
+                                else "one per tuple (made before requests were batched)")}
     text = (f"In the full-scale run ({full['iterations']} iterations, {full['secure_phase_wall_s'] / 60:.0f} minutes "
             f"of secure phase) the two runs had drifted further apart: metric averages by up to {rel:.1%} "
             f"({abs_:.2f} in absolute terms, against the seed's MAEs of up to 0.88) and the weights by an RMSE "
             f"of up to {rmse:.1e}.")
+    if not full.get("batch_dealer"):
+        text += (" That run asked the dealer for one tuple per round trip (it predates batching), so its dealer "
+                 "waits and network rows overstate the dealer's cost today: see the network check below.")
     if null is not None:
         w = null["max_weight_rmse"]
         show.update({f"nudged EDE: largest weight RMSE ({len(w)} nudges)": f"{w.min():.2e} to {w.max():.2e}",
@@ -407,7 +412,9 @@ def network_check_table(path) -> pd.DataFrame | None:
     """The cost model against a delayed network (``bench_secure_maddpg.py --network-check``'s record at
     ``path``; None when it does not exist): per network, the one-byte echo round trip, the measured seconds
     per iteration, the model's (``rounds x RTT + bytes / bandwidth`` and the dealer's requests) and the
-    per-call model's (each round and request charged what one costs on that network), with their errors."""
+    per-call model's (each round and request charged what one costs on that network), with their errors;
+    with the same check run with one dealer request per tuple (no batching) in the record, its measured
+    seconds per iteration too."""
     from pathlib import Path
 
     path = Path(path)
@@ -415,10 +422,14 @@ def network_check_table(path) -> pd.DataFrame | None:
         return None
     record = json.loads(path.read_text())
     echo = {f["network"]: f["echo_rtt_median_s"] for f in record["floor"]}
+    unbatched = {r["network"]: r["measured_s"]
+                 for r in record.get("one_request_per_tuple", {}).get("network_check", [])}
     rows = []
     for r in record["network_check"]:
-        rows.append({"network": r["network"], "echo round trip (ms)": round(1e3 * echo[r["network"]], 3),
-                     "measured (s / iteration)": round(r["measured_s"], 2),
+        row = {"network": r["network"], "echo round trip (ms)": round(1e3 * echo[r["network"]], 3)}
+        if r["network"] in unbatched:
+            row["one request per tuple (s / iteration)"] = round(unbatched[r["network"]], 2)
+        rows.append({**row, "measured (s / iteration)": round(r["measured_s"], 2),
                      "model (s / iteration)": round(r["model_s"], 2),
                      "model error (%)": round(100 * r["relative_error"], 1),
                      "per-call model (s / iteration)": round(r["call_model_s"], 2),
@@ -439,11 +450,15 @@ def network_check_values(path) -> dict[str, float]:
     record = json.loads(path.read_text())
     slow = max(record["network_check"], key=lambda r: r["rtt_s"])
     floor = next(f for f in record["floor"] if f["network"] == slow["network"])
+    unbatched = [r for r in record.get("one_request_per_tuple", {}).get("network_check", [])
+                 if r["network"] == slow["network"]]
     return {"net_rtt_ms": 1e3 * float(slow["rtt_s"]), "net_model_error": float(slow["relative_error"]),
             "net_call_model_error": float(slow["call_model_error"]),
             "net_opening_round_trips": float(floor["opening_round_trips"]),
             "net_request_round_trips": float(floor["request_round_trips"]),
-            "net_iterations": int(record.get("args", {}).get("iterations", 0))}
+            "net_iterations": int(record.get("args", {}).get("iterations", 0)),
+            "net_measured_s": float(slow["measured_s"]),
+            **({"net_unbatched_s": float(unbatched[0]["measured_s"])} if unbatched else {})}
 
 
 def _upper(metric: dict) -> float:

@@ -68,6 +68,7 @@ class SecureSettings:
     keep_view: bool = False            # return everything opened to this party (verdict bits, own values)
     inject_wrap: tuple = ()            # (stage, iteration, sign) triples: a real wrap in the first attempt (tests)
     comparison: str = "carry_tree"     # ReLU comparisons: our carry tree, or "crypten" (the baseline, benchmarks)
+    batch_dealer: bool = True          # a stage's dealer requests in one round trip (False: one per tuple)
 
     def __post_init__(self):
         if isinstance(self.precision_bits, bool) or not isinstance(self.precision_bits, (int, np.integer)):
@@ -78,6 +79,8 @@ class SecureSettings:
             check_range("timeout_s", self.timeout_s, 0.0, low_open=True)
         if self.comparison not in ("carry_tree", "crypten"):
             raise ParameterError("comparison", self.comparison, "'carry_tree' or 'crypten'")
+        if not isinstance(self.batch_dealer, bool):
+            raise ParameterError("batch_dealer", self.batch_dealer, "True or False")
         for entry in self.inject_wrap:
             if len(entry) != 3 or entry[0] not in ("acting", "critic", "actor") or entry[2] not in (-1, 1):
                 raise ParameterError("inject_wrap", entry, "(stage in acting/critic/actor, iteration, sign +-1)")
@@ -303,10 +306,14 @@ class _Party:
         ``compute(attempt, wrap_at)`` returns the stacked value to open. Every truncation inside it is
         watched; when the one opened bit says that one wrapped, nothing else is opened and both
         recompute the stage with fresh randomness (triples and truncation splits)."""
+        from ppal_lab.secure.twoparty import dealer_batch
+
         for attempt in range(self.s.max_retries + 1):
-            with watch_truncations() as sums:
-                value = compute(attempt, self._wrap_at(stage, attempt))
-            bad = wrap_detected(self.crypten, sums, self.s.precision_bits)
+            # the attempt's dealer requests are fixed by the public shapes: one round trip (a retry too)
+            with dealer_batch(stage, enabled=self.s.batch_dealer):
+                with watch_truncations() as sums:
+                    value = compute(attempt, self._wrap_at(stage, attempt))
+                bad = wrap_detected(self.crypten, sums, self.s.precision_bits)
             if self.s.keep_view:
                 self.view.append({"stage": stage, "iteration": self.iteration, "attempt": attempt, "bit": bad})
             if not bad:
@@ -455,7 +462,7 @@ def secure_party(rank: int, game: GameConfig, cfg: MADDPGConfig, settings: Secur
 
 
 CONFIG_KEYS = {"seed": 0, "iterations": 2, "hidden": 128, "batch": 128, "pretrain_episodes": 0,
-               "precision_bits": 18, "max_retries": 4}
+               "precision_bits": 18, "max_retries": 4, "batch_dealer": 1}
 """The public settings of :func:`secure_party_from_config` and their defaults (the same on both players);
 ``private_seed`` (this player's own) has none."""
 
@@ -474,8 +481,10 @@ def _config_arguments(config) -> tuple:
                                                                          if key == "private_seed" else ""))
     for key, low in (("seed", 0), ("private_seed", 0), ("iterations", 1), ("pretrain_episodes", 0)):
         check_range(f"config[{key!r}]", c[key], low)
+    check_range("config['batch_dealer']", c["batch_dealer"], 0, 1)
     cfg = MADDPGConfig(hidden=c["hidden"], batch_size=c["batch"])
-    settings = SecureSettings(precision_bits=c["precision_bits"], max_retries=c["max_retries"])
+    settings = SecureSettings(precision_bits=c["precision_bits"], max_retries=c["max_retries"],
+                              batch_dealer=bool(c["batch_dealer"]))
     return GameConfig(), cfg, settings, c["iterations"], c["seed"], c["pretrain_episodes"], c["private_seed"]
 
 
@@ -488,7 +497,8 @@ def secure_party_from_config(rank: int, config: dict) -> dict:
 
     Public keys (defaults in :data:`CONFIG_KEYS`, equal on both players): ``seed`` (the exploration phase
     and the minibatch rows), ``iterations``, ``hidden``, ``batch``, ``pretrain_episodes``,
-    ``precision_bits``, ``max_retries``; the game is the default :class:`~ppal_lab.marl.maddpg.GameConfig`.
+    ``precision_bits``, ``max_retries``, ``batch_dealer`` (1: each stage attempt's dealer requests in one
+    message, 0: one per tuple); the game is the default :class:`~ppal_lab.marl.maddpg.GameConfig`.
     Private: ``private_seed``, this player's own seed, which only this player's command line carries. The
     party builds its whole state from these (:func:`secure_party`); the result equals that of
     :func:`~ppal_lab.secure.twoparty.run_parties` running :func:`secure_party` with the same arguments."""
@@ -499,13 +509,14 @@ secure_party_from_config.check_args = _config_arguments   # ``ppal-lab party`` c
 
 
 def _dealer_stats():
-    """This player's traffic with the dealer so far ``(rounds, bytes, seconds)``; zeros without one."""
+    """This player's traffic with the dealer so far ``(rounds, bytes, seconds, messages)``; zeros
+    without one."""
     try:
-        from ppal_lab.secure.twoparty import dealer_comm_stats
+        from ppal_lab.secure.twoparty import dealer_comm_stats, dealer_requests
         st = dealer_comm_stats()
-        return st.rounds, st.bytes, st.time_s
+        return st.rounds, st.bytes, st.time_s, dealer_requests()
     except Exception:          # no dealer (CrypTen's TFP provider): nothing to count
-        return 0, 0, 0.0
+        return 0, 0, 0.0, 0
 
 
 def _play(rank, game, cfg, settings, iterations, state, draws, batches) -> dict:
@@ -549,7 +560,8 @@ def _play(rank, game, cfg, settings, iterations, state, draws, batches) -> dict:
         timing["dealer"].append(d1[2] - d0[2])       # waiting for the dealer's triples (player 0)
         comm_rows.append({"rounds_act_env": s1["rounds"] - s0["rounds"], "bytes_act_env": s1["bytes"] - s0["bytes"],
                           "rounds_update": s2["rounds"] - s1["rounds"], "bytes_update": s2["bytes"] - s1["bytes"],
-                          "dealer_rounds": d1[0] - d0[0], "dealer_bytes": d1[1] - d0[1], **tally,
+                          "dealer_rounds": d1[0] - d0[0], "dealer_bytes": d1[1] - d0[1],
+                          "dealer_requests": d1[3] - d0[3], **tally,
                           **{f"profile_{k}": v for k, v in profile.items()}})
         a = out["action"]
         rows.append({"iteration": it, "step": t, "reward": float(out["reward"]), "wastage": float(out["wastage"]),

@@ -65,7 +65,11 @@ everything; a malicious player is not covered. What each player *learns*:
   minibatch of one). Revealing gradients to the owner is seed 002's design (plaintext Adam); hiding them
   would need Adam itself on shares.
 
-The dealer learns the number and shapes of the products and comparisons, i.e. the public protocol.
+The dealer learns the number and shapes of the products and comparisons, i.e. the public protocol, and
+so also how many stage attempts there were (a recomputed stage asks for its tuples again): the wrap bits
+above. By default (:attr:`SecureSettings.batch_dealer`) player 0 asks for each stage attempt's tuples in
+one message (:class:`ppal_lab.secure.twoparty.dealer_batch`): the same requests and the same values, one
+round trip per stage attempt instead of one per tuple.
 
 Fixed point and the wrap-around check
 -------------------------------------
@@ -246,7 +250,8 @@ class SecurePhase:
     def summary(self) -> dict:
         """Medians over the iterations after the first: ``online_ms`` (player 0's time less its waits for
         the dealer), ``dealer_ms`` (those waits), ``total_ms``, plaintext ``plain_ms`` and the ratios;
-        player-to-player ``rounds``/``mbytes`` and the dealer's ``dealer_rounds``/``dealer_mbytes``."""
+        player-to-player ``rounds``/``mbytes`` and the dealer's ``dealer_rounds``/``dealer_mbytes`` and
+        ``dealer_requests`` (player 0's messages to the dealer: round trips)."""
         rest = slice(1, None) if len(self.secure_s) > 1 else slice(None)
         total, dealer = self.secure_s[rest], self.dealer_s[rest]
         online, plain = total - dealer, self.plain_s[rest]
@@ -258,6 +263,7 @@ class SecurePhase:
                 "rounds": float(self.comm["rounds"].median()), "mbytes": float(self.comm["bytes"].median()) / 1e6,
                 "dealer_rounds": float(self.comm["dealer_rounds"].median()),
                 "dealer_mbytes": float(self.comm["dealer_bytes"].median()) / 1e6,
+                "dealer_requests": float(self.comm["dealer_requests"].median()),
                 "retries": int(sum(self.retries.values())), "wall_s": self.wall_s}
 
 
@@ -324,6 +330,7 @@ def run_secure_phase(learner: MADDPG, iterations: int, settings: SecureSettings 
                          "bytes_update": (c0["bytes_update"] + c1["bytes_update"]) / 2,
                          "dealer_rounds": c0["dealer_rounds"] + c1["dealer_rounds"],
                          "dealer_bytes": c0["dealer_bytes"] + c1["dealer_bytes"],
+                         "dealer_requests": c0["dealer_requests"] + c1["dealer_requests"],
                          **{k: c0[k] for k in ("shared_data", "shared_weights", "comparisons", "range_checked",
                                                "comparison_s") if k in c0}})
     prof = c0[[k for k in c0 if k.startswith("profile_")]].rename(columns=lambda k: k[len("profile_"):])

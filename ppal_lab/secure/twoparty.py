@@ -23,7 +23,10 @@ party"), whose server runs here as a process of its own, rank ``world_size``, th
 * at start-up it sends each player ``i`` a seed; player ``i`` then draws its own shares of every
   triple ``(a_i, b_i, c_i)`` from it, without communication. For each triple, player 0 asks the dealer
   (message: the kind of tuple and the tensor shapes -- no data) and receives ``c_0 = a*b - c_1 - ...``;
-  no other player ever receives anything from the dealer;
+  no other player ever receives anything from the dealer. Inside :class:`dealer_batch` (a stage whose
+  requests are fixed by public shapes) player 0 sends the stage's whole list of requests in one
+  message and receives all its ``c_0`` at once -- the same values, one round trip instead of one per
+  tuple;
 * the dealer receives only those requests: which kind of tuple, of which shapes. It never receives a
   share of anybody's data, nor any opened value;
 * its seeds come from fresh OS entropy (``os.urandom``) on every run, *not* from ``seed``: a player who
@@ -119,7 +122,8 @@ from ppal_lab.compendium.errors import ParameterError, check_choice, check_range
 
 __all__ = [
     "PartyError", "PartyTimeout", "CommStats", "PartyResults", "PartyOutcome",
-    "run_parties", "run_this_party", "comm_stats", "dealer_comm_stats", "reveal_to", "WORLD_SIZES",
+    "run_parties", "run_this_party", "comm_stats", "dealer_comm_stats", "dealer_requests", "dealer_batch",
+    "reveal_to", "WORLD_SIZES",
 ]
 
 WORLD_SIZES = (2, 3)
@@ -238,7 +242,7 @@ def comm_stats() -> CommStats:
                      bytes=int(round(raw["bytes"])), time_s=float(raw["time"]))
 
 
-_dealer_traffic = {"rounds": 0, "bytes": 0.0, "time": 0.0}  # this player's traffic with the dealer
+_dealer_traffic = {"rounds": 0, "bytes": 0.0, "time": 0.0, "requests": 0}  # player 0 <-> the dealer
 
 
 def dealer_comm_stats() -> CommStats:
@@ -250,17 +254,15 @@ def dealer_comm_stats() -> CommStats:
                      bytes=int(round(_dealer_traffic["bytes"])), time_s=float(_dealer_traffic["time"]))
 
 
-def _count_dealer_traffic_apart(crypten) -> None:
-    """Book player 0's requests to the dealer in :data:`_dealer_traffic`, not in CrypTen's counters.
+def dealer_requests() -> int:
+    """How many messages this player has sent the dealer so far (each one round trip: a single tuple
+    request, or a whole :class:`dealer_batch`); call inside a party function."""
+    return int(_dealer_traffic["requests"])
 
-    CrypTen's ``TTPClient.ttp_request`` talks to the dealer through the same communicator, so its
-    messages would otherwise be mixed into the player-to-player rounds and bytes.
-    """
-    from crypten.mpc.provider.ttp_provider import TTPClient
 
-    _dealer_traffic.update(rounds=0, bytes=0.0, time=0.0)
-    communicator, client = crypten.comm.get(), TTPClient.get()
-    request = client.ttp_request
+def _counted_apart(communicator, request: Callable) -> Callable:
+    """``request`` with its traffic booked in :data:`_dealer_traffic`, not in CrypTen's counters (it
+    talks to the dealer through the same communicator as the players talk to each other)."""
 
     def counted_request(*args, **kwargs):
         saved = (communicator.comm_rounds, communicator.comm_bytes, communicator.comm_time)
@@ -270,9 +272,133 @@ def _count_dealer_traffic_apart(crypten) -> None:
             _dealer_traffic["rounds"] += communicator.comm_rounds - saved[0]
             _dealer_traffic["bytes"] += communicator.comm_bytes - saved[1]
             _dealer_traffic["time"] += communicator.comm_time - saved[2]
+            _dealer_traffic["requests"] += 1
             communicator.comm_rounds, communicator.comm_bytes, communicator.comm_time = saved
 
-    client.ttp_request = counted_request  # an instance attribute: shadows the method for this run
+    return counted_request
+
+
+def _count_dealer_traffic_apart(crypten) -> None:
+    """Book player 0's requests to the dealer in :data:`_dealer_traffic`, not in CrypTen's counters,
+    and route them through :class:`_DealerBatches` (a no-op outside :func:`dealer_batch`)."""
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    _dealer_traffic.update(rounds=0, bytes=0.0, time=0.0, requests=0)
+    communicator, client = crypten.comm.get(), TTPClient.get()
+    single = _counted_apart(communicator, client.ttp_request)
+    batch = _counted_apart(communicator, lambda requests: _request_batch(communicator, client, requests))
+    _batches.attach(single, batch)
+    client.ttp_request = _batches.request  # an instance attribute: shadows the method for this run
+
+
+# ------------------------------------------------------------------ batched requests to the dealer
+#
+# CrypTen's TTP client asks the dealer for player 0's share of each tuple in its own round trip. The
+# requests of a stage are fixed by the public shapes, so player 0 records them the first time a stage
+# runs and afterwards sends the whole list in one message at the start of the stage; the dealer
+# serves them in order (its copies of the players' generators advance exactly as one by one) and
+# answers with one flat tensor. Player 0 then serves each provider call from that queue, checking it
+# is the recorded one. The values are bit-identical; only the number of round trips changes.
+
+def _request_key(function, device, args, kwargs) -> bytes:
+    return pickle.dumps((function, None if device is None else str(device), args, kwargs))
+
+
+def _request_batch(communicator, client, requests: list[dict]) -> list:
+    """Send ``requests`` (TTP request messages) to the dealer in one message; its results, in order."""
+    import torch
+
+    dealer = communicator.get_ttp_rank()
+    communicator.send_obj({"function": _BATCH, "requests": requests}, dealer, client.ttp_group)
+    sizes = communicator.recv_obj(dealer, client.ttp_group)
+    flat = torch.empty(sum(math.prod(s) for s in sizes), dtype=torch.long)
+    communicator.broadcast(flat, dealer, client.comm_group)
+    out, pos = [], 0
+    for size in sizes:
+        n = math.prod(size)
+        out.append(flat[pos:pos + n].view(size))
+        pos += n
+    return out
+
+
+_BATCH = "batch"  # the function name of a batched request (not one of CrypTen's TTP_FUNCTIONS)
+
+
+class _DealerBatches:
+    """Player 0's recorded request sequences per stage and the queue of prefetched shares."""
+
+    def __init__(self):
+        self.single = self.batch = None
+        self.recorded: dict[str, list[tuple]] = {}
+        self.stage = self.recording = self.queue = None
+
+    def attach(self, single: Callable, batch: Callable) -> None:
+        self.single, self.batch = single, batch
+        self.recorded, self.stage, self.recording, self.queue = {}, None, None, None
+
+    def request(self, function, device, *args, **kwargs):
+        if self.queue is None:
+            if self.recording is not None:
+                self.recording.append((function, device, args, kwargs))
+            return self.single(function, device, *args, **kwargs)
+        if not self.queue:
+            raise RuntimeError(f"dealer batch {self.stage!r}: a request for {function}{args} beyond the "
+                               "recorded sequence (the stage's requests must not depend on data)")
+        key, result = self.queue.pop(0)
+        if key != _request_key(function, device, args, kwargs):
+            raise RuntimeError(f"dealer batch {self.stage!r}: request {function}{args} differs from the "
+                               "recorded one (the stage's requests must not depend on data)")
+        return result if device is None else result.to(device)
+
+
+_batches = _DealerBatches()
+
+
+class dealer_batch:
+    """``with dealer_batch(stage):`` around one attempt of a stage whose dealer requests are fixed by
+    public shapes: the first time (per run) player 0 records them; afterwards it fetches them all in
+    one round trip at the start and serves CrypTen's calls from that queue, checking each against the
+    record and that none is left at the end. Values are bit-identical to one request per tuple. A no-op
+    on the other players, without a dealer, or with ``enabled=False``."""
+
+    def __init__(self, stage: str, enabled: bool = True):
+        self.stage, self.enabled = stage, enabled and _batches.batch is not None
+        self.active = False
+
+    def __enter__(self):
+        from ppal_lab.secure.crypten_compat import crypten
+
+        b = _batches
+        if not self.enabled or crypten.comm.get().get_rank() != 0:
+            return self
+        if b.stage is not None:
+            raise RuntimeError(f"dealer batch {self.stage!r} inside {b.stage!r}: they do not nest")
+        self.active, b.stage = True, self.stage
+        recorded = b.recorded.get(self.stage)
+        if recorded is None:
+            b.recording = []
+        elif recorded:
+            messages = [{"function": f, "device": None if d is None else str(d), "args": a, "kwargs": k}
+                        for f, d, a, k in recorded]
+            results = b.batch(messages)
+            b.queue = [(_request_key(*r), x) for r, x in zip(recorded, results)]
+        else:
+            b.queue = []
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.active:
+            return False
+        b = _batches
+        left, recording = b.queue, b.recording
+        b.stage, b.queue, b.recording = None, None, None
+        if exc_type is None:
+            if recording is not None:
+                b.recorded[self.stage] = recording
+            if left:
+                raise RuntimeError(f"dealer batch {self.stage!r}: {len(left)} prefetched request(s) not "
+                                   "used (the stage's requests must not depend on data)")
+        return False
 
 
 def reveal_to(x, dst: int):
@@ -339,6 +465,7 @@ def _run_party(fn: Callable, rank: int, world_size: int, args: tuple, seed: int 
         succeeded = True
         return value, stats
     finally:
+        _batches.attach(None, None)     # recorded stages belong to this run
         if (succeeded or teardown_on_error) and crypten.is_initialized():
             crypten.uninit()
 
@@ -354,8 +481,10 @@ def _serve_as_dealer(crypten) -> None:
     """CrypTen's TTP server loop, minus its ``except RuntimeError: return`` (errors must reach us).
 
     Serves player 0's requests until it sends ``"terminate"`` (from ``crypten.uninit``). Accepts only
-    the tuple kinds CrypTen's TTP defines.
+    the tuple kinds CrypTen's TTP defines, one at a time or as a batch (:class:`dealer_batch`): a list
+    of requests served in order and answered in one message.
     """
+    import torch
     from crypten.mpc.provider.ttp_provider import TTP_FUNCTIONS, TTPServer
 
     server = TTPServer.__new__(TTPServer)  # skip TTPServer.__init__, which *is* the swallowing loop
@@ -368,12 +497,22 @@ def _serve_as_dealer(crypten) -> None:
         message = communicator.recv_obj(0, server.ttp_group)
         if message == "terminate":
             return
-        if not isinstance(message, dict) or message.get("function") not in TTP_FUNCTIONS:
+        batched = isinstance(message, dict) and message.get("function") == _BATCH
+        requests = message.get("requests") if batched else [message]
+        if not isinstance(requests, list) or not all(
+                isinstance(m, dict) and m.get("function") in TTP_FUNCTIONS for m in requests):
             raise ValueError(f"the dealer got a request it does not serve: {message!r}"[:300])
-        server.device = message["device"]
-        result = getattr(server, message["function"])(*message["args"], **message["kwargs"])
-        communicator.send_obj(result.size(), 0, server.ttp_group)
-        communicator.broadcast(result, dealer_rank, server.comm_group)
+        results = []
+        for request in requests:    # in order: the generators advance as for one request at a time
+            server.device = request["device"]
+            results.append(getattr(server, request["function"])(*request["args"], **request["kwargs"]))
+        if batched:   # player 0's shares of the whole batch: their sizes, then one flat tensor
+            communicator.send_obj([r.size() for r in results], 0, server.ttp_group)
+            flat = torch.cat([r.reshape(-1) for r in results]) if results else torch.empty(0, dtype=torch.long)
+            communicator.broadcast(flat, dealer_rank, server.comm_group)
+        else:
+            communicator.send_obj(results[0].size(), 0, server.ttp_group)
+            communicator.broadcast(results[0], dealer_rank, server.comm_group)
 
 
 def _run_dealer(world_size: int, dealer_seed: int | None, verbose_comm: bool,

@@ -32,8 +32,9 @@ def test_parties_count_what_the_shapes_predict(phase):
     for key, value in counts.items():
         assert (phase.comm[key] == value).all(), key
     assert phase.comm["rounds"].nunique() == 1          # the protocol's rounds do not depend on the data
-    # the triples come from the dealer, every iteration the same traffic; the players' bytes by kind add up
-    assert (phase.comm["dealer_bytes"] > 0).all() and phase.comm["dealer_rounds"].nunique() == 1
+    # the triples come from the dealer, every iteration the same traffic after the first (in which player 0
+    # records each stage's requests, then batched); the players' bytes by kind add up
+    assert (phase.comm["dealer_bytes"] > 0).all() and phase.comm["dealer_rounds"][1:].nunique() == 1
     kinds = phase.profile[[k for k in phase.profile if k.endswith("_bytes")]].sum(axis=1)
     assert ((kinds - phase.comm["bytes"]).abs() <= 0.01 * phase.comm["bytes"]).all()
 
@@ -159,13 +160,19 @@ def test_network_check_table_sets_measured_beside_modelled(tmp_path):
 def test_network_check_values_read_the_slowest_network(tmp_path):
     from ppal_lab.chapters.ch08_secure_maddpg import network_check_values
 
-    rows = [{"network": n, "rtt_s": r, "relative_error": e, "call_model_error": c}
-            for n, r, e, c in (("fast", 0.0005, 0.1, 0.0), ("slow", 0.01, -0.4, 0.1))]
+    rows = [{"network": n, "rtt_s": r, "relative_error": e, "call_model_error": c, "measured_s": m}
+            for n, r, e, c, m in (("fast", 0.0005, 0.1, 0.0, 1.0), ("slow", 0.01, -0.4, 0.1, 8.0))]
     floor = [{"network": "fast", "opening_round_trips": 2.7, "request_round_trips": 10.0},
              {"network": "slow", "opening_round_trips": 2.0, "request_round_trips": 4.3}]
     path = tmp_path / "net.json"
     path.write_text(json.dumps({"network_check": rows, "floor": floor, "args": {"iterations": 6}}))
     v = network_check_values(path)
     assert v == {"net_rtt_ms": 10.0, "net_model_error": -0.4, "net_call_model_error": 0.1,
-                 "net_opening_round_trips": 2.0, "net_request_round_trips": 4.3, "net_iterations": 6}
+                 "net_opening_round_trips": 2.0, "net_request_round_trips": 4.3, "net_iterations": 6,
+                 "net_measured_s": 8.0}
+    rows[1]["measured_s"] = 4.0     # the batched run, and the same check with one request per tuple
+    path.write_text(json.dumps({"network_check": rows, "floor": floor, "args": {"iterations": 6},
+                                "one_request_per_tuple": {"network_check": [dict(rows[1], measured_s=12.0)]}}))
+    v = network_check_values(path)
+    assert v["net_measured_s"] == 4.0 and v["net_unbatched_s"] == 12.0
     assert network_check_values(tmp_path / "missing.json") == {}

@@ -15,6 +15,7 @@ import copy
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -98,7 +99,7 @@ def test_a_killed_party_ends_the_run_with_a_clear_error_quickly():
 
 @pytest.mark.parametrize("kwargs", [{"precision_bits": 9}, {"precision_bits": 21}, {"precision_bits": True},
                                     {"max_retries": -1}, {"timeout_s": 0}, {"inject_wrap": (("critic", 1),)},
-                                    {"inject_wrap": (("critic", 1, 2),)}])
+                                    {"inject_wrap": (("critic", 1, 2),)}, {"batch_dealer": 1}])
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ParameterError):
         SecureSettings(**kwargs)
@@ -230,3 +231,35 @@ def test_the_parties_are_given_public_parameters_and_their_own_seed_only(monkeyp
     assert [len(p) for p in seen["party_args"]] == [1, 1] and seen["party_args"][0] != seen["party_args"][1]
     assert all(isinstance(p[0], int) for p in seen["party_args"])
     assert len(pickle.dumps((seen["args"], seen["party_args"]))) < 4000     # no tensors, no buffers
+
+
+def test_batched_dealer_requests_change_no_value_and_cut_the_round_trips():
+    """The same run (seeds, dealer seed, an injected wrap in acting and in the critic stage) with one
+    dealer request per tuple and with each stage attempt's requests in one message: bit-identical
+    weights, actions and player-to-player traffic, the same retries, and far fewer dealer round trips."""
+    learner = pretrained_learner(7, CFG, pretrain_episodes=16)
+    inject = (("acting", 1, -1), ("critic", 2, 1))
+    one_by_one, batched = [run_secure_phase(learner, 4, SecureSettings(inject_wrap=inject, batch_dealer=b),
+                                            pretrain_episodes=16, sharing_seed=7) for b in (False, True)]
+    for key, weights in one_by_one.secure_weights.items():
+        assert all(np.array_equal(a, b) for a, b in zip(weights, batched.secure_weights[key])), key
+    pd.testing.assert_frame_equal(one_by_one.secure, batched.secure)
+    for col in ("rounds", "bytes"):
+        assert one_by_one.comm[col].tolist() == batched.comm[col].tolist(), col
+    assert (batched.comm["dealer_bytes"] <= one_by_one.comm["dealer_bytes"]).all()   # the same shares
+    assert one_by_one.retries == batched.retries == {"acting": 1, "critic": 1, "actor": 0}
+    table = weight_table(batched.secure_weights, batched.plain_weights)
+    assert table["rmse"].max() < 1e-4 and table["max_abs"].max() < 5e-3
+    # one message per stage attempt once recorded (iteration 0 records); a retry prefetches again
+    assert batched.comm["dealer_requests"].tolist()[1:] == [4, 4, 3]     # retries in iterations 1, 2
+    assert (one_by_one.comm["dealer_requests"][1:] > 50 * batched.comm["dealer_requests"][1:]).all()
+
+
+def test_the_party_command_config_switches_batching():
+    from ppal_lab.secure.maddpg_party import _config_arguments
+
+    assert _config_arguments({"private_seed": 1})[2].batch_dealer is True
+    assert _config_arguments({"private_seed": 1, "batch_dealer": 0})[2].batch_dealer is False
+    for bad in (2, True):
+        with pytest.raises(ParameterError):
+            _config_arguments({"private_seed": 1, "batch_dealer": bad})

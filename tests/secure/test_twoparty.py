@@ -25,7 +25,8 @@ from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.secure import examples
 from ppal_lab.secure.transcript import recorded_party
 from ppal_lab.secure.twoparty import (CommStats, PartyError, PartyResults, PartyTimeout, comm_stats,
-                                      dealer_comm_stats, run_parties, run_this_party)
+                                      dealer_batch, dealer_comm_stats, dealer_requests, run_parties,
+                                      run_this_party)
 
 ATOL = 1e-3
 LSB = 2.0**-16
@@ -69,6 +70,23 @@ def bad_dealer_request_party(rank: int, kind: str) -> None:
 
     if rank == 0:
         TTPClient.get().ttp_request(kind, None, (2, 3), (4, 5), "matmul")
+
+
+def staged_party(rank: int, batch: bool, runs: list) -> tuple:
+    """A stage (a product, a matrix product and, if ``compare``, a comparison) run once per entry
+    ``(n, compare)`` of ``runs`` (n: the side of the square inputs), each run inside
+    ``dealer_batch("stage")``; the opened results and the counts."""
+    from ppal_lab.secure import crypten
+
+    out = []
+    for n, compare in runs:
+        x = crypten.cryptensor(torch.linspace(-2, 2, n * n).view(n, n), src=0)
+        y = crypten.cryptensor(torch.linspace(3, -1, n * n).view(n, n), src=1)
+        with dealer_batch("stage", enabled=batch):
+            z = x * y + x.matmul(y)
+            z = z * (x > y) if compare else z
+        out.append(z.get_plain_text())
+    return out, comm_stats(), dealer_comm_stats(), dealer_requests()
 
 
 # ---------------------------------------------------------------------------- one host, with dealer
@@ -161,10 +179,43 @@ def test_dealer_traffic_is_counted_apart():
     assert tfp.dealer_stats is None and tfp[0][1].rounds == 0   # TFP: player 0 makes the triples itself
 
 
+@pytest.mark.timeout(200)
+def test_batched_dealer_requests_give_the_same_values_in_fewer_round_trips():
+    """Three runs of a stage, with and without batching, same seeds and dealer: bit-identical openings,
+    the same player-to-player traffic; with batching player 0 talks to the dealer once per run of the
+    stage after the first (which records the requests one by one)."""
+    runs = [run_parties(staged_party, 2, args=(batch, [(3, True)] * 3), timeout=150, verbose_comm=True, seed=4,
+                        dealer_seed=5) for batch in (False, True)]
+    for p in (0, 1):
+        for plain, batched in zip(runs[0][p][0], runs[1][p][0]):
+            assert torch.equal(plain, batched)
+        assert runs[0][p][1].rounds == runs[1][p][1].rounds and runs[0][p][1].bytes == runs[1][p][1].bytes
+    per_run = runs[0][0][3] // 3                      # one request per tuple, the same in every run
+    assert per_run >= 4 and runs[0][0][3] == 3 * per_run
+    assert runs[1][0][3] == per_run + 2               # recorded once, then one message per run
+    assert runs[1][0][2].rounds == runs[1][0][3] * (runs[0][0][2].rounds // runs[0][0][3])
+    assert runs[1][1][3] == runs[0][1][3] == 0        # player 1 never talks to the dealer
+    expected = [torch.linspace(-2, 2, 9).view(3, 3), torch.linspace(3, -1, 9).view(3, 3)]
+    x, y = expected
+    torch.testing.assert_close(runs[1][0][0][2], (x * y + x @ y) * (x > y), atol=ATOL, rtol=0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("runs, error", [([(3, True), (4, True)], "differs from the recorded"),
+                                         ([(3, True), (3, False)], "not used"),
+                                         ([(3, False), (3, True)], "beyond the recorded")])
+def test_a_batched_stage_whose_requests_change_is_refused(runs, error):
+    """Player 0 checks every call against the recorded sequence: never a share meant for another call."""
+    with pytest.raises(PartyError, match=error) as info:
+        run_parties(staged_party, 2, args=(True, runs), timeout=100)
+    assert info.value.rank == 0
+
+
 # ------------------------------------------------------------------------------------ failure modes
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("kind, error", [("additive", "RuntimeError"), ("no_such_tuple", "ValueError")])
+@pytest.mark.parametrize("kind, error", [("additive", "RuntimeError"), ("no_such_tuple", "ValueError"),
+                                         ("batch", "ValueError")])    # a batch without its list of requests
 def test_a_failing_dealer_gives_prompt_party_error(kind, error):
     start = time.monotonic()
     with pytest.raises(PartyError) as info:
