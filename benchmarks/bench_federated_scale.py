@@ -40,7 +40,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +52,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 from ppal_lab.compendium.errors import ParameterError, check_range  # noqa: E402
 from ppal_lab.data import horizontal_partition, make_remanufacturing  # noqa: E402
 from ppal_lab.federated import run_federated_al  # noqa: E402
@@ -173,23 +173,6 @@ def _row(n_sites: int, model: str, method: str, args: argparse.Namespace) -> dic
     }
 
 
-def _write_atomic(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2)
-            fh.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(argv)
@@ -223,14 +206,14 @@ def main(argv: list[str] | None = None) -> int:
             r = _row(n, model, method, args)
             record["rows"].append(r)
             record["wall_time_s"] = time.perf_counter() - t0
-            _write_atomic(args.out, record)
+            write_json_atomic(args.out, record)
             print(f"{n:>5} {model:>6} {method:>12} {r['flower_round_s_median']:>8.2f} "
                   f"{r['flower_startup_s']:>8.1f} {r['bytes_per_round_per_site_median']:>13.0f} "
                   f"{r['update_bytes_per_site_round']:>9.0f} {r['cloud_bytes_per_round']:>9.0f} "
                   f"{np.mean(r['accuracy_per_seed']):>8.3f} {r['epsilon_spent_max']:>8.3f} "
                   f"{str(r['same_as_in_process']):>5}", flush=True)
     record["complete"] = True
-    _write_atomic(args.out, record)
+    write_json_atomic(args.out, record)
     print(f"wrote {args.out}")
     return 0 if all(r["same_as_in_process"] for r in record["rows"]) else 1
 

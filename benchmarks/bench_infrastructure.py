@@ -22,11 +22,9 @@ Writes ``data/results/bench_infrastructure.json`` atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import cryptography  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519  # noqa: E402
 
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 from ppal_lab.compendium.errors import check_int, check_real  # noqa: E402
 from ppal_lab.data import make_remanufacturing  # noqa: E402
 from ppal_lab.secure import key_exchange as kx  # noqa: E402
@@ -141,23 +140,6 @@ def bench_secagg(sites, rates, dim: int, repeats: int) -> list[dict]:
     return rows
 
 
-def _write_atomic(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2)
-            fh.write("\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     args = _parse(argv)
     t0 = time.perf_counter()
@@ -181,7 +163,7 @@ def main(argv=None) -> int:
           f"classical {h['classical_median_ms']:.2f} ms")
     for r in record["psi"]["rows"]:
         print(f"psi {r['client_size']:>6}: {r['seconds']:.2f} s, {r['bytes'] / 1e3:.0f} kB")
-    _write_atomic(args.out, record)
+    write_json_atomic(args.out, record)
     print(f"wrote {args.out}")
     return 0
 

@@ -15,11 +15,9 @@ Writes ``data/results/bench_query.json`` atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from skactiveml.pool import UncertaintySampling
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ppal_lab.compendium.results import write_json_atomic  # noqa: E402
 from ppal_lab.learning.active import query  # noqa: E402
 from ppal_lab.compendium.errors import ParameterError, check_range  # noqa: E402
 
@@ -122,25 +121,6 @@ def bench(args: argparse.Namespace) -> dict:
     }
 
 
-def _write_atomic(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the record normal permissions
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file, never half
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     t0 = time.perf_counter()
@@ -152,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['pool_size']:>9} {r['strategy']:<16} {1e3 * r['ours_median_s']:>9.2f} "
               f"{1e3 * r['skactiveml_median_s']:>14.2f} {1e3 * r['predict_proba_median_s']:>9.2f} "
               f"{r['ratio_ours_over_theirs']:>12.3f} {str(r['same_picks']):>10}")
-    _write_atomic(args.out, record)
+    write_json_atomic(args.out, record)
     print(f"wrote {args.out}")
     slower = [r for r in record["rows"] if r["ratio_ours_over_theirs"] > 1.0]
     if slower:

@@ -315,7 +315,7 @@ def test_figures_are_shown_at_a_legible_scale_numbered_captioned_and_described_a
         src: i.getAttribute('src').split('/').pop(), alt: i.getAttribute('alt') || '',
         shrink: i.naturalWidth / i.getBoundingClientRect().width,
         number: (i.closest('figure') || {querySelector: () => null}).querySelector('.caption-number')
-                ? i.closest('figure').querySelector('.caption-number').innerText : null}))""")
+                ? i.closest('figure').querySelector('.caption-number').textContent.trim() : null}))""")
     assert figures, f"{chapter}: no figure?"
     shrunk = [(f["src"], round(f["shrink"], 2)) for f in figures if f["shrink"] > 1.5]
     assert not shrunk, f"{chapter}: figures shown at less than 1/1.5 of their natural width: {shrunk}"
