@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ppal_lab.compendium.results import ResultRecord
 from ppal_lab.compendium.specs import SPECS
@@ -37,6 +39,11 @@ __all__ = [
     "glue_values",
     "headline_table",
     "label_balance",
+    "plot_condition",
+    "plot_drift",
+    "plot_drift_accuracy",
+    "plot_partitions",
+    "plot_sparsity",
     "sklearn_table",
 ]
 
@@ -108,3 +115,72 @@ def headline_table(record: ResultRecord) -> pd.DataFrame:
     """Every metric of the record: value, 95% interval, n and unit."""
     return pd.DataFrame({k: {"value": v["value"], "ci95": v["ci95"], "n": v["n"], "unit": v["unit"]}
                          for k, v in record.metrics.items()}).T
+
+
+# ----------------------------------------------------------------------------------------------
+# the notebook's figures
+# ----------------------------------------------------------------------------------------------
+def plot_partitions(reman: SupplyChainData, site_table: pd.DataFrame) -> plt.Figure:
+    """Figure 01_partitions: items and remanufacturable rate per site (``site_table``:
+    :func:`ppal_lab.data.describe.site_summary`), and features per party of the vertical partition."""
+    fig, axes = plt.subplot_mosaic([[0, 1], [2, 2]], figsize=(7.5, 6.4), layout="constrained")
+    sns.barplot(site_table, x="site", y="items", ax=axes[0], color=sns.color_palette()[0])
+    axes[0].set(title="Horizontal partition: items per site", ylabel="items (count)", xlabel="")
+    sns.barplot(site_table, x="site", y="positive_rate", ax=axes[1], color=sns.color_palette()[1])
+    axes[1].axhline(reman.y.mean(), ls="--", c="k", lw=1, label="all sites")
+    axes[1].set(title="Non-IID: remanufacturable rate per site", ylabel="positive rate (fraction)", xlabel="")
+    axes[1].legend()
+    party_table = describe.party_summary(reman).replace("_", " ", regex=True)
+    sns.barplot(party_table, x="party", y="features", ax=axes[2], color=sns.color_palette()[2])
+    axes[2].set(title="Vertical partition: features per party", ylabel="features (count)", xlabel="")
+    axes[2].tick_params(axis="x", rotation=20)
+    return fig
+
+
+def plot_condition(reman: SupplyChainData) -> plt.Figure:
+    """Figure 01_reman_condition: latent health by label (densities), and vibration RMS against it."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
+    label = pd.Series(np.where(reman.y == 1, "yes", "no"), name="remanufacturable")
+    sns.histplot(x=reman.latent["health"], hue=label, hue_order=["yes", "no"], ax=axes[0], bins=40, element="step",
+                 stat="density", common_norm=False)
+    axes[0].set(title="Latent health by label", xlabel="latent health h (1 = as new)", ylabel="density")
+    sns.scatterplot(x=reman.latent["health"], y=reman.X["vibration_rms_mm_s"], hue=label, hue_order=["yes", "no"],
+                    s=8, ax=axes[1], alpha=0.5)
+    axes[1].set(title="What the bench sees", xlabel="latent health h", ylabel="vibration RMS (mm/s)")
+    return fig
+
+
+def plot_sparsity(sample: pd.DataFrame, balance: pd.DataFrame, mechanism: str) -> plt.Figure:
+    """Figure 01_magnet_sparsity: the missingness map of ``sample``
+    (:func:`ppal_lab.data.describe.missingness_sample`) on top, :func:`label_balance` on a log scale below."""
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 8), layout="constrained", gridspec_kw={"height_ratios": [2, 1]})
+    sns.heatmap(sample.T, cbar=False, cmap=["#f0f0f0", "#0173b2"], ax=axes[0], xticklabels=False, yticklabels=2)
+    axes[0].set(title=f"Missing values ({mechanism.upper()}), {len(sample)} random drives (blue = missing)",
+                xlabel="drive", ylabel="feature")
+    axes[0].tick_params(axis="y", labelsize=7)
+    sns.barplot(balance, x="status", y="drives", hue="grade", ax=axes[1])
+    axes[1].set(yscale="log", title="Label balance", ylabel="drives (count, log scale)", xlabel="")
+    return fig
+
+
+def plot_drift(magnet: SupplyChainData, mi: pd.Series) -> plt.Figure:
+    """Figure 01_magnet_drift: manufacturing date by arrival quarter (violins) on top, the eight features of
+    ``mi`` (:func:`ppal_lab.data.describe.top_predictors`) most informative about the grade below."""
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.4), layout="constrained")
+    sns.violinplot(x=magnet.meta["quarter"].map(lambda q: f"Q{q + 1}"), y=magnet.X_complete["manufacturing_date"],
+                   ax=axes[0], inner="quartile", color=sns.color_palette()[0])
+    axes[0].set(title="Drift: manufacturing date by arrival quarter", xlabel="arrival quarter",
+                ylabel="manufacturing date (year)")
+    sns.barplot(x=mi.head(8).values, y=mi.head(8).index, ax=axes[1], color=sns.color_palette()[1])
+    axes[1].set(title="Most informative features", xlabel="mutual information with label (nats)", ylabel="")
+    return fig
+
+
+def plot_drift_accuracy(drift: pd.DataFrame, n_seeds: int) -> plt.Figure:
+    """Figure 01_drift_accuracy: accuracy per quarter scored of :func:`drift_study` (mean, 95% CI over seeds)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
+    sns.pointplot(drift.melt(var_name="quarter", value_name="accuracy"), x="quarter", y="accuracy",
+                  errorbar=("ci", 95), ax=ax)
+    ax.set(title=f"Trained on Q1, scored per quarter ({n_seeds} seeds, 95% CI)", ylabel="accuracy (fraction)",
+           xlabel="quarter scored")
+    return fig

@@ -19,6 +19,9 @@ Claims and figures (``notebooks/03_sparsity.ipynb``, record ``data/results/03_sp
   :func:`ppal_lab.privacy.sparsity.compare_mechanisms`, and the audits of :mod:`ppal_lab.privacy.audit`
   (figure ``03_audit_scores``).
 
+The notebook's figures are drawn by the ``plot_*`` functions, its tables by the ``*_table`` functions
+(:func:`strategy_table`, :func:`density_variant_table`, ...) at the end of this module.
+
 :func:`fill_metrics` and :func:`fill_bed_metrics` write every measured figure into the record (the DP-training
 claims' gate ``headroom_dp_nonprivate_lower`` included); :func:`add_claims` adds the claims
 declared in the chapter's spec (``ppal_lab.compendium.specs``) with the verdicts the engine computes
@@ -38,8 +41,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 from scipy.stats import spearmanr
 from threadpoolctl import threadpool_limits
@@ -49,36 +54,48 @@ from ppal_lab.compendium.results import ResultRecord, mean_ci
 from ppal_lab.compendium.specs import SPECS
 from ppal_lab.learning.acquisition import (DIGITS_POOL_SIZE, MODELS, STRATEGIES, AcquisitionRun, MagnetSplit,
                                            check_acquisition_parameters, classification_scores, digits_split,
-                                           fix_single_class, geometry, make_classifier, run_acquisition,
-                                           seed_minimal_example)
+                                           fix_single_class, geometry, magnet_split, make_classifier,
+                                           run_acquisition, seed_minimal_example)
 from ppal_lab.learning.cold_start import COLD_STARTS, cold_start
 from ppal_lab.learning.density import (check_indices, density_scores, entropy, log_density_ratio,
                                        nearest_sq_distance, pool_log_density, rank_agreement,
                                        seed_literal_log_ratio, seed_literal_scores)
-from ppal_lab.privacy import sparsity
+from ppal_lab.privacy import audit, sparsity
 
 __all__ = [
     "AUDIT_KEYS",
     "CONTRASTS",
+    "DENSITY_VARIANTS",
     "add_claims",
+    "audit_trials_table",
     "bed_splits",
+    "cold_start_table",
     "compare_strategies",
     "contrast_table",
     "curves_frame",
+    "density_variant_table",
     "dp_table",
     "dp_tasks",
     "fill_metrics",
+    "forty_percent_table",
     "glue_values",
     "headline_table",
     "initial_set_quality",
     "literal_vs_variant",
     "minimal_example_scores",
+    "no_missing_accuracy",
     "noise_sweep",
     "paired",
+    "plot_acquisition_curves",
+    "plot_audit_scores",
+    "plot_density_ratio",
+    "plot_noise_ratio",
     "ratio_diagnostics",
     "reference_scores",
     "runs_frame",
     "start",
+    "strategy_runs",
+    "strategy_table",
     "summary_table",
 ]
 
@@ -92,6 +109,9 @@ CONTRASTS = {"density+kmeans minus entropy+random": (("density", "kmeans"), ("en
              "kmeans minus random cold start (random sampling)": (("random", "kmeans"), ("random", "random"))}
 #: Per-batch expected labelled drives of the noise sweep (figure ``03_noise_ratio``).
 SWEEP_PER_BATCH = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16)
+#: Density-rule variants of the section on the rule's weight: label -> (bandwidth, weight).
+DENSITY_VARIANTS = {"variant (h=0.5, weight 1)": (0.5, 1.0), "wide kernel (h=4)": (4.0, 1.0),
+                    "tempered (weight 0.05)": (0.5, 0.05)}
 
 
 def start(P: Any) -> tuple[ResultRecord, list[int]]:
@@ -574,3 +594,137 @@ def headline_table(record: ResultRecord) -> pd.DataFrame:
     return pd.DataFrame({k: {"value": M[k]["value"], "ci95_lo": M[k]["ci95"][0] if M[k]["ci95"] else None,
                              "ci95_hi": M[k]["ci95"][1] if M[k]["ci95"] else None, "n": M[k]["n"]}
                          for k in keys}).T
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables and figures of the notebook
+# --------------------------------------------------------------------------------------------------
+def strategy_runs(splits: list[MagnetSplit], seeds: list[int], P: Any, progress: bool = False) -> list[AcquisitionRun]:
+    """:func:`compare_strategies` of every strategy of ``STRATEGIES`` with the random and k-means cold starts, at
+    the notebook's budget (``P.n_labels``, ``P.n_initial``, ``P.batch_size``), model and bandwidth."""
+    return compare_strategies(splits, STRATEGIES, ("random", "kmeans"), P.n_labels, P.n_initial, P.batch_size,
+                              seeds, model=P.model, bandwidth=P.bandwidth, progress=progress)
+
+
+def strategy_table(final: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary_table` of :func:`runs_frame` by strategy and cold start (accuracy, balanced accuracy, F1)."""
+    return summary_table(final, ["strategy", "cold_start"], ["accuracy", "balanced_accuracy", "f1"])
+
+
+def cold_start_table(init: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary_table` of :func:`initial_set_quality` rows by cold start."""
+    return summary_table(init, ["cold_start"], ["coverage_distance", "high_grade_picked", "max_index", "accuracy",
+                                                "balanced_accuracy"])
+
+
+def plot_density_ratio(ratio_frame: pd.DataFrame, seed: int) -> plt.Figure:
+    """Figure ``03_density_ratio``: the log10 density ratio across the pool (log count axis) above the log ratio
+    against the distance to the nearest labelled drive, coloured by entropy (at most 3000 drives, drawn with
+    ``seed``), from the frame of :func:`ratio_diagnostics`."""
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.4), layout="constrained")
+    sns.histplot(ratio_frame["log_ratio"] / np.log(10), bins=60, ax=axes[0])
+    axes[0].set(yscale="log", title="Density ratio across the pool", xlabel="log10 of p_pool / p_labelled",
+                ylabel="drives (count, log scale)")
+    sub = ratio_frame.sample(min(3000, len(ratio_frame)), random_state=seed)
+    sns.scatterplot(sub, x="distance", y="log_ratio", hue="entropy", s=8, ax=axes[1], palette="viridis")
+    axes[1].set(title="Ratio vs distance to the nearest labelled drive",
+                xlabel="distance to nearest labelled drive (standardised units)", ylabel="log ratio (nats)")
+    return fig
+
+
+def plot_acquisition_curves(runs: list[AcquisitionRun], refs: pd.DataFrame, n_seeds: int) -> plt.Figure:
+    """Figure ``03_acquisition_curves``: test accuracy and balanced accuracy against labels used (95% CI over
+    the ``n_seeds`` repeats), one line per strategy and cold start, the majority class of ``refs`` dotted."""
+    curves = curves_frame(runs)
+    words = {k: curves[k].str.replace("_", " ") for k in ("strategy", "cold_start")}
+    curves = curves.assign(**words).rename(columns={"cold_start": "cold start"})
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 7), layout="constrained")
+    for ax, metric in zip(axes, ["accuracy", "balanced_accuracy"]):
+        sns.lineplot(curves[curves.metric == metric], x="labels", y="value", hue="strategy", style="cold start",
+                     errorbar=("ci", 95), ax=ax)
+        ax.set(xlabel="labels used (count)", ylabel=f"test {metric.replace('_', ' ')} (fraction)",
+               title=f"Test {metric.replace('_', ' ')} ({n_seeds} repeats, 95% CI)")
+    axes[0].axhline(refs[refs.reference == "majority class"].accuracy.mean(), c="k", ls=":", lw=1,
+                    label="majority class")
+    axes[0].legend(fontsize=8)
+    axes[1].get_legend().remove()
+    return fig
+
+
+def plot_noise_ratio(sweep: pd.DataFrame, labelled_now: float, epsilon: float, dp_steps: int) -> plt.Figure:
+    """Figure ``03_noise_ratio``: the two noise variance ratios of :func:`noise_sweep` against the expected
+    labelled drives per batch (log axes), the seed's claimed 0.6 and this run's setting ``labelled_now`` marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    for col in sweep.columns[1:3]:
+        ax.plot(sweep["labelled per batch"], sweep[col], marker="o", label=col)
+    ax.axhline(0.6, c="k", ls=":", lw=1, label="the seed's claim (40% less)")
+    ax.axvline(labelled_now, c="grey", ls="--", lw=1, label="this run's setting")
+    ax.set(xscale="log", yscale="log", xlabel="expected labelled drives per batch (q n_L)",
+           ylabel="noise variance ratio", title=f"Noise of the seed's mechanism, ε = {epsilon:g}, {dp_steps} steps")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_audit_scores(audit_scores: dict[str, tuple[np.ndarray, np.ndarray]]) -> plt.Figure:
+    """Figure ``03_audit_scores``: density histograms of the attack statistic without and with the canary, one
+    panel per audit of :func:`ppal_lab.privacy.audit.audit_table` (its 1st, 2nd, 4th and 5th), one shared legend."""
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), layout="constrained")
+    shown = list(audit_scores.items())[:2] + list(audit_scores.items())[3:5]
+    for ax, (name, (o, i)) in zip(axes.flat, shown):
+        lo, hi = np.percentile(np.concatenate([o, i]), [0.5, 99.5])
+        bins = np.linspace(lo, hi, 60) if hi > lo else 30
+        ax.hist(o, bins=bins, alpha=0.6, density=True, label="without canary (D)")
+        ax.hist(i, bins=bins, alpha=0.6, density=True, label="with canary (D')")
+        ax.set(xlabel="attack statistic (higher = canary in)", ylabel="probability density", yticks=[])
+        ax.set_title(name, fontsize=9)
+        ax.locator_params(axis="x", nbins=5)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2)
+    return fig
+
+
+def density_variant_table(splits: list[MagnetSplit], seeds: list[int], final: pd.DataFrame, P: Any) -> pd.DataFrame:
+    """Mean final scores (accuracy, balanced accuracy, F1) of the density rule + k-means under each setting of
+    :data:`DENSITY_VARIANTS` on the first two seeds, beside entropy + k-means from ``final`` on the same seeds."""
+    rows = []
+    for label, (bw, w) in DENSITY_VARIANTS.items():
+        for s, sp in zip(seeds[:2], splits[:2]):
+            r = run_acquisition(lambda: make_classifier(P.model, s), sp.X_pool, sp.y_pool, sp.X_test, sp.y_test,
+                                sp.Z_pool, "density", "kmeans", P.n_labels, P.n_initial, P.batch_size, s,
+                                bandwidth=bw, weight=w)
+            rows.append({"variant": label, "seed": s, **r.final()})
+    ref = final[(final.strategy == "entropy") & (final.cold_start == "kmeans") & final.seed.isin(seeds[:2])]
+    rows += [{"variant": "entropy (for reference)", "seed": int(x.seed), "accuracy": x.accuracy,
+              "balanced_accuracy": x.balanced_accuracy, "f1": x.f1} for x in ref.itertuples()]
+    return pd.DataFrame(rows).groupby("variant")[["accuracy", "balanced_accuracy", "f1"]].mean()
+
+
+def forty_percent_table(P: Any) -> pd.Series:
+    """The setting where the seed's mechanism would save 40% against its own baseline: a sampling rate ``q`` with
+    60% of the batches holding a labelled drive (``1 - (1 - q)^n_labels = 0.6``), and its noise at that rate."""
+    q40 = 1 - 0.4 ** (1 / P.n_labels)
+    c40 = sparsity.noise_comparison(P.epsilon, P.delta, q40, P.dp_steps, P.n_labels)
+    return pd.Series({"labelled per batch": q40 * P.n_labels, "pool drives per batch": q40 * P.n_pool,
+                      "seed saving vs its baseline": 1 - c40["seed_vs_always"], "seed sigma": c40["seed_sigma"],
+                      "DP-SGD sigma": c40["dpsgd_sigma"], "seed / DP-SGD noise variance": c40["seed_vs_dpsgd"]})
+
+
+def audit_trials_table(P: Any, trials: Sequence[int] = (100, 1000, 10000, 100000)) -> pd.DataFrame:
+    """The empty-batch audit's epsilon lower bound against the number of trials per world, all draws from one
+    generator seeded by ``P.seed``, in the order of ``trials``."""
+    gen = np.random.default_rng(P.seed)
+    return pd.DataFrame([{"trials per world": n, "epsilon lower bound": audit.empirical_epsilon(
+        *audit.seed_mechanism_scores("empty_batch", n, P.epsilon, P.delta, gen), P.delta, rng=gen).epsilon_lb}
+        for n in trials])
+
+
+def no_missing_accuracy(P: Any) -> pd.Series:
+    """Test accuracy on one magnet split without missing values (seed ``P.seed``): the oracle, the majority class,
+    and random sampling and entropy at ``P.n_labels`` labels (random cold start)."""
+    sp0 = magnet_split(P.seed, P.n_pool, P.n_test, 0.0)
+    res = {"oracle": float(np.mean((sp0.p_test > 0.5) == sp0.y_test)), "majority": sp0.majority_accuracy}
+    for st in ("random", "entropy"):
+        r = run_acquisition(lambda: make_classifier(P.model, P.seed), sp0.X_pool, sp0.y_pool, sp0.X_test,
+                            sp0.y_test, sp0.Z_pool, st, "random", P.n_labels, P.n_initial, P.batch_size, P.seed)
+        res[f"{st} at {P.n_labels} labels"] = r.final()["accuracy"]
+    return pd.Series(res, name="accuracy, no missing values")

@@ -16,12 +16,12 @@ Claims and figures (``notebooks/04_continual_learning.ipynb``, record
 * *a model updated on new data forgets earlier patterns* — :func:`run_experiment` over seeds and
   penalty strengths, summarised per run by :func:`summarise` (the continual-learning metrics of
   :func:`ppal_lab.learning.continual.cl_metrics`, in ROC AUC, log-loss and accuracy); score matrices
-  (figure ``04_accuracy_matrix``, :func:`mean_matrix`), past vs current quarters (figure
-  ``04_past_vs_current``, :func:`per_quarter`, :func:`ci_table`);
+  (figure ``04_accuracy_matrix``, :func:`mean_matrix`, :func:`plot_score_matrices`), past vs current quarters
+  (figure ``04_past_vs_current``, :func:`per_quarter`, :func:`ci_table`, :func:`plot_past_vs_current`);
 * *EWC counters the forgetting* — EWC at the lambda chosen on validation drives
   (:func:`validation_lambda`, :func:`with_validation_choice`), the lambda sweeps (figures
   ``04_lambda_sweep`` and ``04_lambda_sweep_contrast``), :func:`metric_table`, the paired differences
-  of :func:`paired_difference`.
+  of :func:`paired_difference`; the exercises' comparisons by :func:`fisher_traces` and :func:`variant_table`.
 
 :func:`fill_metrics` writes the measured figures into the record, :func:`add_claims` the claims declared in
 the chapter's spec (``ppal_lab.compendium.specs``) with the verdicts the engine computes from them.
@@ -44,7 +44,9 @@ from typing import Any, Iterable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
+from matplotlib.figure import Figure
 
 from ppal_lab.compendium import plots
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_range, check_real
@@ -52,6 +54,7 @@ from ppal_lab.compendium.results import ResultRecord, mean_ci
 from ppal_lab.compendium.specs import SPECS
 from ppal_lab.data import SupplyChainData, describe, make_magnet_grades
 from ppal_lab.data.magnet import CONCEPTS
+from ppal_lab.learning import ewc
 from ppal_lab.learning.continual import (METHODS, SCORES, check_settings, check_training, cl_metrics, lambda_grid,
                                          run_sequence)
 from ppal_lab.learning.quarter_tasks import QuarterTasks, make_quarter_tasks
@@ -64,18 +67,22 @@ __all__ = [
     "check_settings",
     "ci_table",
     "fill_metrics",
+    "fisher_traces",
     "glue_values",
     "headline_table",
     "mean_matrix",
     "metric_table",
     "paired_difference",
     "per_quarter",
+    "plot_past_vs_current",
+    "plot_score_matrices",
     "quarter_table",
     "run_experiment",
     "start",
     "summarise",
     "sweep_plot",
     "validation_lambda",
+    "variant_table",
     "with_validation_choice",
 ]
 
@@ -296,6 +303,72 @@ def sweep_plot(summ: dict[str, pd.DataFrame], title: str, name: str) -> None:
     fig.suptitle(title)
     plots.save(fig, name)
     plt.show()
+
+
+def plot_score_matrices(frame: pd.DataFrame, labels: Sequence[str], n_quarters: int, n_seeds: int,
+                        missing_rate: float) -> Figure:
+    """Figure ``04_accuracy_matrix``: the mean score matrix (:func:`mean_matrix`) of each configuration of
+    ``labels`` for each score of :data:`SCORE_NAME`, as annotated heat maps two per row, one colour scale per
+    score (its range over the configurations); unused panels switched off."""
+    quarters = [f"Q{q + 1}" for q in range(n_quarters)]
+    mats = {(s, m): mean_matrix(frame, m, s) for s in SCORE_NAME for m in labels}
+    lo = {s: min(mats[s, m].values.min() for m in labels) for s in SCORE_NAME}
+    hi = {s: max(mats[s, m].values.max() for m in labels) for s in SCORE_NAME}
+    rows = -(-len(mats) // 2)  # two panels per row
+    fig, axes = plt.subplots(rows, 2, figsize=(7.5, 2.9 * rows), layout="constrained")
+    for ax, ((score, label), M) in zip(axes.flat, mats.items()):
+        sns.heatmap(M, annot=True, fmt=".3f", vmin=lo[score], vmax=hi[score], cmap="viridis", cbar=False, ax=ax,
+                    xticklabels=quarters, yticklabels=quarters, annot_kws={"fontsize": 8})
+        ax.set(title=f"{label}: {SCORE_NAME[score]}", xlabel="evaluated on quarter", ylabel="trained through")
+    for ax in axes.flat[len(mats):]:
+        ax.axis("off")
+    fig.suptitle(f"Score matrices, mean of {n_seeds} seeds ({missing_rate:.0%} missing values)")
+    return fig
+
+
+def plot_past_vs_current(frame: pd.DataFrame, labels: Sequence[str], n_quarters: int) -> Figure:
+    """Figure ``04_past_vs_current``: per score of :data:`SCORE_NAME`, the mean score (95% CI over seeds) on the
+    quarter just trained on (solid) and on the earlier quarters (dashed) against the quarter trained through,
+    one colour per configuration of ``labels`` (nudged apart along x); the legend on the last panel."""
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 7.5), layout="constrained")
+    colors = dict(zip(labels, sns.color_palette(n_colors=3)))
+    for ax, score in zip(axes, SCORE_NAME):
+        pq = per_quarter(frame[frame["label"].isin(labels)], score)
+        for kind, style in [("current", "-"), ("past", "--")]:
+            t = ci_table(pq, ["label", "train_quarter"], kind)
+            for label, g in t.groupby("label", sort=False):
+                ax.errorbar(g["train_quarter"] + 1 + 0.04 * labels.index(label), g["mean"],
+                            yerr=[g["mean"] - g["low"], g["high"] - g["mean"]], ls=style, marker="o", capsize=3,
+                            color=colors[label], label=f"{label}, {kind} quarter" + ("s" if kind == "past" else ""))
+        ax.set(xticks=range(1, n_quarters + 1), xlabel="trained through quarter",
+               ylabel=f"{SCORE_NAME[score]} (mean, 95% CI)", title=f"{SCORE_NAME[score]}: current vs past quarters")
+    axes[1].legend(fontsize=8, ncol=2)
+    return fig
+
+
+def fisher_traces(P: Any, hidden: Sequence[int]) -> pd.Series:
+    """Total Fisher information (the trace of its diagonal) of each kind of :data:`ppal_lab.learning.ewc.FISHER_KINDS`
+    for one network (``hidden`` units) trained on the first quarter of the contrast setting's data (seed
+    ``P.seed``, ``P.contrast_missing_rate`` missing values)."""
+    cdata = make_magnet_grades(P.n_per_month, missing_rate=P.contrast_missing_rate, seed=P.seed, concept=P.concept)
+    ctasks = make_quarter_tasks(cdata, P.n_labels, P.n_test, seed=P.seed)
+    net = ewc.make_mlp(ctasks.n_inputs, hidden, seed=P.seed)
+    ewc.train_quarter(net, *ctasks.train_set(0), epochs=P.epochs, seed=P.seed)
+    trace = {k: sum(float(f.sum()) for f in ewc.fisher_diagonal(net, *ctasks.train_set(0), kind=k).values())
+             for k in ewc.FISHER_KINDS}
+    return pd.Series(trace, name="total Fisher (trace)")
+
+
+def variant_table(summary: pd.DataFrame, other: pd.DataFrame, seeds: Sequence[int], column: str,
+                  values: tuple[Any, Any], labels: Sequence[str]) -> pd.DataFrame:
+    """An exercise's comparison in ROC AUC: the rows of ``summary`` (a :func:`summarise` table) of the
+    configurations ``labels`` on ``seeds``, as setting ``values[0]`` of ``column``, beside the summarised runs
+    ``other`` (a :func:`run_experiment` frame) as setting ``values[1]``; the mean of :data:`METRICS` over seeds
+    by ``column``, and by configuration first where ``labels`` has more than one."""
+    base = summary[summary["label"].isin(labels) & summary["seed"].isin(seeds)]
+    both = pd.concat([base.assign(**{column: values[0]}), summarise(other, "roc_auc").assign(**{column: values[1]})])
+    return both.groupby(["label", column] if len(labels) > 1 else column)[list(METRICS)].mean()
+
 
 # --------------------------------------------------------------------------------------------------
 # The record: figures, claims and verdicts

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.specs import SPECS
@@ -35,9 +37,10 @@ from ppal_lab.secure import fixed_point as fp
 from ppal_lab.secure import shamir
 
 __all__ = [
-    "HEADLINE_KEYS", "HIDING_SECRETS", "OPENED_PER_CELL", "add_claims", "bonferroni", "circuit_study",
-    "glue_values", "headline_table", "privacy_study", "reconstruction_study", "record_metrics", "setup",
-    "worse_than_float32",
+    "HEADLINE_KEYS", "HIDING_SECRETS", "OPENED_PER_CELL", "OP_TITLE", "ablation_table", "add_claims",
+    "beaver_table", "bonferroni", "circuit_study", "glue_values", "headline_table", "multiplication_steps_table",
+    "op_summary_table", "plot_error_sources_and_cost", "plot_error_vs_input", "plot_shamir_polynomial",
+    "privacy_study", "reconstruction_study", "record_metrics", "setup", "worse_than_float32",
 ]
 
 #: Metrics of the headline table, in order (the ``fp_*`` ones for every op of ``fp.OP_NAMES``).
@@ -254,8 +257,9 @@ def _interval(metric: dict) -> list[float]:
 
 
 def glue_values(record: Any, circuits: pd.DataFrame, summary: pd.DataFrame, *, n_tests: int, slips: int,
-                n_results: int, worse: Sequence[str]) -> dict[str, Any]:
-    """The numbers the prose quotes (the glue values), by name."""
+                n_results: int, worse: Sequence[str], params: Any = None) -> dict[str, Any]:
+    """The numbers the prose quotes (the glue values), by name; with ``params``, also the parameters the
+    prose names (``small_modulus``, ``precision_bits``, ``modulus``, ``n_sharings``)."""
     m = record.metrics
     values = {
         "n_privacy_tests": n_tests, "ulp_mul": m["fp_median_ulp32_mul"]["value"],
@@ -271,4 +275,132 @@ def glue_values(record: Any, circuits: pd.DataFrame, summary: pd.DataFrame, *, n
     values.update({f"rounds_{op}": m[f"fp_rounds_{op}"]["value"] for op in fp.OP_NAMES})
     values.update({"sig_err": m["fp_max_abs_error_sigmoid"]["value"], "within_min": float(summary.within_bound.min()),
                    "n_worse": len(worse), "n_ops": len(fp.OP_NAMES)})
+    if params is not None:
+        values.update({k: getattr(params, k) for k in ("small_modulus", "precision_bits", "modulus", "n_sharings")})
     return values
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook's figures and tables
+# --------------------------------------------------------------------------------------------------
+#: Panel titles of :func:`plot_error_vs_input`, per op.
+OP_TITLE = {"add": "addition x + y", "mul": "multiplication x·y", "div": "division x / y", "exp": "exponential exp(x)",
+            "log": "logarithm ln(x)", "sigmoid": "sigmoid", "tanh": "hyperbolic tangent", "relu": "ReLU max(0, x)"}
+
+
+def plot_shamir_polynomial(small: shamir.Shamir, coeffs: Sequence[int], shares: Sequence[int],
+                           secret: int) -> plt.Figure:
+    """Figure ``06_shamir_polynomial``: the dealer's polynomial ``coeffs`` over the integers with the values
+    it gives the parties 1..n (n = ``len(shares)``, top), and the same polynomial in ``small``'s field for
+    every element with the ``shares`` (bottom); the secret f(0) starred in both."""
+    n = len(shares)
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.4), layout="constrained")
+    xs, parties = np.linspace(0, n + 0.3, 200), np.arange(1, n + 1)
+    poly = np.polynomial.Polynomial(coeffs)
+    axes[0].plot(xs, poly(xs), lw=2, label="f(x) over the integers")
+    axes[0].scatter(parties, poly(parties), s=60, zorder=3, label="shares (before mod p)")
+    axes[0].set(title="The dealer's polynomial", xlabel="party number x", ylabel="f(x) (integer)")
+    field = np.arange(small.p)
+    axes[1].scatter(field, [small.evaluate(coeffs, int(v)) for v in field], s=25, c="0.6",
+                    label="f(x) mod p, all x in the field")
+    axes[1].scatter(parties, shares, s=60, zorder=3, label="the n shares")
+    axes[1].set(title=f"The same polynomial in GF({small.p})", xlabel="x (field element)", ylabel="f(x) mod p")
+    for ax, size in zip(axes, (None, 8)):
+        ax.scatter([0], [secret], marker="*", s=250, c="k", zorder=4, label="secret f(0)")
+        ax.legend(fontsize=size)
+    return fig
+
+
+def multiplication_steps_table(scheme: shamir.Shamir, a: Any, h: Any, r_t: Any, r_2t: Any, d: int, c: Any,
+                               sent_r: int, sent_d: int) -> pd.DataFrame:
+    """The steps of one degree-reduced multiplication on shares (``a`` dealt, ``h`` the local products,
+    the double random sharing ``r_t``/``r_2t``, the opened ``d`` and the result ``c``): per step the degree
+    of the shares' polynomial, the value they hold and the field elements sent (``sent_r`` for the double
+    random sharing, ``sent_d`` for opening ``d``)."""
+    return pd.DataFrame(
+        [("[a], [b]: dealt", scheme.degree_of(a), scheme.reconstruct(a), "—"),
+         ("[h] = [a]·[b]: local products", scheme.degree_of(h), scheme.reconstruct(h), 0),
+         ("[r]_t and [r]_2t: double random sharing", f"{scheme.degree_of(r_t)} and {scheme.degree_of(r_2t)}",
+          "unknown to all", sent_r),
+         ("d = ab - r: opened from [h] - [r]_2t", "—", d, sent_d),
+         ("[ab] = d + [r]_t", scheme.degree_of(c), scheme.reconstruct(c), 0)],
+        columns=["step", "degree of the shares' polynomial", "value", "field elements sent (counted)"],
+    ).set_index("step")
+
+
+def beaver_table(x: float, y: float, x_encoded: int, mask_x: int, result: dict) -> pd.DataFrame:
+    """One Beaver-triple multiplication of ``x`` and ``y`` step by step: the encoded ``x``, party 0's share
+    of it (``x_encoded - mask_x``), and the opened values, product shares and decoded product of ``result``
+    (:func:`ppal_lab.secure.fixed_point.beaver_multiply`)."""
+    return pd.Series({"x, y": f"{x:g}, {y:g}", "encoded x": x_encoded, "party 0's share of x": x_encoded - mask_x,
+                      "opened e = x - a": result["e"], "opened f = y - b": result["f"],
+                      "shares of xy (scale 2^2b)": result["z_shares"], "x·y decoded": result["result"]},
+                     name="value").to_frame()
+
+
+def op_summary_table(summary: pd.DataFrame) -> Any:
+    """The op table's ``summary`` (one row per op) as the book shows it: one operation a column (so that
+    it fits the page), errors to 3 significant digits, rounds whole, the share within the bound in %."""
+    show = pd.DataFrame({
+        "max abs error": summary.max_abs_err, "max rel error": summary.max_rel_err,
+        "median error (float32 ULP)": summary.median_ulp32, "float32: median ULP": summary.median_ulp32_f32,
+        "approximation error (max)": summary.max_approx_err, "rounding error (max)": summary.max_rounding_err,
+        "within rounding bound": summary.within_bound, "rounds": summary.rounds,
+        "bytes / element": summary.bytes_per_element, "time (ms)": 1000 * summary.time_s,
+    })
+    rows = pd.IndexSlice
+    return (show.T.style.format("{:.3g}").format("{:.0f}", subset=rows[["rounds"], :])
+            .format("{:.1%}", subset=rows[["within rounding bound"], :]))
+
+
+def plot_error_vs_input(samples: pd.DataFrame, precision_bits: int, seed: int) -> plt.Figure:
+    """Figure ``06_fixed_point_error_vs_input``: per op of ``fp.OP_NAMES`` (4 x 2 panels), the absolute
+    error of the secure result and of float32 against the input (the divisor's size for ``div``) in the
+    first repeat of ``samples``, with the resolution ``2**-precision_bits`` dashed; errors of 0 at 1e-12."""
+    s0 = samples.query("rep == 0")
+    fig, axes = plt.subplots(4, 2, figsize=(7.5, 10), layout="constrained")
+    for ax, op in zip(axes.flat, fp.OP_NAMES):
+        d_ = s0[s0.op == op].sort_values("key")
+        key = d_.key.abs() if op == "div" else d_.key
+        ax.scatter(key, d_.abs_err_secure.clip(lower=1e-12), s=4, alpha=0.6, label="CrypTen fixed point")
+        ax.scatter(key, d_.abs_err_f32.clip(lower=1e-12), s=4, alpha=0.6, label="float32")
+        ax.axhline(2.0**-precision_bits, c="k", ls="--", lw=1, label="$2^{-b}$")
+        ax.set(yscale="log", xscale="log" if op in ("log", "div") else "linear", title=OP_TITLE.get(op, op),
+               xlabel=("|divisor y|" if op == "div" else "input x"), ylabel="absolute error")
+    axes[0, 0].legend(fontsize=8, markerscale=3)
+    fig.suptitle(f"Absolute error against float64 (seed {seed}, b = {precision_bits};\n"
+                 "errors of 0 drawn at 1e-12)")
+    return fig
+
+
+def plot_error_sources_and_cost(summary: pd.DataFrame) -> plt.Figure:
+    """Figure ``06_fixed_point_error_sources_and_cost``: per op of ``summary``, the largest approximation,
+    rounding and float32 errors (top, log axis; 0 drawn at 1e-12), the rounds and the bytes per element."""
+    fig, axes = plt.subplot_mosaic([[0, 0], [1, 2]], figsize=(7.5, 6.4), layout="constrained")
+    parts = (summary[["max_approx_err", "max_rounding_err", "max_abs_err_f32"]]
+             .rename(columns={"max_approx_err": "approximation (algorithm)",
+                              "max_rounding_err": "rounding (fixed point)", "max_abs_err_f32": "float32"})
+             .clip(lower=1e-12))
+    parts.plot.bar(ax=axes[0], logy=True, rot=0)
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].set(title="Where the error comes from (largest absolute error; 0 drawn at 1e-12)",
+                ylabel="absolute error", xlabel="")
+    summary.rounds.plot.bar(ax=axes[1], rot=45, color=sns.color_palette()[3])
+    axes[1].set(title="Rounds per operation", ylabel="rounds (per party)", xlabel="")
+    summary.bytes_per_element.plot.bar(ax=axes[2], rot=45, color=sns.color_palette()[4])
+    axes[2].set(title="Bytes per element", ylabel="bytes (two-party total)", xlabel="")
+    return fig
+
+
+def ablation_table(bits_summary: pd.DataFrame, iters_summary: pd.DataFrame, main_err: pd.Series,
+                   precision_bits: int) -> pd.DataFrame:
+    """Largest absolute error per op at 12 and 20 fractional bits (``bits_summary``, indexed by op and
+    precision_bits), beside the main table's ``main_err`` (at ``precision_bits``) and exp with 12
+    iterations (``iters_summary``, one precision), whose rounds are the last column."""
+    cmp = pd.concat({"12 bits": bits_summary.xs(12, level="precision_bits").max_abs_err,
+                     f"{precision_bits} bits (main table)": main_err,
+                     "20 bits": bits_summary.xs(20, level="precision_bits").max_abs_err,
+                     "16 bits, exp with 12 iterations": iters_summary.droplevel("precision_bits").max_abs_err},
+                    axis=1)
+    cmp["rounds (12 exp iterations)"] = iters_summary.droplevel("precision_bits").rounds
+    return cmp

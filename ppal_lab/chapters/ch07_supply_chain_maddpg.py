@@ -63,8 +63,10 @@ import time
 from dataclasses import asdict
 from typing import Iterable
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
 from scipy import stats
 
@@ -77,11 +79,12 @@ from ppal_lab.marl.maddpg import (EPISODE_COLUMNS, MADDPG, PHASES, STREAMS, MADD
 from ppal_lab.marl.supply_game import GameConfig, SupplyChainEnv, stackelberg_benchmark
 
 __all__ = ["CALIBRATED", "CALIBRATION_CRITERION", "CHANGE_METRICS", "GAME_FAMILY", "PLAYED", "SEED_NDS_ROW",
-           "UNIT", "add_claims", "calibrated_game", "config_dict", "configs", "critic_loss_curve",
+           "UNIT", "add_claims", "calibrated_game", "calibration_glue", "config_dict", "configs", "critic_loss_curve",
            "decision_summary", "fill_bench", "fill_record", "glue_values", "headline_means", "headline_table",
            "meets_nds_row", "moving_average_ci", "nds_baseline_table", "paired_change", "protocol_glue",
            "random_episode", "randomness_streams", "read_bench", "relative_change", "relative_changes",
-           "run_experiment", "summarize", "unit_factor", "units", "yardstick"]
+           "plot_critic_loss", "plot_learning_curves", "plot_random_episode", "run_experiment", "summarize",
+           "unit_factor", "units", "yardstick"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -575,3 +578,56 @@ def reward_predictability(game: GameConfig, seed: int, n_envs: int = 500) -> pd.
     return pd.Series({name: cross_val_score(HistGradientBoostingRegressor(random_state=0), np.vstack(X), y,
                                             cv=3).mean() for name, X in sets.items()},
                      name="R² of player 0's reward")
+
+
+def calibration_glue(bench: dict) -> dict:
+    """The calibration numbers the prose quotes (glue values): the criterion, how many candidate-unit pairs
+    the benchmark record's ``calibration`` table holds and how many meet it, and the smallest NDS total
+    reward and NCR among them."""
+    rows = bench["calibration"]
+    return {"criterion": CALIBRATION_CRITERION, "n_pairs": len(rows), "n_meeting": int(rows["meets"].sum()),
+            "min_nds_total": float(rows["total_reward"].min()), "min_nds_ncr": float(rows["ncr"].min())}
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook's figures
+# --------------------------------------------------------------------------------------------------
+def plot_random_episode(trace: pd.DataFrame) -> plt.Figure:
+    """Figure ``07_random_episode``: the two players' stocks (left) and cumulative profits (right) per step
+    of one episode of random play (:func:`random_episode`)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained")
+    trace[["stock 0", "stock 1"]].plot(ax=axes[0], title="Stocks, random play", ylabel="units", xlabel="step")
+    trace[["reward 0", "reward 1"]].cumsum().plot(ax=axes[1], title="Cumulative profit, random play",
+                                                  ylabel="profit (money units)", xlabel="step")
+    return fig
+
+
+def plot_learning_curves(table: pd.DataFrame, summary: pd.DataFrame, unit: str, episodes: int) -> plt.Figure:
+    """Figure ``07_learning_curves``: per metric (total reward, wastage, NCR in ``unit``), the moving average
+    over ``min(10, episodes)`` measured episodes of NDS and EDE with its 95% band over seeds
+    (:func:`moving_average_ci`) and random play's mean in ``summary`` dashed; the legend in the fourth panel."""
+    metrics = {k: (title, units(unit)[k]) for k, title in (("total_reward", "Total reward"), ("wastage", "Wastage"),
+                                                           ("ncr", "Normalized cumulative revenue"))}
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), layout="constrained")
+    for ax, (metric, (title, unit_label)) in zip(axes.flat, metrics.items()):
+        curve = moving_average_ci(table, metric, window=min(10, episodes))
+        for mode, color in zip(["nds", "ede"], sns.color_palette()):
+            c = curve[curve["mode"] == mode]
+            ax.plot(c["episode"], c["mean"], color=color, label=mode.upper())
+            ax.fill_between(c["episode"], c["lo"], c["hi"], color=color, alpha=0.2)
+        ax.axhline(summary.loc[summary["mode"] == "random", metric].mean(), color="grey", ls="--", label="random")
+        ax.set(xlabel="measured episode", ylabel=unit_label, title=title)
+    axes[1, 1].legend(*axes[0, 0].get_legend_handles_labels(), loc="center", title="information")
+    axes[1, 1].axis("off")
+    return fig
+
+
+def plot_critic_loss(losses: pd.DataFrame) -> plt.Figure:
+    """Figure ``07_critic_loss``: each player's critic loss (log axis) against the updates, one line per mode
+    (upper case) with its 95% band over seeds, from :func:`critic_loss_curve`'s long table."""
+    losses = losses.assign(mode=losses["mode"].str.upper())
+    grid = sns.relplot(losses, x="updates", y="loss", hue="mode", col="player", kind="line", errorbar=("ci", 95),
+                       height=3.2, aspect=1.1, facet_kws={"sharey": True, "legend_out": False})
+    grid.set(yscale="log", xlabel="updates (environment steps)", ylabel="critic loss (squared TD error, scaled)")
+    grid.set_titles("critic of {col_name}")
+    return grid.figure

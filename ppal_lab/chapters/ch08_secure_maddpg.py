@@ -32,9 +32,12 @@ import math
 import os
 from typing import Iterable, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 import torch
+from matplotlib.figure import Figure
 from scipy import stats
 
 from ppal_lab.compendium.errors import check_int
@@ -47,13 +50,13 @@ from ppal_lab.secure.secure_maddpg import (NETWORKS, SecurePhase, SecureSettings
                                            run_secure_phase, weight_table, with_joint_draws)
 
 __all__ = ["NUDGES", "TRAINING_PRECISION_BITS_RANGE", "add_claims", "configs", "cost_drift", "cost_summary",
-           "distinct_iteration_counts", "equivalence_and_null", "equivalence_runs", "fill_record",
-           "full_scale_run", "glue_values", "headline_text", "iteration_counts", "lifetime_cost_linear",
-           "metric_average_table", "metric_averages", "moving_average_errors", "moving_averages",
-           "network_check_table", "network_check_values", "nudge_null", "nudged_learner", "overhead_tables",
-           "pretrained_learner",
-           "reveal_demo",
-           "scaling_runs", "weights_by_network", "weights_summary"]
+           "cost_summary_text", "distinct_iteration_counts", "equivalence_and_null", "equivalence_runs",
+           "fill_record", "full_scale_run", "full_scale_text", "glue_values", "headline_text", "iteration_counts",
+           "lifetime_cost_linear", "metric_average_table", "metric_averages", "moving_average_errors",
+           "moving_averages", "network_check_table", "network_check_values", "nudge_null", "nudged_learner",
+           "overhead_table", "overhead_tables", "plot_cost_per_iteration", "plot_moving_averages", "plot_scaling",
+           "plot_time_split", "precision_sweep", "pretrained_learner", "reveal_demo", "scaling_runs",
+           "scaling_table", "weights_by_network", "weights_summary"]
 COUNT_COLUMNS = ("rounds", "bytes", "shared_data", "shared_weights", "comparisons")
 
 METRICS = ("reward_0", "reward_1", "total_reward", "wastage", "ncr")
@@ -658,3 +661,113 @@ def headline_text(record: ResultRecord) -> str:
     width = max(map(len, claims), default=0)
     verdicts = [f"{'claim':<{width}}  verdict"] + [f"{k:<{width}}  {v}" for k, v in claims.items()]
     return headline.to_string(formatters={"value": "{:.2g}".format}) + "\n\n" + "\n".join(verdicts)
+
+
+# ----------------------------------------------------------------------------------------------
+# the notebook's tables, texts and figures
+# ----------------------------------------------------------------------------------------------
+#: Columns of the overhead table (one seed a column) and of the scaling table (one configuration a column).
+OVERHEAD_COLUMNS = ["online_ms", "dealer_ms", "plain_ms", "online_ratio", "total_ratio", "rounds", "mbytes",
+                    "dealer_rounds", "dealer_mbytes", "retries"]
+SCALING_COLUMNS = ["online_ms", "dealer_ms", "plain_ms", "online_ratio", "total_ratio", "rounds", "mbytes",
+                   "dealer_mbytes", "comparisons", "shared_data", "shared_weights"]
+#: Panel titles of the moving-average figure.
+METRIC_TITLE = {"total_reward": "Total reward", "reward_0": "Player 0's reward", "reward_1": "Player 1's reward"}
+#: The parts of a secure iteration's time, in the words of the time-split figure.
+TIME_PARTS = {"acting": "acting (secure actors)", "env": "game step", "update": "update (secure)",
+              "comparisons": "of which comparisons", "dealer": "of which dealer waits"}
+
+
+def overhead_table(overhead: pd.DataFrame) -> pd.DataFrame:
+    """The overhead table of :func:`overhead_tables`, one seed a column (so that it fits the page)."""
+    return overhead[OVERHEAD_COLUMNS].T
+
+
+def scaling_table(scaling: pd.DataFrame) -> pd.DataFrame:
+    """The runs of :func:`scaling_runs`, one (hidden, batch) configuration a column."""
+    return scaling.set_index(["hidden", "batch"])[SCALING_COLUMNS].T
+
+
+def cost_summary_text(cost: dict, n_seeds: int) -> str:
+    """Three lines on Theorem 1's evidence from :func:`cost_summary` over ``n_seeds`` seeds."""
+    return "\n".join([
+        (f"change of the per-iteration time over the phase (fitted line): {cost['mean']:+.1%} "
+         f"(95% CI {cost['ci'][0]:+.1%} to {cost['ci'][1]:+.1%})"),
+        f"counted cost of the first n iterations grows by equal increments after the first: {cost['linear']}",
+        (f"distinct per-iteration operation counts over {cost['iterations']} iterations of {n_seeds} seeds: "
+         f"{cost['distinct']}")])
+
+
+def full_scale_text(full: dict | None) -> str:
+    """The Markdown on the full-scale run (:func:`full_scale_run`), or that it has not been measured."""
+    if full:
+        return full["text"]
+    return "The full-scale run has not been measured on this copy (`benchmarks/bench_secure_maddpg.py`)."
+
+
+def plot_moving_averages(ma: pd.DataFrame, seed: int) -> Figure:
+    """Moving averages (10 steps) of the total and each player's reward for ``seed``, EDE against secure
+    2PC (``ma`` of :func:`moving_averages`); the fourth panel holds the legend."""
+    first = ma[ma["seed"] == seed]
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), layout="constrained")
+    for ax, metric in zip(axes.flat, ["total_reward", "reward_0", "reward_1"]):
+        m = first[first["metric"] == metric]
+        ax.plot(m["iteration"], m["ede"], lw=3, alpha=0.5, label="EDE (plaintext)")
+        ax.plot(m["iteration"], m["secure"], ls="--", color="black", label="Secure 2PC")
+        ax.set(title=f"{METRIC_TITLE[metric]}, seed {seed}", xlabel="iteration", ylabel="moving average (10 steps)")
+    axes[1, 1].legend(*axes[0, 0].get_legend_handles_labels(), loc="center")
+    axes[1, 1].axis("off")
+    return fig
+
+
+def plot_time_split(phase_ms: pd.DataFrame) -> Figure:
+    """Mean ms per secure iteration of each part (``phase_ms`` of :func:`overhead_tables`), as bars."""
+    fig, ax = plt.subplots(figsize=(7.5, 3), layout="constrained")
+    parts = phase_ms.mean()[list(TIME_PARTS)].rename(TIME_PARTS)
+    parts.plot.barh(ax=ax, color=sns.color_palette()[:5])
+    ax.set(xlabel="ms per iteration (mean over seeds)", title="Where a secure iteration's time goes")
+    return fig
+
+
+def plot_scaling(scaling: pd.DataFrame, hidden: int, batch_size: int) -> Figure:
+    """ms per iteration (secure online, secure with dealer waits, plaintext) against the hidden units at
+    ``batch_size`` rows, and against the minibatch rows at ``hidden`` units (``scaling`` of
+    :func:`scaling_runs`)."""
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.4), layout="constrained")
+    panels = [("hidden", "batch", "hidden units"), ("batch", "hidden", "minibatch rows")]
+    for ax, (key, fixed, label) in zip(axes, panels):
+        rows = scaling[scaling[fixed] == (batch_size if key == "hidden" else hidden)].sort_values(key)
+        ax.plot(rows[key], rows["online_ms"], "o-", label="secure, online")
+        ax.plot(rows[key], rows["total_ms"], "s--", label="secure, online + dealer waits")
+        ax.plot(rows[key], rows["plain_ms"], "^-", label="plaintext EDE")
+        ax.set_xscale("log", base=2)
+        ax.set(yscale="log", xlabel=label, ylabel="ms per iteration")
+        ax.set_xticks(rows[key].tolist(), [str(v) for v in rows[key]])
+        ax.minorticks_off()
+    axes[0].legend()
+    return fig
+
+
+def plot_cost_per_iteration(phases: Sequence[SecurePhase]) -> Figure:
+    """The secure time of every iteration (online + dealer waits, ms), one series of points per seed."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.5), layout="constrained")
+    for ph in phases:
+        ax.plot(np.arange(len(ph.secure_s)), 1e3 * ph.secure_s, ".", alpha=0.6, label=f"seed {ph.seed}")
+    ax.set(xlabel="iteration", ylabel="ms (online + dealer waits)", title="Secure cost per iteration")
+    ax.legend()
+    return fig
+
+
+def precision_sweep(seed: int, bits: Sequence[int] = (10, 14, 20), iterations: int = 6,
+                    pretrain_episodes: int = 16) -> pd.DataFrame:
+    """The exercise on the fixed-point precision: a small learner (16 hidden units, batch 16) trained
+    ``iterations`` secure steps at each number of fractional ``bits``; per precision the largest weight
+    RMSE against EDE, the retries after wrap-around and the online ms per iteration."""
+    small = MADDPGConfig(hidden=16, batch_size=16)
+    rows = []
+    for b in bits:
+        ph = equivalence_runs([seed], small, iterations, SecureSettings(precision_bits=b),
+                              pretrain_episodes=pretrain_episodes, progress=False)[0]
+        rows.append({"precision_bits": b, "max weight RMSE": weights_by_network([ph])["rmse"].max(),
+                     "retries": ph.summary()["retries"], "online ms": ph.summary()["online_ms"]})
+    return pd.DataFrame(rows).set_index("precision_bits")

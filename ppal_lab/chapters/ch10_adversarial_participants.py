@@ -49,6 +49,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -68,10 +69,10 @@ from ppal_lab.verify import query_audit
 
 __all__ = [
     "AGGREGATORS", "ATTACK_NAMES", "ATTACKS", "DELTA", "MI_EPSILONS", "PLAN", "RULE_NAMES", "SHARES",
-    "THRESHOLDS", "add_claims", "applicable", "attack_grid", "audit_study", "byzantine_sites", "clean_runs",
+    "THRESHOLDS", "add_claims", "advantage_table", "applicable", "attack_grid", "audit_study", "byzantine_sites", "clean_runs",
     "dp_noise_multiplier", "dp_study", "FedData", "federated_rounds", "federated_trainer", "glue_values",
     "headline_table", "load_federated", "local_sites", "membership_study", "minority_class", "minority_table",
-    "n_byzantine", "read_share_grid", "record_metrics", "retained_table", "run_federated",
+    "n_byzantine", "plot_audit_roc", "read_share_grid", "record_metrics", "retained_table", "run_federated",
     "seed_aggregator_demo", "share_grid", "site_settings", "train_federated",
 ]
 
@@ -408,6 +409,34 @@ def membership_study(P: Any) -> pd.DataFrame:
                                             n_shadow=2, seed=P.seed + k)
             rows.append({"seed": P.seed + k, **a.as_dict()})
     return pd.DataFrame(rows)
+
+
+def plot_audit_roc(audit: pd.DataFrame, audit_window: int) -> plt.Figure:
+    """Figure ``10_query_audit_roc``: the query auditor's ROC from :func:`audit_study`, one line per counting
+    scheme and number of probers (mean false alarm and detection over seeds, one point per threshold, the
+    threshold 5 annotated), with the chance diagonal dotted."""
+    roc = audit.groupby(["by", "sybils", "threshold"])[["false_alarm", "detection"]].mean()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for (by, syb), g in roc.groupby(level=[0, 1]):
+        ax.plot(g.false_alarm, g.detection, marker="o", label=f"count per {by}, {syb} prober(s)")
+        at5 = g.xs(5, level="threshold")
+        ax.annotate("5", (at5.false_alarm.iloc[0], at5.detection.iloc[0]))
+    ax.plot([0, 1], [0, 1], c="grey", ls=":", lw=1)
+    ax.set(xlabel="false alarm (honest logs with a refusal)", ylabel="detection (probing logs caught)",
+           title=f"Query auditor ROC, window {audit_window}")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def advantage_table(mi: pd.DataFrame) -> pd.DataFrame:
+    """Per epsilon of :func:`membership_study` (``inf`` for no DP), the mean membership advantage of the
+    loss-threshold attack, its 95% lower bound, LiRA's, the DP bound and the epsilon the attack proves."""
+    adv = mi.groupby("epsilon").agg(advantage=("advantage", "mean"), lower_95=("advantage_lower", "mean"),
+                                    lira=("lira_advantage", "mean"), bound=("advantage_bound", "first"),
+                                    epsilon_proved=("epsilon_lb", "mean"))
+    adv.index = ["inf" if math.isinf(e) else f"{e:g}" for e in adv.index]
+    adv.columns = ["loss threshold", "95% lower bound", "LiRA", "DP bound", "epsilon proved"]
+    return adv
 
 
 def seed_aggregator_demo(seed: int) -> dict[str, Any]:

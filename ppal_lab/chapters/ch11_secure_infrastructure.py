@@ -32,8 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy import special, stats
 
 from ppal_lab.compendium.errors import ParameterError, check_int
@@ -47,8 +49,9 @@ from ppal_lab.secure.secure_aggregation import AggregationAborted, SecureAggrega
 
 __all__ = ["BENCH", "CATEGORICAL", "FLOWER_BENCH", "LABEL_HOLDER", "METHODS", "PUBLIC_BOUNDS", "add_claims",
            "alignment_study", "bench_secagg_table", "dictionary_study", "dp_range_study", "glue_values",
-           "key_exchange_checks", "n_dropped", "read_bench", "read_scaling", "record_metrics", "scaling_table",
-           "schema_study", "schemas", "secagg_study", "vertical_logistic"]
+           "key_exchange_checks", "n_dropped", "plot_dp_quantile_density", "plot_scaling_bytes_accuracy",
+           "plot_secagg_cost", "plot_vertical_psi", "read_bench", "read_scaling", "record_metrics", "scaling_table",
+           "schema_study", "schema_table", "schemas", "secagg_study", "vertical_logistic"]
 
 BENCH = "bench_infrastructure.json"
 FLOWER_BENCH = "bench_federated_scale.json"  # the federated protocol on Flower's simulation engine
@@ -533,3 +536,87 @@ def glue_values(record: Any, params: Any, dictionary: pd.DataFrame, schema: dict
     v.update({f"verdict_{c['id']}": c["verdict"] for c in record.claims})  # the engine's, for the prose
     # glue prints plain numbers only (a NumPy scalar shows as 'np.float64(...)' and cannot be formatted)
     return {k: x.item() if isinstance(x, np.generic) else x for k, x in v.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# the notebook's tables and figures
+# ----------------------------------------------------------------------------------------------
+def schema_table(schema: dict) -> pd.DataFrame:
+    """Per party, from :func:`schema_study`: the size of its schema as written, the pairwise intersection
+    the leader learned with it (empty for the leader) and the number of points it received."""
+    return pd.DataFrame({
+        "schema (as written)": pd.Series(schema["schemas"]).map(len),
+        "pairwise intersection learned by the leader": pd.Series(schema["pairwise"]).map(", ".join),
+        "points received": pd.Series(schema["received"]).map(lambda r: sum(r.values())),
+    }).fillna("")
+
+
+def plot_vertical_psi(align: pd.DataFrame, psi_rows: list[dict]) -> Figure:
+    """Left: test accuracy per seed of the label holder alone and of all parties (``align`` of
+    :func:`alignment_study`). Right: DH-PSI seconds and MB against plain hashes by set size (the benchmark's
+    ``psi`` rows)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
+    acc = align[["acc_label_holder", "acc_joint"]].set_axis(
+        [f"{LABEL_HOLDER} alone", "all four parties (aligned by PSI)"], axis=1)
+    acc.plot.bar(ax=axes[0], rot=0)
+    axes[0].set(title="Vertical logistic model", xlabel="seed", ylabel="test accuracy", ylim=(0.5, 1))
+    axes[0].legend(fontsize=8, loc="upper left")
+    rows = pd.DataFrame(psi_rows).set_index("client_size")
+    axes[1].plot(rows.index, rows.seconds, "o-", label="DH-PSI time, both sides (s)")
+    axes[1].plot(rows.index, rows.bytes / 1e6, "s--", label="DH-PSI traffic (MB)")
+    axes[1].plot(rows.index, rows.plain_hash_bytes / 1e6, "^:", label="plain hashes exchanged (MB)")
+    axes[1].set(xscale="log", yscale="log", xlabel="items per side", ylabel="seconds or MB",
+                title="PSI cost (benchmark)")
+    axes[1].legend(fontsize=8)
+    return fig
+
+
+def plot_dp_quantile_density(x: np.ndarray, epsilon: float, seed: int) -> Figure:
+    """The output density of the DP 95% quantile of mileage ``x`` (:func:`dp_quantile_distribution`) at
+    ε = 0.1, ``epsilon`` and 10, against the exact quantile."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for eps in (0.1, epsilon, 10.0):
+        edges, prob = dp_quantile_distribution(x, 0.95, eps, PUBLIC_BOUNDS["mileage_kkm"])
+        dens = prob / np.maximum(np.diff(edges), 1e-12)
+        ax.step(edges[:-1], dens, where="post", label=f"ε = {eps:g}")
+    ax.axvline(np.quantile(x, 0.95), c="k", ls="--", label="exact 95% quantile")
+    ax.set(yscale="log", xlabel="released 95% quantile of mileage (thousand km)", ylabel="output density (1/kkm)",
+           title=f"Where the DP quantile lands (seed {seed}, n = {len(x)})", xlim=(0, 1.5 * np.quantile(x, 0.95)),
+           ylim=(1e-6, None))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_secagg_cost(grid: pd.DataFrame) -> Figure:
+    """Left: traffic per site and round by phase without drop-outs, by number of sites. Right: the
+    probability that a round completes against the drop-out rate, one line per number of sites (``grid``
+    of :func:`bench_secagg_table`)."""
+    flat = grid.xs(0.0, level="dropout rate")
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
+    flat.filter(like="kB/site").rename(columns=lambda c: c.replace("kB/site ", "")).plot.bar(
+        stacked=True, ax=axes[0], rot=0)
+    axes[0].set(title="Traffic per site and round (no drop-out)", xlabel="sites", ylabel="kB per site")
+    for n, g in grid.groupby(level="sites"):
+        axes[1].plot(g.index.get_level_values("dropout rate"), g["P(complete)"], "o-", label=f"{n} sites")
+    axes[1].set(title="Rounds that complete (binomial, threshold n/2 + 1)", xlabel="drop-out rate per site",
+                ylabel="P(round completes)")
+    axes[1].legend(fontsize=8)
+    return fig
+
+
+def plot_scaling_bytes_accuracy(scaling: pd.DataFrame) -> Figure:
+    """For the last (larger) model of ``scaling`` (:func:`read_scaling`), per method against the sites: the
+    array bytes through the cloud per round and the test accuracy after the last round."""
+    model = scaling.index.get_level_values("model")[-1]  # the larger model
+    at = scaling.xs(model, level="model")
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2), layout="constrained")
+    for method, g in at.groupby(level="method", sort=False):
+        sites = g.index.get_level_values("sites")
+        axes[0].plot(sites, g["cloud B/round"], "o-", label=method)
+        axes[1].plot(sites, g["accuracy"], "o-", label=method)
+    axes[0].set(yscale="log", xlabel="sites", ylabel="bytes per round", title="Traffic through the cloud")
+    axes[1].set(xlabel="sites", ylabel="test accuracy", title="Accuracy after the last round")
+    for ax in axes:
+        ax.set_xticks(sorted(set(at.index.get_level_values("sites"))))
+    axes[0].legend(fontsize=8)
+    return fig

@@ -65,11 +65,18 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a record is as readable as any file
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _jsonable(obj: Any) -> Any:

@@ -6,7 +6,6 @@ See :mod:`ppal_lab.federated.orchestrator` for the protocol and its privacy acco
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch import nn
 
 from ppal_lab.compendium.errors import check_choice, check_int, check_real
+from ppal_lab.privacy.accounting import quiet_opacus
 
 __all__ = ["MODELS", "TrainingPlan", "make_model"]
 
@@ -110,9 +110,7 @@ def _local_sgd(module: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.
         group["lr"] = plan.lr / (plan.sample_rate * idx.size)
     sampler = UniformWithReplacementSampler(num_samples=idx.size, sample_rate=plan.sample_rate,
                                             generator=generator, steps=plan.local_steps)
-    with warnings.catch_warnings():
-        # Opacus's full backward hooks warn when the inputs do not require grad (they need not).
-        warnings.filterwarnings("ignore", message="Full backward hook")
+    with quiet_opacus():
         for batch in sampler:
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(module(Xl[batch]), yl[batch])

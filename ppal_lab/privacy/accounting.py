@@ -7,12 +7,16 @@ r"""Privacy accounting: the Gaussian mechanism's exact privacy profile and DP-SG
 * :func:`dpsgd_epsilon` / :func:`noise_multiplier_for` — DP-SGD (the Poisson-subsampled Gaussian
   mechanism) accounted with Rényi DP (Mironov 2017) through Opacus's ``RDPAccountant``, converted to
   :math:`(\varepsilon, \delta)` with Balle et al. (2020).
+* :func:`quiet_opacus` — silences the warnings Opacus gives on every step of a correct run.
 * :data:`DEFAULT_ALPHAS` — the RDP orders :class:`~ppal_lab.privacy.budget.PrivacyBudget` composes over.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from opacus.accountants import RDPAccountant
@@ -22,7 +26,8 @@ from scipy import optimize, special
 from ppal_lab.compendium.errors import (ParameterError, check_choice, check_int, check_open_unit,
                                         check_positive, check_range)
 
-__all__ = ["DEFAULT_ALPHAS", "dpsgd_epsilon", "gaussian_delta", "gaussian_sigma", "noise_multiplier_for"]
+__all__ = ["DEFAULT_ALPHAS", "dpsgd_epsilon", "gaussian_delta", "gaussian_sigma", "noise_multiplier_for",
+           "quiet_opacus"]
 
 #: RDP orders used by :class:`PrivacyBudget`: Opacus's default orders extended to 256 so that
 #: long compositions of small-epsilon releases find their optimal order inside the grid.
@@ -202,3 +207,18 @@ def noise_multiplier_for(target_epsilon: float, target_delta: float, sample_rate
     except ValueError:  # Opacus gives up above noise multiplier 1e6
         raise ParameterError("target_epsilon", target_epsilon,
                              "large enough to be reachable with a noise multiplier <= 1e6") from None
+
+
+@contextlib.contextmanager
+def quiet_opacus() -> Iterator[None]:
+    """Train with Opacus without its per-step noise: it logs a warning on every empty Poisson batch (which
+    DP-SGD must take) and warns that full backward hooks see inputs without gradients (they need none)."""
+    log = logging.getLogger("opacus")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Full backward hook")
+            yield
+    finally:
+        log.setLevel(level)

@@ -40,9 +40,7 @@ Neyman–Pearson likelihood-ratio statistic.
 """
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,7 +48,7 @@ import numpy as np
 from scipy import stats
 
 from ppal_lab.compendium.errors import ParameterError, check_choice, check_int, check_open_unit, check_range
-from ppal_lab.privacy.accounting import noise_multiplier_for
+from ppal_lab.privacy.accounting import noise_multiplier_for, quiet_opacus
 from ppal_lab.privacy.sparsity import SparsityAwareDP, density_noise_factors
 
 __all__ = [
@@ -299,10 +297,7 @@ def opacus_dpsgd_scores(epsilon: float, delta: float, sample_rate: float, steps:
 
     out_scores, in_scores = [], []
     run = 0
-    opacus_log = logging.getLogger("opacus")
-    level = opacus_log.level
-    opacus_log.setLevel(logging.ERROR)
-    try:
+    with quiet_opacus():
         while min(len(out_scores), len(in_scores)) < n:
             half = R // 2
             # replicas [0, half) hold the canary ("in"), [half, R) do not ("out")
@@ -322,25 +317,21 @@ def opacus_dpsgd_scores(epsilon: float, delta: float, sample_rate: float, steps:
             u = np.empty((R, T))
             prev = model.w.weight.detach()[:, 0].double().numpy().copy()
             t = 0
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Full backward hook")
-                while t < T:
-                    for rb, xb in loader:
-                        opt.zero_grad()
-                        (-gsm(rb, xb).sum()).backward()
-                        opt.step()
-                        now = model.w.weight.detach()[:, 0].double().numpy().copy()
-                        u[:, t] = (now - prev) * expected   # = 1[sampled] - noise/C
-                        prev = now
-                        t += 1
-                        if t == T:
-                            break
+            while t < T:
+                for rb, xb in loader:
+                    opt.zero_grad()
+                    (-gsm(rb, xb).sum()).backward()
+                    opt.step()
+                    now = model.w.weight.detach()[:, 0].double().numpy().copy()
+                    u[:, t] = (now - prev) * expected   # = 1[sampled] - noise/C
+                    prev = now
+                    t += 1
+                    if t == T:
+                        break
             scores = _llr_poisson_gaussian(u, q, z)
             in_scores.extend(scores[:half].tolist())
             out_scores.extend(scores[half:].tolist())
             run += 1
-    finally:
-        opacus_log.setLevel(level)
     return np.asarray(out_scores[:n]), np.asarray(in_scores[:n]), z
 
 

@@ -52,7 +52,6 @@ difficulty.
 """
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -64,7 +63,7 @@ from scipy import stats
 
 from ppal_lab.compendium.errors import (ParameterError, check_int, check_labels, check_matrix, check_open_unit,
                                         check_positive, check_range)
-from ppal_lab.privacy.accounting import noise_multiplier_for
+from ppal_lab.privacy.accounting import noise_multiplier_for, quiet_opacus
 from ppal_lab.privacy.audit import clopper_pearson_upper, epsilon_from_rates
 
 __all__ = [
@@ -145,24 +144,17 @@ def dpsgd_trainer(epsilon: float, delta: float = 1e-5, *, epochs: int = 60, batc
                     module=model, optimizer=opt, data_loader=loader, noise_multiplier=z,
                     max_grad_norm=clip_norm, noise_generator=torch.Generator().manual_seed(seed + 1))
             loss_fn = torch.nn.CrossEntropyLoss()
-            opacus_log = logging.getLogger("opacus")
-            level = opacus_log.level
-            opacus_log.setLevel(logging.ERROR)        # Opacus warns on every empty Poisson batch
-            try:
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="Full backward hook")
-                    t = 0
-                    while t < steps:
-                        for xb, yb in loader:
-                            if xb.shape[0]:
-                                opt.zero_grad()
-                                loss_fn(model(xb), yb).backward()
-                                opt.step()
-                            t += 1
-                            if t == steps:
-                                break
-            finally:
-                opacus_log.setLevel(level)
+            with quiet_opacus():
+                t = 0
+                while t < steps:
+                    for xb, yb in loader:
+                        if xb.shape[0]:
+                            opt.zero_grad()
+                            loss_fn(model(xb), yb).backward()
+                            opt.step()
+                        t += 1
+                        if t == steps:
+                            break
         model.eval()
 
         def losses(Xe: np.ndarray, ye: np.ndarray) -> np.ndarray:

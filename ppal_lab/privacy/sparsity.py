@@ -47,16 +47,14 @@ every step is recorded.
 """
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ppal_lab.compendium.errors import ParameterError, as_generator, check_choice, check_int, check_open_unit, check_positive, check_range
-from ppal_lab.privacy.accounting import dpsgd_epsilon, gaussian_sigma, noise_multiplier_for
+from ppal_lab.privacy.accounting import dpsgd_epsilon, gaussian_sigma, noise_multiplier_for, quiet_opacus
 
 __all__ = [
     "MECHANISMS",
@@ -382,38 +380,31 @@ def train_private_logreg(Z_lab: Any, y_lab: Any, n_pool: int, mechanism: str, ep
     stds = np.empty(T)
     energy = 0.0
     noisy = empty = 0
-    opacus_log = logging.getLogger("opacus")
-    level = opacus_log.level
-    opacus_log.setLevel(logging.ERROR)  # Opacus warns on every empty Poisson batch
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Full backward hook")
-            t = 0
-            while t < T:
-                for xb, yb, ib in loader:
-                    has_data = xb.shape[0] > 0
-                    if mechanism == "nonprivate":
-                        std = 0.0
-                    elif mechanism == "dpsgd":
-                        std = z_fixed * C
-                    else:
-                        factor = None
-                        if ld is not None and has_data:
-                            factor = density_noise_factors(ld[ib.numpy()].mean(), ld, r)
-                        std = float(mech.noise_std(np.array(has_data), factor))
-                    opt.noise_multiplier = std / C
-                    opt.zero_grad()
-                    loss_fn(gsm(xb).squeeze(-1), yb).backward()
-                    opt.step()
-                    stds[t] = std
-                    energy += opt.noise_sq
-                    noisy += std > 0
-                    empty += not has_data
-                    t += 1
-                    if t == T:
-                        break
-    finally:
-        opacus_log.setLevel(level)
+    with quiet_opacus():
+        t = 0
+        while t < T:
+            for xb, yb, ib in loader:
+                has_data = xb.shape[0] > 0
+                if mechanism == "nonprivate":
+                    std = 0.0
+                elif mechanism == "dpsgd":
+                    std = z_fixed * C
+                else:
+                    factor = None
+                    if ld is not None and has_data:
+                        factor = density_noise_factors(ld[ib.numpy()].mean(), ld, r)
+                    std = float(mech.noise_std(np.array(has_data), factor))
+                opt.noise_multiplier = std / C
+                opt.zero_grad()
+                loss_fn(gsm(xb).squeeze(-1), yb).backward()
+                opt.step()
+                stds[t] = std
+                energy += opt.noise_sq
+                noisy += std > 0
+                empty += not has_data
+                t += 1
+                if t == T:
+                    break
     w = model.weight.detach().double().numpy().ravel()
     b = float(model.bias.detach().double().numpy()[0])
     return PrivateFit(mechanism, w, b, T, q, z_fixed, int(noisy), int(empty), float(energy), stds,

@@ -33,10 +33,13 @@ Two more torch-2.x incompatibilities, handled by the small helpers below rather 
   exporter (needs ``onnxscript`` and ignores CrypTen's custom symbolics). :func:`from_pytorch` forces the
   TorchScript exporter (``dynamo=False``) for the duration of the call.
 
-One speed helper, :func:`without_debug_hook`: CrypTen wraps every attribute access of a CrypTensor in a
+Two speed helpers. :func:`without_debug_hook`: CrypTen wraps every attribute access of a CrypTensor in a
 debug-validation hook that reads ``cfg.debug.validation_mode`` through omegaconf -- about 30 us each, a
 fifth of the time of a secure MADDPG update. With validation off (the default) the hook returns what
-the undecorated function returns, so skipping it changes nothing but the time.
+the undecorated function returns, so skipping it changes nothing but the time. :func:`cached_config`:
+CrypTen reads its config (``cfg.mpc.provider``, ``cfg.encoder.precision_bits``, ...) through omegaconf
+some 1,600 times per secure MADDPG iteration; inside the block each section is read once per config
+object and kept as plain attributes (``temp_override`` makes a new object, so it is read again).
 
 Other CrypTen facts worth knowing: the wheel also installs a top-level package called ``configs`` (it
 holds CrypTen's ``default.yaml``; never name a project package ``configs``); ``crypten.cfg`` is per
@@ -57,7 +60,7 @@ import warnings
 
 import torch
 
-__all__ = ["crypten", "SHIM_USED", "load_trusted", "from_pytorch", "without_debug_hook"]
+__all__ = ["crypten", "SHIM_USED", "cached_config", "load_trusted", "from_pytorch", "without_debug_hook"]
 
 _REMOVED_MODULE = "torch.onnx._internal.registration"
 _lock = threading.RLock()
@@ -184,3 +187,55 @@ def without_debug_hook():
     finally:
         with _lock:
             cls.__getattribute__ = hooked
+
+
+class _Section:
+    """A read-only section of CrypTen's config as plain attributes."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: dict):
+        object.__setattr__(self, "_items", {k: _Section(v) if isinstance(v, dict) else v for k, v in items.items()})
+
+    def __getattr__(self, name):
+        try:
+            return object.__getattribute__(self, "_items")[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"crypten.cfg is read-only inside cached_config(): set {name} before the block")
+
+
+@contextlib.contextmanager
+def cached_config():
+    """Within this block, ``crypten.cfg.<section>`` is read from omegaconf once per config object and then
+    served as plain read-only attributes; settings are made before the block (a write inside raises)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    cls = type(crypten.cfg)
+    original = cls.__dict__["__getattribute__"]
+    cache: dict = {}
+
+    def __getattribute__(self, name):
+        try:
+            return object.__getattribute__(self, name)
+        except AttributeError:
+            pass
+        config = object.__getattribute__(self, "config")
+        hit = cache.get(name)
+        if hit is not None and hit[0] is config:      # the same object: never a recycled id
+            return hit[1]
+        value = original(self, name)
+        if isinstance(value, DictConfig):
+            value = _Section(OmegaConf.to_container(value, resolve=True))
+        cache[name] = (config, value)
+        return value
+
+    with _lock:
+        cls.__getattribute__ = __getattribute__
+    try:
+        yield
+    finally:
+        with _lock:
+            cls.__getattribute__ = original

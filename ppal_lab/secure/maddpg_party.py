@@ -20,6 +20,7 @@ after the wrap-around check on shares (:meth:`_Party._guarded`), who apply the p
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -69,6 +70,7 @@ class SecureSettings:
     inject_wrap: tuple = ()            # (stage, iteration, sign) triples: a real wrap in the first attempt (tests)
     comparison: str = "carry_tree"     # ReLU comparisons: our carry tree, or "crypten" (the baseline, benchmarks)
     batch_dealer: bool = True          # a stage's dealer requests in one round trip (False: one per tuple)
+    relu_bits: int = 32                # ReLU signs read mod 2^relu_bits: exact for |z| < 2^(relu_bits-1-b)
 
     def __post_init__(self):
         if isinstance(self.precision_bits, bool) or not isinstance(self.precision_bits, (int, np.integer)):
@@ -79,6 +81,8 @@ class SecureSettings:
             check_range("timeout_s", self.timeout_s, 0.0, low_open=True)
         if self.comparison not in ("carry_tree", "crypten"):
             raise ParameterError("comparison", self.comparison, "'carry_tree' or 'crypten'")
+        if self.relu_bits not in (32, 64):
+            raise ParameterError("relu_bits", self.relu_bits, "32 or 64 (the ring the ReLU signs are read in)")
         if not isinstance(self.batch_dealer, bool):
             raise ParameterError("batch_dealer", self.batch_dealer, "True or False")
         for entry in self.inject_wrap:
@@ -170,17 +174,19 @@ def wrap_bound(precision_bits: int) -> float:
     return float(2.0 ** (64 - 2 * int(precision_bits) - 2))
 
 
-def wrap_detected(crypten, sums: list, precision_bits: int) -> bool:
+def wrap_detected(crypten, sums: list, precision_bits: int, negative=is_negative) -> bool:
     """One bit, opened to both players: did any truncation watched into ``sums`` wrap around? From each
     party's shares of the truncation checksums (:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`):
     ``|s| > bound`` (:func:`wrap_bound`) is compared on shares, the indicators summed on shares, and only
-    ``count > 0`` is opened -- not the checksums, not which truncation, not how many. Call on both parties."""
+    ``count > 0`` is opened -- not the checksums, not which truncation, not how many. Call on both parties.
+    ``negative``: the comparison (the carry tree :func:`~ppal_lab.secure.mlp_on_shares.is_negative`, or
+    CrypTen's own for the baseline)."""
     with counted("wrap_check"):
         s = crypten.mpc.MPCTensor.from_shares(torch.stack(sums))     # scale 2^b, like the values
         tally["range_checked"] += 2 * s.nelement()
         bound = wrap_bound(precision_bits)
-        count = crypten.cat([s - bound, -s - bound]).gt(0).sum()
-        flag = count.gt(0).get_plain_text()                         # scale-1 shares: the one opened bit
+        count = negative(crypten.cat([bound - s, bound + s])).sum()   # [s > bound] + [-s > bound], scale 1
+        flag = negative(-count).get_plain_text()                       # [count > 0]: the one opened bit
     return bool(int(flag.item()) > 0)
 
 
@@ -277,7 +283,11 @@ class _Party:
         self.act_high = game.action_high()[rank]
         self.retries = {"acting": 0, "critic": 0, "actor": 0}
         self.shares_seen, self.view = {}, []
-        self.negative = is_negative if settings.comparison == "carry_tree" else crypten_is_negative
+        # ReLU signs in the ring of 2^relu_bits (pre-activations are small); the wrap check's full-width
+        if settings.comparison == "carry_tree":
+            self.negative, self.full_negative = functools.partial(is_negative, bits=settings.relu_bits), is_negative
+        else:
+            self.negative = self.full_negative = crypten_is_negative
 
     # ---- the wrap-around check on shares, then the opening to the owners -------------------------
     def _reveal_own(self, x) -> np.ndarray:
@@ -313,7 +323,7 @@ class _Party:
             with dealer_batch(stage, enabled=self.s.batch_dealer):
                 with watch_truncations() as sums:
                     value = compute(attempt, self._wrap_at(stage, attempt))
-                bad = wrap_detected(self.crypten, sums, self.s.precision_bits)
+                bad = wrap_detected(self.crypten, sums, self.s.precision_bits, self.full_negative)
             if self.s.keep_view:
                 self.view.append({"stage": stage, "iteration": self.iteration, "attempt": attempt, "bit": bad})
             if not bad:
@@ -447,7 +457,7 @@ def secure_party(rank: int, game: GameConfig, cfg: MADDPGConfig, settings: Secur
     The party builds its own state from these (:func:`exploration_learner`, :func:`own_state`); nothing
     of the other player's is passed in. Returns this player's per-step metrics, final weights, timings,
     communication and retry counts."""
-    from ppal_lab.secure.crypten_compat import crypten, without_debug_hook
+    from ppal_lab.secure.crypten_compat import cached_config, crypten, without_debug_hook
 
     torch.set_num_threads(1)       # the parties share the cores
     learner = exploration_learner(public_seed, cfg, game, pretrain_episodes)
@@ -455,14 +465,14 @@ def secure_party(rank: int, game: GameConfig, cfg: MADDPGConfig, settings: Secur
     del learner                    # the other player's half of the public exploration is not kept
     digest = state_digest(state)
     crypten.cfg.encoder.precision_bits = int(settings.precision_bits)
-    with without_debug_hook():
+    with without_debug_hook(), cached_config():
         out = _play(rank, game, cfg, settings, iterations, state, PlayerDraws(rank, private_seed),
                     public_batches(public_seed))
     return {**out, "start_digest": digest}
 
 
 CONFIG_KEYS = {"seed": 0, "iterations": 2, "hidden": 128, "batch": 128, "pretrain_episodes": 0,
-               "precision_bits": 18, "max_retries": 4, "batch_dealer": 1}
+               "precision_bits": 18, "max_retries": 4, "batch_dealer": 1, "relu_bits": 32}
 """The public settings of :func:`secure_party_from_config` and their defaults (the same on both players);
 ``private_seed`` (this player's own) has none."""
 
@@ -484,7 +494,7 @@ def _config_arguments(config) -> tuple:
     check_range("config['batch_dealer']", c["batch_dealer"], 0, 1)
     cfg = MADDPGConfig(hidden=c["hidden"], batch_size=c["batch"])
     settings = SecureSettings(precision_bits=c["precision_bits"], max_retries=c["max_retries"],
-                              batch_dealer=bool(c["batch_dealer"]))
+                              batch_dealer=bool(c["batch_dealer"]), relu_bits=c["relu_bits"])
     return GameConfig(), cfg, settings, c["iterations"], c["seed"], c["pretrain_episodes"], c["private_seed"]
 
 
@@ -498,7 +508,8 @@ def secure_party_from_config(rank: int, config: dict) -> dict:
     Public keys (defaults in :data:`CONFIG_KEYS`, equal on both players): ``seed`` (the exploration phase
     and the minibatch rows), ``iterations``, ``hidden``, ``batch``, ``pretrain_episodes``,
     ``precision_bits``, ``max_retries``, ``batch_dealer`` (1: each stage attempt's dealer requests in one
-    message, 0: one per tuple); the game is the default :class:`~ppal_lab.marl.maddpg.GameConfig`.
+    message, 0: one per tuple), ``relu_bits`` (32 or 64: the ring the ReLU signs are read in); the game is
+    the default :class:`~ppal_lab.marl.maddpg.GameConfig`.
     Private: ``private_seed``, this player's own seed, which only this player's command line carries. The
     party builds its whole state from these (:func:`secure_party`); the result equals that of
     :func:`~ppal_lab.secure.twoparty.run_parties` running :func:`secure_party` with the same arguments."""

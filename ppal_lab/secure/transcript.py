@@ -30,7 +30,6 @@ and the seed exchanges inside ``crypten.init``, which happen before any data exi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 

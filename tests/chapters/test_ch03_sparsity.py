@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -177,3 +178,136 @@ def test_literal_and_variant_rules_on_a_magnet_pool_at_d50():
     variant = dn.density_scores(proba, dn.log_density_ratio(Z, lab, 0.5, 250, 2)[unl])
     assert res["rho_literal_variant"] == pytest.approx(spearmanr(literal, variant).statistic, abs=1e-9)
     assert res["rho_literal_variant"] < 0.95 and res["rho_literal_distance"] > 0.95
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook's tables and figures
+# --------------------------------------------------------------------------------------------------
+def _run(strategy, cold, seed, acc):
+    """A stand-in for an AcquisitionRun: two rounds, at 10 and 20 labels."""
+    return aq.AcquisitionRun(strategy, cold, seed, np.array([10, 20]), np.array([0.5, acc]),
+                             np.array([0.5, acc - 0.1]), np.array([0.2, 0.3]), np.arange(20))
+
+
+def test_strategy_and_cold_start_tables_summarise_by_group():
+    final = pd.DataFrame({"strategy": ["random", "random", "entropy"], "cold_start": ["kmeans"] * 3,
+                          "seed": [0, 1, 0], "accuracy": [0.6, 0.8, 0.9], "balanced_accuracy": [0.5, 0.5, 0.7],
+                          "f1": [0.1, 0.3, 0.4]})
+    table = ch03.strategy_table(final)
+    assert list(table.columns) == ["strategy", "cold_start", "accuracy", "balanced_accuracy", "f1", "n"]
+    row = table[table.strategy == "random"].iloc[0]
+    assert row.accuracy.startswith("0.700 [") and row.f1.startswith("0.200 [") and row.n == 2
+    assert table[table.strategy == "entropy"].iloc[0].accuracy == "0.900"  # one run: no interval
+    init = final.rename(columns={"strategy": "cold"}).assign(cold_start=["seed", "kmeans", "kmeans"],
+                                                              coverage_distance=[1.0, 2.0, 4.0],
+                                                              high_grade_picked=[1, 2, 3], max_index=[5, 60, 70])
+    table = ch03.cold_start_table(init)
+    assert list(table.columns) == ["cold_start", "coverage_distance", "high_grade_picked", "max_index", "accuracy",
+                                   "balanced_accuracy", "n"]
+    assert table.set_index("cold_start").loc["kmeans", "coverage_distance"].startswith("3.000 [")
+
+
+def test_strategy_runs_cover_every_strategy_and_both_cold_starts_at_the_budget():
+    Pq = SimpleNamespace(n_labels=30, n_initial=10, batch_size=10, model="logreg", bandwidth=0.5)
+    sp = aq.magnet_split(1, n_pool=200, n_test=100)
+    runs = ch03.strategy_runs([sp], [1], Pq)
+    assert {(r.strategy, r.cold_start) for r in runs} == {(s, c) for s in aq.STRATEGIES for c in ("random", "kmeans")}
+    assert len(runs) == 2 * len(aq.STRATEGIES) and all(r.n_labels[-1] == 30 and r.seed == 1 for r in runs)
+
+
+def test_plot_density_ratio_has_a_histogram_and_a_scatter_of_the_sampled_drives():
+    gen = np.random.default_rng(0)
+    frame = pd.DataFrame({"log_ratio": gen.normal(size=40), "entropy": gen.uniform(size=40),
+                          "distance": gen.uniform(size=40)})
+    fig = ch03.plot_density_ratio(frame, seed=0)
+    top, bottom = fig.axes[:2]
+    assert top.get_title() == "Density ratio across the pool" and top.get_yscale() == "log"
+    assert top.get_xlabel() == "log10 of p_pool / p_labelled" and len(top.patches) == 60
+    assert bottom.get_title() == "Ratio vs distance to the nearest labelled drive"
+    assert bottom.get_ylabel() == "log ratio (nats)" and len(bottom.collections[0].get_offsets()) == 40
+    assert fig.get_size_inches()[0] <= 7.5
+    plt.close(fig)
+
+
+def test_plot_acquisition_curves_has_one_line_per_arm_and_the_majority_class():
+    runs = [_run(st, "random", s, acc) for st, acc in [("random", 0.6), ("entropy_x", 0.8)] for s in (0, 1)]
+    refs = pd.DataFrame({"reference": ["majority class", "majority class", "oracle"], "accuracy": [0.7, 0.5, 0.9]})
+    fig = ch03.plot_acquisition_curves(runs, refs, n_seeds=2)
+    top, bottom = fig.axes
+    assert top.get_title() == "Test accuracy (2 repeats, 95% CI)"
+    assert bottom.get_title() == "Test balanced accuracy (2 repeats, 95% CI)"
+    assert bottom.get_ylabel() == "test balanced accuracy (fraction)" and bottom.get_legend() is None
+    hline = [ln for ln in top.lines if ln.get_label() == "majority class"]
+    assert len(hline) == 1 and hline[0].get_ydata()[0] == pytest.approx(0.6)
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert "entropy x" in legend and "majority class" in legend and "cold start" in legend
+    assert fig.get_size_inches()[0] <= 7.5
+    plt.close(fig)
+
+
+def test_plot_noise_ratio_marks_the_claim_and_the_setting():
+    sweep = pd.DataFrame({"labelled per batch": [0.1, 1.0, 10.0], "seed / DP-SGD": [3.0, 2.0, 1.5],
+                          "seed / always": [0.1, 0.6, 1.0], "other": [9.0, 9.0, 9.0]})
+    fig = ch03.plot_noise_ratio(sweep, 2.5, 0.5, 1000)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Noise of the seed's mechanism, ε = 0.5, 1000 steps"
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["seed / DP-SGD", "seed / always", "the seed's claim (40% less)", "this run's setting"]
+    assert ax.lines[3].get_xdata()[0] == 2.5 and ax.lines[2].get_ydata()[0] == 0.6
+    plt.close(fig)
+
+
+def test_plot_audit_scores_shows_four_of_the_five_audits():
+    gen = np.random.default_rng(0)
+    scores = {name: (gen.normal(size=100), gen.normal(1, size=100)) for name in "ABCDE"}
+    scores["B"] = (np.zeros(50), np.zeros(50))  # a degenerate audit: 30 bins, no range
+    fig = ch03.plot_audit_scores(scores)
+    assert [ax.get_title() for ax in fig.axes] == ["A", "B", "D", "E"]
+    # 59 bins between the 0.5 and 99.5 percentiles per histogram, 30 where they coincide
+    assert all(len(ax.patches) == 2 * 59 for ax in (fig.axes[0], fig.axes[2])) and len(fig.axes[1].patches) == 60
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["without canary (D)", "with canary (D')"]
+    assert fig.get_size_inches()[0] <= 7.5
+    plt.close(fig)
+
+
+def test_density_variant_table_sets_the_variants_beside_entropy_on_two_seeds():
+    Pq = SimpleNamespace(n_labels=30, n_initial=10, batch_size=10, model="logreg")
+    splits = [aq.magnet_split(s, n_pool=200, n_test=100) for s in (5, 6)]
+    final = pd.DataFrame({"strategy": ["entropy", "entropy", "entropy", "random"], "cold_start": ["kmeans"] * 4,
+                          "seed": [5, 6, 7, 5], "accuracy": [0.6, 0.8, 0.0, 0.0], "balanced_accuracy": [0.5] * 4,
+                          "f1": [0.2, 0.4, 0.0, 0.0]})
+    table = ch03.density_variant_table(splits, [5, 6, 7], final, Pq)
+    assert sorted(table.index) == sorted([*ch03.DENSITY_VARIANTS, "entropy (for reference)"])
+    assert table.loc["entropy (for reference)", "accuracy"] == pytest.approx(0.7)  # seeds 5 and 6 only
+    assert table.loc["entropy (for reference)", "f1"] == pytest.approx(0.3)
+    assert table.accuracy.between(0, 1).all()
+
+
+def test_forty_percent_table_is_the_setting_that_saves_forty_percent():
+    for n_labels in (1, 200):
+        row = ch03.forty_percent_table(SimpleNamespace(n_labels=n_labels, n_pool=1000, epsilon=0.5, delta=1e-5,
+                                                       dp_steps=100))
+        assert row["seed saving vs its baseline"] == pytest.approx(0.4)
+    assert row["labelled per batch"] < 0.92  # -ln 0.4 = 0.916 in the limit of many labels
+    one = ch03.forty_percent_table(SimpleNamespace(n_labels=1, n_pool=1000, epsilon=0.5, delta=1e-5, dp_steps=100))
+    assert one["labelled per batch"] == pytest.approx(0.6) and one["pool drives per batch"] == pytest.approx(600)
+
+
+def test_audit_trials_table_catches_the_empty_batch_release():
+    Pq = SimpleNamespace(seed=0, epsilon=P.epsilon, delta=P.delta)
+    table = ch03.audit_trials_table(Pq, trials=(200, 100))
+    assert list(table.columns) == ["trials per world", "epsilon lower bound"]
+    assert table["trials per world"].tolist() == [200, 100]
+    assert table["epsilon lower bound"].iloc[0] > P.epsilon  # the same draws as the audit test above
+    assert table.equals(ch03.audit_trials_table(Pq, trials=(200, 100)))
+
+
+def test_no_missing_accuracy_reports_the_references_and_two_strategies():
+    Pq = SimpleNamespace(seed=4, n_pool=200, n_test=150, n_labels=30, n_initial=10, batch_size=10, model="logreg")
+    res = ch03.no_missing_accuracy(Pq)
+    sp = aq.magnet_split(4, 200, 150, 0.0)
+    assert res.name == "accuracy, no missing values"
+    assert list(res.index) == ["oracle", "majority", "random at 30 labels", "entropy at 30 labels"]
+    assert res["oracle"] == pytest.approx(sp.bayes_accuracy) and res["majority"] == sp.majority_accuracy
+    assert res.between(0, 1).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,3 +124,76 @@ def test_run_experiment_validates_before_generating_data(monkeypatch, kw, name):
         ch04.run_experiment([0], **args)
     assert err.value.name == name
 
+
+
+# --------------------------------------------------------------------------------------------------
+# The notebook's figures and exercise tables
+# --------------------------------------------------------------------------------------------------
+def _long_frame(cells):
+    """A run_experiment-like long frame over two quarters: ``cells`` maps (seed, label) to the 2 x 2 matrix of
+    every score (ROC AUC; log-loss and accuracy are derived from it)."""
+    rows = []
+    for (seed, label), R in cells.items():
+        method, lam = ("ewc", 10.0) if label.startswith("EWC") else (label, 0.0)
+        for i in range(2):
+            for j in range(2):
+                rows.append({"seed": seed, "method": method, "ewc_lambda": lam, "label": label, "train_quarter": i,
+                             "eval_quarter": j, "roc_auc": R[i][j], "log_loss": 1 - R[i][j],
+                             "accuracy": R[i][j] - 0.1})
+    return pd.DataFrame(rows)
+
+
+LABELS = ["finetune", "EWC λ=10", "joint"]
+FRAME = _long_frame({(s, label): [[0.8 + 0.1 * s, 0.5], [0.6, 0.9 - k * 0.1]]
+                     for s in (0, 1) for k, label in enumerate(LABELS)})
+
+
+def test_score_matrices_show_the_mean_matrix_of_every_configuration_and_score():
+    fig = ch04.plot_score_matrices(FRAME, LABELS, 2, n_seeds=2, missing_rate=0.8)
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == 10 and len(shown) == 9  # three scores x three configurations, two per row
+    assert shown[0].get_title() == "finetune: ROC AUC" and shown[-1].get_title() == "joint: accuracy"
+    assert [t.get_text() for t in shown[0].texts] == ["0.850", "0.500", "0.600", "0.900"]  # seeds 0 and 1 averaged
+    assert [t.get_text() for t in shown[0].get_xticklabels()] == ["Q1", "Q2"]
+    assert fig._suptitle.get_text() == "Score matrices, mean of 2 seeds (80% missing values)"
+    assert fig.get_size_inches()[0] == 7.5
+    plt.close(fig)
+
+
+def test_past_vs_current_draws_current_and_past_lines_per_configuration():
+    fig = ch04.plot_past_vs_current(FRAME, LABELS, 2)
+    top, bottom = fig.axes
+    assert top.get_title() == "ROC AUC: current vs past quarters" and bottom.get_title().startswith("log-loss")
+    assert len(top.containers) == 6  # three configurations x (current, past)
+    current = top.containers[0].lines[0]  # finetune, current quarter: 0.85 then 0.9
+    assert list(current.get_ydata()) == pytest.approx([0.85, 0.9]) and list(current.get_xdata()) == [1, 2]
+    labels = [t.get_text() for t in bottom.get_legend().get_texts()]
+    assert "finetune, current quarter" in labels and "joint, past quarters" in labels and top.get_legend() is None
+    assert fig.get_size_inches()[0] == 7.5
+    plt.close(fig)
+
+
+def test_variant_table_sets_the_exercise_runs_beside_the_chosen_seeds():
+    summary = ch04.summarise(_long_frame({(s, label): [[0.7 + 0.1 * s, 0.5], [0.6, 0.8]]
+                                          for s in (0, 1, 2) for label in ("finetune", "EWC λ=10")}), "roc_auc")
+    other = _long_frame({(0, "EWC λ=10"): [[0.8, 0.5], [0.6, 0.9]], (0, "finetune"): [[0.5, 0.5], [0.5, 0.5]]})
+    table = ch04.variant_table(summary, other, [0, 1], "fisher", ("true", "empirical"), ["EWC λ=10"])
+    assert list(table.columns) == list(ch04.METRICS) and list(table.index) == ["empirical", "true"]
+    # seeds 0 and 1 only: backward transfer 0.6 - 0.7 and 0.6 - 0.8, plasticity 0.75 and 0.8
+    assert table.loc["true"].tolist() == pytest.approx([0.7, -0.15, 0.775])
+    # every run of ``other`` counts: EWC (0.75, -0.2, 0.85) and fine-tuning (0.5, 0, 0.5)
+    assert table.loc["empirical"].tolist() == pytest.approx([0.625, -0.1, 0.675])
+    both = ch04.variant_table(summary, other, [0], "labels", ("random", "entropy"), ["finetune", "EWC λ=10"])
+    assert both.index.names == ["label", "labels"] and len(both) == 4
+    assert both.loc[("finetune", "entropy"), "plasticity"] == pytest.approx(0.5)
+
+
+def test_fisher_traces_are_positive_per_kind_and_reproducible():
+    from ppal_lab.learning import ewc
+
+    Pq = SimpleNamespace(n_per_month=200, contrast_missing_rate=0.0, seed=0, concept="conflict", n_labels=12,
+                         n_test=100, epochs=2)
+    traces = ch04.fisher_traces(Pq, (8,))
+    assert list(traces.index) == list(ewc.FISHER_KINDS) and traces.name == "total Fisher (trace)"
+    assert (traces > 0).all()
+    pd.testing.assert_series_equal(traces, ch04.fisher_traces(Pq, (8,)))

@@ -4,15 +4,18 @@ critic-loss figure of the section "Learning curves"); the relative changes of th
 figures" and the claims declared in the spec, which read them; the calibration on the seed's NDS row
 (criterion, the benchmark record's frozen choice, seeds disjoint from evaluation) and the benchmark's bad
 input."""
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from ppal_lab.chapters.ch07_supply_chain_maddpg import (CALIBRATED, CHANGE_METRICS, GAME_FAMILY, SEED_NDS_ROW,
-                                                        add_claims, calibrated_game, fill_bench, fill_record,
-                                                        glue_values, meets_nds_row, paired_change, read_bench,
-                                                        relative_change, relative_changes, run_experiment,
-                                                        summarize)
+from ppal_lab.chapters.ch07_supply_chain_maddpg import (CALIBRATED, CALIBRATION_CRITERION, CHANGE_METRICS,
+                                                        GAME_FAMILY, SEED_NDS_ROW, add_claims, calibrated_game,
+                                                        calibration_glue, critic_loss_curve, fill_bench,
+                                                        fill_record, glue_values, meets_nds_row, paired_change,
+                                                        plot_critic_loss, plot_learning_curves,
+                                                        plot_random_episode, read_bench, relative_change,
+                                                        relative_changes, run_experiment, summarize)
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.compendium.results import ResultRecord, mean_ci
 from ppal_lab.compendium.specs import SPECS
@@ -207,3 +210,59 @@ def test_benchmark_refuses_bad_input_before_any_work(args, name, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {name}")
     assert not (tmp_path / "b.json").exists()
+
+
+# ---- the notebook's glue and figures --------------------------------------------------------------
+
+
+def test_calibration_glue_counts_the_pairs_that_meet_the_criterion():
+    rows = pd.DataFrame({"meets": [False, True, False], "total_reward": [2.5, -1.0, 4.0], "ncr": [1.0, -3.5, 0.5]})
+    found = calibration_glue({"calibration": rows})
+    assert found == {"criterion": CALIBRATION_CRITERION, "n_pairs": 3, "n_meeting": 1, "min_nds_total": -1.0,
+                     "min_nds_ncr": -3.5}
+    assert type(found["n_meeting"]) is int and type(found["min_nds_ncr"]) is float
+
+
+def test_random_episode_figure_shows_stocks_and_cumulative_profits():
+    trace = pd.DataFrame({"stock 0": [1.0, 2.0, 0.0], "stock 1": [0.0, 1.0, 3.0], "reward 0": [1.0, 2.0, 3.0],
+                          "reward 1": [-1.0, 0.0, 1.0], "wastage": [0.0, 0.0, 3.0]}).rename_axis("step")
+    fig = plot_random_episode(trace)
+    left, right = fig.axes
+    assert (left.get_title(), right.get_title()) == ("Stocks, random play", "Cumulative profit, random play")
+    assert right.get_ylabel() == "profit (money units)" and fig.get_figwidth() <= 7.5
+    assert list(right.get_lines()[0].get_ydata()) == [1.0, 3.0, 6.0]           # the cumulative sum
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["stock 0", "stock 1"]
+    plt.close(fig)
+
+
+def _episode_table():
+    rows = [{"phase": "real", "mode": mode, "seed": seed, "episode": e,
+             "total_reward": 10.0 * seed + e + (5 if mode == "ede" else 0), "wastage": 2.0, "ncr": 1.0 + e,
+             "critic_loss_0": 1.0 / (e + 1), "critic_loss_1": 2.0 / (e + 1)}
+            for mode in ("nds", "ede", "random") for seed in (0, 1) for e in range(4)]
+    return pd.DataFrame(rows)
+
+
+def test_learning_curves_figure_has_three_metrics_and_a_legend_panel():
+    table = _episode_table()
+    summary = table.groupby(["mode", "seed"], as_index=False)[["total_reward", "wastage", "ncr"]].mean()
+    fig = plot_learning_curves(table, summary, "episode", episodes=4)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes[:3]] == ["Total reward", "Wastage", "Normalized cumulative revenue"]
+    assert axes[1].get_ylabel() == "units per episode" and fig.get_figwidth() <= 7.5
+    nds, _, random = axes[0].get_lines()                   # two modes, then random play's mean dashed
+    assert list(nds.get_ydata()) == [5.0, 5.5, 6.0, 6.5]   # seeds 0 and 1: 5 + mean of the first e + 1 episodes
+    assert random.get_linestyle() == "--" and random.get_ydata()[0] == pytest.approx(6.5)
+    legend = axes[3].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["NDS", "EDE", "random"] and not axes[3].axison
+    plt.close(fig)
+
+
+def test_critic_loss_figure_has_one_panel_per_player_and_upper_case_modes():
+    losses = critic_loss_curve(_episode_table().query("mode != 'random'"), pretrain_envs=1, horizon=40)
+    fig = plot_critic_loss(losses)
+    assert list(losses["mode"].unique()) == ["nds", "ede"]                  # the caller's table is left as it was
+    assert [ax.get_title() for ax in fig.axes] == ["critic of player 0 (supplier)", "critic of player 1 (retailer)"]
+    assert all(ax.get_yscale() == "log" for ax in fig.axes) and fig.get_figwidth() <= 7.5
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["NDS", "EDE"]
+    plt.close(fig)

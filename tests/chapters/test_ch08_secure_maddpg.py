@@ -176,3 +176,109 @@ def test_network_check_values_read_the_slowest_network(tmp_path):
     v = network_check_values(path)
     assert v["net_measured_s"] == 4.0 and v["net_unbatched_s"] == 12.0
     assert network_check_values(tmp_path / "missing.json") == {}
+
+
+# ---- the notebook's tables, texts and figures ----------------------------------------------------------------
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_overhead_and_scaling_tables_put_one_seed_or_configuration_a_column():
+    from ppal_lab.chapters.ch08_secure_maddpg import OVERHEAD_COLUMNS, SCALING_COLUMNS, overhead_table, scaling_table
+
+    overhead = pd.DataFrame({c: [1.0, 2.0] for c in OVERHEAD_COLUMNS + ["extra"]}, index=pd.Index([0, 1], name="seed"))
+    overhead.loc[1, "rounds"] = 77
+    table = overhead_table(overhead)
+    assert list(table.columns) == [0, 1] and list(table.index) == OVERHEAD_COLUMNS
+    assert table.loc["rounds", 1] == 77
+    scaling = pd.DataFrame({"hidden": [32, 64], "batch": [128, 128], "total_ms": [3.0, 4.0],
+                            **{c: [1.0, 5.0] for c in SCALING_COLUMNS}})
+    table = scaling_table(scaling)
+    assert list(table.columns) == [(32, 128), (64, 128)] and "total_ms" not in table.index
+    assert table.loc["comparisons", (64, 128)] == 5.0
+
+
+def test_cost_summary_text_and_full_scale_text():
+    from ppal_lab.chapters.ch08_secure_maddpg import cost_summary_text, full_scale_text
+
+    cost = {"mean": 0.021, "ci": (-0.01, 0.052), "linear": True, "iterations": 120, "distinct": 1}
+    lines = cost_summary_text(cost, 3).splitlines()
+    assert lines == ["change of the per-iteration time over the phase (fitted line): +2.1% (95% CI -1.0% to +5.2%)",
+                     "counted cost of the first n iterations grows by equal increments after the first: True",
+                     "distinct per-iteration operation counts over 120 iterations of 3 seeds: 1"]
+    assert full_scale_text({"text": "measured."}) == "measured."
+    assert "has not been measured" in full_scale_text(None)
+
+
+def test_plot_moving_averages_draws_three_panels_of_one_seed_and_a_legend_panel():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters.ch08_secure_maddpg import plot_moving_averages
+
+    ma = pd.DataFrame([{"seed": s, "metric": m, "iteration": i, "ede": 1.0 * i, "secure": 1.0 * i + 0.01}
+                       for s in (0, 1) for m in ("total_reward", "reward_0", "reward_1", "ncr") for i in range(4)])
+    fig = plot_moving_averages(ma, seed=1)
+    axes = fig.get_axes()
+    assert len(axes) == 4 and fig.get_figwidth() <= 7.5
+    assert [ax.get_title() for ax in axes[:3]] == ["Total reward, seed 1", "Player 0's reward, seed 1",
+                                                   "Player 1's reward, seed 1"]
+    assert all(len(ax.lines) == 2 and len(ax.lines[0].get_xdata()) == 4 for ax in axes[:3])
+    assert _legend_texts(axes[3]) == ["EDE (plaintext)", "Secure 2PC"] and not axes[3].axison
+    plt.close(fig)
+
+
+def test_plot_time_split_has_one_bar_per_part_in_words():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters.ch08_secure_maddpg import plot_time_split
+
+    phase_ms = pd.DataFrame({"acting": [2.0, 4.0], "env": [1.0, 1.0], "update": [5.0, 7.0],
+                             "comparisons": [3.0, 3.0], "dealer": [1.0, 2.0], "other": [9.0, 9.0]})
+    fig = plot_time_split(phase_ms)
+    (ax,) = fig.get_axes()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["acting (secure actors)", "game step", "update (secure)",
+                                                            "of which comparisons", "of which dealer waits"]
+    assert [p.get_width() for p in ax.patches] == [3.0, 1.0, 6.0, 3.0, 1.5]  # means over the seeds
+    assert ax.get_title() == "Where a secure iteration's time goes" and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_scaling_holds_the_other_dimension_at_the_base_setting():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters.ch08_secure_maddpg import plot_scaling
+
+    scaling = pd.DataFrame({"hidden": [32, 64, 128, 128], "batch": [128, 128, 128, 32],
+                            "online_ms": [1.0, 2.0, 4.0, 3.0], "total_ms": [2.0, 3.0, 5.0, 4.0],
+                            "plain_ms": [0.1, 0.2, 0.3, 0.25]})
+    fig = plot_scaling(scaling, hidden=128, batch_size=128)
+    top, bottom = fig.get_axes()
+    assert list(top.lines[0].get_xdata()) == [32, 64, 128] and list(bottom.lines[0].get_xdata()) == [32, 128]
+    assert top.get_xlabel() == "hidden units" and bottom.get_xlabel() == "minibatch rows"
+    assert _legend_texts(top) == ["secure, online", "secure, online + dealer waits", "plaintext EDE"]
+    assert bottom.get_legend() is None and top.get_yscale() == "log" and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_cost_per_iteration_draws_one_series_per_seed_in_ms():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters.ch08_secure_maddpg import plot_cost_per_iteration
+
+    phases = [SimpleNamespace(seed=3, secure_s=np.array([0.01, 0.02, 0.03])),
+              SimpleNamespace(seed=4, secure_s=np.array([0.5, 0.5]))]
+    fig = plot_cost_per_iteration(phases)
+    (ax,) = fig.get_axes()
+    assert len(ax.lines) == 2 and np.allclose(ax.lines[0].get_ydata(), [10.0, 20.0, 30.0])
+    assert _legend_texts(ax) == ["seed 3", "seed 4"] and ax.get_title() == "Secure cost per iteration"
+    plt.close(fig)
+
+
+def test_precision_sweep_reports_one_row_per_precision():
+    from ppal_lab.chapters.ch08_secure_maddpg import precision_sweep
+
+    table = precision_sweep(5, bits=(10, 20), iterations=2, pretrain_episodes=4)
+    assert list(table.index) == [10, 20] and list(table.columns) == ["max weight RMSE", "retries", "online ms"]
+    # 10 fractional bits are far coarser than 20: the secure weights end further from EDE's
+    assert table.loc[10, "max weight RMSE"] > table.loc[20, "max weight RMSE"]
+    assert (table["online ms"] > 0).all()

@@ -153,3 +153,113 @@ def test_gated_cycle_leaves_rejected_items_bought_and_out_of_training(setup):
     assert res.labels_bought[-1] == res.bought.sum() == 60
     assert (res.accepted <= res.bought).all() and res.accepted.sum() == res.labels_used[-1]
     assert np.all(np.diff(res.labels_bought) >= 0) and len(res.accuracy) == len(res.labels_bought)
+
+
+# ---- the chapter's figures (ppal_lab.chapters.ch09_inverse_simulation_figures) -------------------------
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_plot_inverse_models_draws_both_methods_and_the_chi2_reference():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters import ch09_inverse_simulation_figures as F
+
+    rows = [(m, h, h + 0.01, r, 0.001) for m in ["grid search", "MLP"] for h, r in [(0.2, 1.0), (0.5, 3.0),
+                                                                                     (0.9, 5.0)]]
+    details = pd.DataFrame(rows, columns=["method", "true_health", "health", "residual", "roundtrip_error"])
+    fig = F.plot_inverse_models(details, n_test=2, seed=0)
+    axes = fig.get_axes()
+    assert len(axes) == 3 and fig.get_figwidth() <= 7.5
+    assert [ax.get_title() for ax in axes] == ["Health from noisy readings", "Residual D² (dashed: χ², 3 dof)",
+                                               "Noise-free round trip G(F(c)) - c"]
+    assert len(axes[0].collections[0].get_offsets()) == 4  # min(600, n_test) = 2 points per method
+    assert len(axes[1].lines) == 1 and axes[1].get_xlabel() == "D² (squared noise SDs)"
+    assert _legend_texts(axes[2]) == ["grid search", "MLP"]
+    plt.close(fig)
+
+
+def test_plot_honest_scores_marks_both_thresholds_on_three_histograms():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters import ch09_inverse_simulation_figures as F
+
+    cal = pd.DataFrame({"similarity": [0.4, 0.5, 0.6], "consistency": [0.9, 1.0, 0.8], "score": [0.4, 0.5, 0.6]})
+    fig = F.plot_honest_scores(cal, 0.85, 0.31, 0.05)
+    axes = fig.get_axes()
+    assert len(axes) == 3 and fig.get_figwidth() <= 7.5
+    assert axes[2].get_title() == "Honest: verification score min(s, κ)"
+    assert [ln.get_xdata()[0] for ln in axes[1].lines] == [0.85, 0.31]
+    assert _legend_texts(axes[0]) == ["fixed threshold 0.85", "ROC threshold (5% FPR)"]
+    assert axes[1].get_legend() is None
+    plt.close(fig)
+
+
+def test_plot_roc_by_kind_draws_one_curve_per_kind_and_auc_bars():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters import ch09_inverse_simulation_figures as F
+
+    scores = pd.DataFrame({"score": [0.9, 0.8, 0.7, 0.2, 0.6, 0.1],
+                           "kind": ["clean", "clean", "clean", "sensor_fault", "label_noise", "label_noise"]})
+    per_kind = pd.DataFrame({"kind": ["sensor_fault", "label_noise"] * 2, "seed": [0, 0, 1, 1],
+                             "auc": [1.0, 0.6, 0.9, 0.7], "auc_similarity": [1.0, 0.5, 0.9, 0.5],
+                             "auc_consistency": [0.5, 0.9, 0.5, 0.8]})
+    fig = F.plot_roc_by_kind([SimpleNamespace(scores=scores)], per_kind, seed=4, fpr_target=0.05, n_seeds=2)
+    top, bottom = fig.get_axes()
+    assert top.get_title() == "ROC of min(s, κ) per anomaly kind (seed 4)"
+    assert set(_legend_texts(top)) == {"sensor fault", "label noise"}  # kinds in words
+    assert len(bottom.patches) >= 6  # 2 kinds x 3 scores
+    assert _legend_texts(bottom) == ["min(s, κ)", "similarity s", "consistency κ"]
+    assert bottom.get_xlim() == (0.3, 1.0) and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_detection_by_severity_shows_declared_severity_and_the_seeds_figure():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters import ch09_inverse_simulation_figures as F
+
+    curves = pd.DataFrame({"severity": [0.0, 3.0, 0.0, 3.0], "detection": [0.1, 0.8, 0.2, 0.2],
+                           "kind": ["sensor_drift", "sensor_drift", "label_noise", "label_noise"]})
+    fig = F.plot_detection_by_severity(curves, 2.5, n_seeds=3)
+    (ax,) = fig.get_axes()
+    assert ax.get_title() == "Detection at the ROC threshold against anomaly size (3 seeds, 95% CI)"
+    assert {"declared severity 2.5", "the seed's 89%", "sensor_drift", "label_noise"} <= set(_legend_texts(ax))
+    assert ax.get_ylim() == (0, 1.02) and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_secure_similarity_plots_differences_and_one_cost_line_per_mode():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters import ch09_inverse_simulation_figures as F
+
+    sec = SimpleNamespace(plaintext_scores=np.array([0.2, 0.5]), scores=np.array([0.2001, 0.4998]))
+    cost = pd.DataFrame({"reveal": ["score", "score", "decision", "decision"], "items": [1, 10, 1, 10],
+                         "bytes": [2000, 20000, 1000, 10000], "rounds": [30, 30, 12, 12]})
+    fig = F.plot_secure_similarity(sec, cost)
+    top, bottom = fig.get_axes()
+    assert np.allclose(top.collections[0].get_offsets()[:, 1], [1e-4, -2e-4])
+    assert len(bottom.lines) == 2 and list(bottom.lines[0].get_ydata()) == [2.0, 20.0]  # kB
+    assert _legend_texts(bottom) == ["reveal score (30 rounds)", "reveal decision (12 rounds)"]
+    assert bottom.get_xscale() == "log" and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_gate_cycle_shows_each_arm_and_its_learning_curve():
+    import matplotlib.pyplot as plt
+
+    from ppal_lab.chapters import ch09_inverse_simulation_figures as F
+
+    runs = pd.DataFrame([{"labels": lab, "gate": gate, "seed": s, "accuracy": 0.8 + 0.01 * s,
+                          "curve_bought": [0, 5, 10], "curve_accuracy": [0.5, 0.6, 0.7 + 0.01 * s]}
+                         for lab, gate in [("clean", "none"), ("corrupted", "label")] for s in (0, 1)])
+    runs["arm"] = E.arm_labels(runs)
+    fig = F.plot_gate_cycle(runs, n_seeds=2)
+    top, bottom = fig.get_axes()
+    assert top.get_title() == "Final test accuracy (2 seeds, 95% CI)"
+    assert [t.get_text() for t in top.get_yticklabels()] == list(runs["arm"].unique())
+    assert _legend_texts(bottom) == list(runs["arm"].unique())
+    assert bottom.get_xlabel() == "labels bought (inspections paid)" and fig.get_figwidth() <= 7.5
+    plt.close(fig)

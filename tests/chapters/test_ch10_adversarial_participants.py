@@ -2,6 +2,7 @@
 import math
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -248,3 +249,34 @@ def test_ch10_rounds_on_flowers_simulation_engine_give_the_in_process_model(tmp_
     flower_app._start_ray(flower_app.RAY_BACKEND["init_args"])
     run_simulation(app, flower_app.site_app(tmp_path), num_supernodes=4, backend_config=flower_app.RAY_BACKEND)
     assert box and torch.equal(ours["params"], box[0]["params"])
+
+
+# ---- the notebook's figure and table ----------------------------------------------------------------
+
+
+def test_audit_roc_figure_has_a_line_per_scheme_averaged_over_seeds():
+    rows = [{"seed": s, "by": by, "sybils": syb, "threshold": t, "detection": 1.0 - 0.1 * t + 0.1 * s,
+             "false_alarm": 0.5 - 0.1 * t}
+            for s in (0, 1) for by, syb in (("requester", 1), ("item", 3)) for t in (3, 4, 5)]
+    fig = ch.plot_audit_roc(pd.DataFrame(rows), 40)
+    ax = fig.axes[0]
+    assert ax.get_title() == "Query auditor ROC, window 40" and fig.get_figwidth() <= 7.5
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["count per item, 3 prober(s)",
+                                                                  "count per requester, 1 prober(s)"]
+    item = ax.get_lines()[0]
+    assert list(item.get_xdata()) == pytest.approx([0.2, 0.1, 0.0])
+    assert list(item.get_ydata()) == pytest.approx([0.75, 0.65, 0.55])          # mean over the two seeds
+    assert [a.get_text() for a in ax.texts] == ["5", "5"] and ax.texts[0].xy == pytest.approx((0.0, 0.55))
+    assert ax.get_lines()[-1].get_linestyle() == ":"                             # the chance diagonal
+    plt.close(fig)
+
+
+def test_advantage_table_averages_per_epsilon_with_infinity_in_words():
+    mi = pd.DataFrame({"epsilon": [math.inf, math.inf, 1.0], "advantage": [0.2, 0.4, 0.01],
+                       "advantage_lower": [0.1, 0.3, -0.05], "lira_advantage": [0.25, 0.35, 0.0],
+                       "advantage_bound": [1.0, 1.0, 0.46], "epsilon_lb": [0.5, 0.7, 0.0]})
+    adv = ch.advantage_table(mi)
+    assert list(adv.index) == ["1", "inf"]
+    assert list(adv.columns) == ["loss threshold", "95% lower bound", "LiRA", "DP bound", "epsilon proved"]
+    assert adv.loc["inf"].tolist() == pytest.approx([0.3, 0.2, 0.3, 1.0, 0.6])
+    assert adv.loc["1", "DP bound"] == 0.46

@@ -158,3 +158,80 @@ def test_record_metrics_and_claims_follow_the_spec():
     assert values["flower_sites_hi"] == 50 and values["flower_all_equal"] is True
     assert values["n_recovered"] == int(round(record.metrics["dictionary_recovery_rate"]["value"] * 15))
     assert all(f"verdict_{c.id}" in values for c in SPECS[NAME].claims)
+
+
+# -------------------------------------------------------------------------------- the notebook's tables and figures
+
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_schema_table_counts_fields_and_received_points_per_party():
+    import pandas as pd
+
+    schema = {"schemas": {"dismantler": ["a", "b", "c"], "oem": ["a", "d"]}, "pairwise": {"oem": ["a", "z"]},
+              "received": {"dismantler": {"H(x)^a from oem": 3, "H(y)^b from oem": 2}, "oem": {"H(x)^a": 3}}}
+    table = ch.schema_table(schema)
+    assert list(table.columns) == ["schema (as written)", "pairwise intersection learned by the leader",
+                                   "points received"]
+    assert table.loc["dismantler", "points received"] == 5 and table.loc["oem", "schema (as written)"] == 2
+    assert table.loc["oem", "pairwise intersection learned by the leader"] == "a, z"
+    assert table.loc["dismantler", "pairwise intersection learned by the leader"] == ""  # the leader: none
+    assert isinstance(table, pd.DataFrame)
+
+
+def test_plot_vertical_psi_draws_accuracy_bars_and_three_cost_lines():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    align = pd.DataFrame({"acc_label_holder": [0.7, 0.72], "acc_joint": [0.9, 0.91]}, index=[0, 1])
+    rows = [{"client_size": n, "seconds": n / 1e3, "bytes": 64 * n, "plain_hash_bytes": 32 * n} for n in (100, 1000)]
+    fig = ch.plot_vertical_psi(align, rows)
+    left, right = fig.get_axes()
+    assert len(left.patches) == 4 and _legend_texts(left) == ["dismantler alone", "all four parties (aligned by PSI)"]
+    assert len(right.lines) == 3 and list(right.lines[1].get_ydata()) == [0.0064, 0.064]  # MB
+    assert right.get_xscale() == "log" and right.get_title() == "PSI cost (benchmark)"
+    assert fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_dp_quantile_density_has_three_budgets_and_the_exact_quantile():
+    import matplotlib.pyplot as plt
+
+    x = np.linspace(0, 400, 101)
+    fig = ch.plot_dp_quantile_density(x, 1.0, seed=2)
+    (ax,) = fig.get_axes()
+    assert _legend_texts(ax) == ["ε = 0.1", "ε = 1", "ε = 10", "exact 95% quantile"]
+    assert ax.lines[-1].get_xdata()[0] == 380.0  # the exact 95% quantile of 0, 4, ..., 400
+    assert ax.get_title() == "Where the DP quantile lands (seed 2, n = 101)" and ax.get_xlim() == (0, 570.0)
+    plt.close(fig)
+
+
+def test_plot_secagg_cost_stacks_phases_and_draws_one_line_per_site_count():
+    import matplotlib.pyplot as plt
+
+    bench = {"secure_aggregation": [
+        {"n_sites": n, "dropout_rate": d, "threshold": n // 2 + 1, "completed": 1, "rounds": 1,
+         "p_complete_binomial": 1 - d, "bytes_per_site": {"keys": 1000.0 * n, "masked": 2000.0}}
+        for n in (5, 10) for d in (0.0, 0.3)]}
+    fig = ch.plot_secagg_cost(ch.bench_secagg_table(bench))
+    left, right = fig.get_axes()
+    assert len(left.patches) == 4 and _legend_texts(left) == ["keys", "masked"]  # 2 site counts x 2 phases
+    assert _legend_texts(right) == ["5 sites", "10 sites"] and list(right.lines[0].get_ydata()) == [1.0, 0.7]
+    assert right.get_xlabel() == "drop-out rate per site" and fig.get_figwidth() <= 7.5
+    plt.close(fig)
+
+
+def test_plot_scaling_bytes_accuracy_shows_the_larger_model_per_method():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    idx = pd.MultiIndex.from_tuples([(m, method, n) for m in ("small", "large") for method in ("flat", "hier")
+                                     for n in (5, 50)], names=["model", "method", "sites"])
+    scaling = pd.DataFrame({"cloud B/round": [1.0, 2, 3, 4, 10, 100, 5, 6], "accuracy": [0.8] * 8}, index=idx)
+    fig = ch.plot_scaling_bytes_accuracy(scaling)
+    left, right = fig.get_axes()
+    assert _legend_texts(left) == ["flat", "hier"] and list(left.lines[0].get_ydata()) == [10.0, 100.0]
+    assert list(left.get_xticks()) == [5, 50] and left.get_yscale() == "log"
+    assert right.get_title() == "Accuracy after the last round" and fig.get_figwidth() <= 7.5
+    plt.close(fig)

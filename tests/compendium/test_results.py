@@ -90,3 +90,12 @@ def test_add_metric_accepts_an_interval_computed_elsewhere():
             rec.add_metric("saving", 0.3, "fraction", **bad)
     with pytest.raises(ParameterError):
         rec.add_metric("saving", [0.3, 0.4], "fraction", ci=(0.1, 0.5), n=2)
+
+
+def test_an_atomically_written_record_has_the_mode_of_any_new_file(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644          # not mkstemp's 0600

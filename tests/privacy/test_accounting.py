@@ -79,3 +79,22 @@ def test_noise_multiplier_round_trip():
 def test_accounting_names_the_bad_parameter(call, name):
     with pytest.raises(ParameterError, match=name):
         call()
+
+
+def test_quiet_opacus_silences_its_step_warnings_and_restores_the_log_level():
+    import logging
+    import warnings
+
+    from ppal_lab.privacy.accounting import quiet_opacus
+
+    log = logging.getLogger("opacus")
+    log.setLevel(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_opacus():
+            assert not log.isEnabledFor(logging.WARNING)
+            warnings.warn("Full backward hook will not fire")
+        warnings.warn("Full backward hook will not fire")
+    assert log.level == logging.INFO
+    assert len(caught) == 1          # only the one outside the block
+    log.setLevel(logging.NOTSET)

@@ -60,6 +60,38 @@ def test_without_debug_hook_skips_only_the_no_op_hook_and_restores_it():
 
 
 @pytest.mark.timeout(60)
+def test_cached_config_reads_each_section_once_follows_temp_override_and_refuses_writes():
+    from omegaconf import DictConfig
+
+    from ppal_lab.secure import crypten
+    from ppal_lab.secure.crypten_compat import cached_config
+
+    cfg = crypten.cfg
+    reads = []
+    original = DictConfig.__getattr__
+
+    def counting(self, key):
+        reads.append(key)
+        return original(self, key)
+
+    provider, bits = cfg.mpc.provider, cfg.encoder.precision_bits
+    DictConfig.__getattr__ = counting
+    try:
+        with cached_config():
+            for _ in range(50):
+                assert cfg.mpc.provider == provider and cfg.encoder.precision_bits == bits
+            assert reads.count("mpc") == 1          # one omegaconf read, then plain attributes
+            with cfg.temp_override({"encoder.precision_bits": bits + 3}):
+                assert cfg.encoder.precision_bits == bits + 3
+            assert cfg.encoder.precision_bits == bits
+            with pytest.raises(AttributeError, match="read-only"):
+                cfg.encoder.precision_bits = 7
+    finally:
+        DictConfig.__getattr__ = original
+    assert type(cfg.mpc) is DictConfig             # restored
+
+
+@pytest.mark.timeout(60)
 def test_from_pytorch_helper_uses_torchscript_exporter():
     from ppal_lab.secure import from_pytorch
 

@@ -9,7 +9,7 @@ import torch
 from ppal_lab.secure import run_parties
 
 
-def sign_party(rank: int, x: torch.Tensor) -> dict:
+def sign_party(rank: int, x: torch.Tensor, bits: int = 64) -> dict:
     from ppal_lab.secure.crypten_compat import crypten
     from ppal_lab.secure.mlp_on_shares import is_negative
 
@@ -17,7 +17,7 @@ def sign_party(rank: int, x: torch.Tensor) -> dict:
     z = crypten.cryptensor(x if rank == 0 else torch.empty(x.shape), src=0)
     comm = crypten.comm.get()
     s0 = comm.get_communication_stats()
-    ours = is_negative(z).get_plain_text()
+    ours = is_negative(z, bits=bits).get_plain_text()
     s1 = comm.get_communication_stats()
     theirs = z.lt(0).get_plain_text()
     s2 = comm.get_communication_stats()
@@ -48,10 +48,28 @@ def test_is_negative_is_exact_and_cheaper_than_cryptens_comparison():
     x = torch.cat([torch.randn(2000) * 100, torch.randn(500) * 1e-3, edges])     # 2510 = 10 x 251
     out = run_parties(sign_party, 2, args=(x.view(10, 1, -1),), timeout=180, verbose_comm=True)[0]
     assert torch.equal(out["ours"], out["theirs"])
-    encoded = torch.round(x * 2 ** 18)                 # the sign of the fixed-point value
+    encoded = (x * 2 ** 18).long()                     # the sign of the fixed-point value (truncated)
     assert torch.equal(out["ours"].view(-1), (encoded < 0).float())
     assert out["ours_rounds"] <= out["theirs_rounds"]
     assert out["ours_bytes"] < 0.4 * out["theirs_bytes"]
+
+
+def test_the_sign_in_the_ring_of_2_to_the_32_is_exact_below_its_bound_for_fewer_bytes_and_rounds():
+    """At 18 fractional bits the 32-bit ring holds |z| < 2^13 = 8192 exactly; beyond, the sign is that of
+    z mod 2^32 (3 * 2^13 reads as negative), the price of the smaller ring, stated where it is used."""
+    torch.manual_seed(1)
+    bound = 2.0 ** 13
+    edges = torch.tensor([0.0, 2.0 ** -18, -(2.0 ** -18), bound - 0.5, -bound, 8000.0, -8000.0, 0.0])
+    x = torch.cat([torch.randn(2000) * 100, torch.randn(500) * 1e-3, edges, torch.tensor([3 * bound, 2.5 * bound])])
+    full = run_parties(sign_party, 2, args=(x.view(10, 1, -1), 64), timeout=180, verbose_comm=True)[0]
+    small = run_parties(sign_party, 2, args=(x.view(10, 1, -1), 32), timeout=180, verbose_comm=True)[0]
+    encoded = (x * 2 ** 18).long()                  # CrypTen's encoding truncates toward zero
+    inside = (encoded >= -(2 ** 31)) & (encoded < 2 ** 31)          # signed 32-bit
+    assert inside.sum() == x.numel() - 2
+    assert torch.equal(small["ours"].view(-1)[inside].float(), (encoded[inside] < 0).float())
+    assert small["ours"].view(-1)[~inside].tolist() == [1.0, 0.0]        # 3*2^31 -> 2^31 < 0; 2.5*2^31 -> >= 0
+    assert small["ours_rounds"] == full["ours_rounds"] - 1                # log2(32) levels, not 6
+    assert small["ours_bytes"] < 0.65 * full["ours_bytes"]       # the ANDs' share; B2A unchanged
 
 
 def test_a_wrap_moves_its_truncations_checksum_by_2_to_the_28():
