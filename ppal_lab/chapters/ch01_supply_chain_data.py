@@ -176,11 +176,11 @@ def plot_drift(magnet: SupplyChainData, mi: pd.Series) -> plt.Figure:
     return fig
 
 
-def plot_drift_accuracy(drift: pd.DataFrame, n_seeds: int) -> plt.Figure:
+def plot_drift_accuracy(drift: pd.DataFrame, n_seeds: int, seed: int = 0) -> plt.Figure:
     """Figure 01_drift_accuracy: accuracy per quarter scored of :func:`drift_study` (mean, 95% CI over seeds)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
     sns.pointplot(drift.melt(var_name="quarter", value_name="accuracy"), x="quarter", y="accuracy",
-                  errorbar=("ci", 95), ax=ax)
+                  errorbar=("ci", 95), seed=seed, ax=ax)
     ax.set(title=f"Trained on Q1, scored per quarter ({n_seeds} seeds, 95% CI)", ylabel="accuracy (fraction)",
            xlabel="quarter scored")
     return fig

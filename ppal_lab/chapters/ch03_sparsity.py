@@ -632,7 +632,7 @@ def plot_density_ratio(ratio_frame: pd.DataFrame, seed: int) -> plt.Figure:
     return fig
 
 
-def plot_acquisition_curves(runs: list[AcquisitionRun], refs: pd.DataFrame, n_seeds: int) -> plt.Figure:
+def plot_acquisition_curves(runs: list[AcquisitionRun], refs: pd.DataFrame, n_seeds: int, seed: int = 0) -> plt.Figure:
     """Figure ``03_acquisition_curves``: test accuracy and balanced accuracy against labels used (95% CI over
     the ``n_seeds`` repeats), one line per strategy and cold start, the majority class of ``refs`` dotted."""
     curves = curves_frame(runs)
@@ -641,7 +641,7 @@ def plot_acquisition_curves(runs: list[AcquisitionRun], refs: pd.DataFrame, n_se
     fig, axes = plt.subplots(2, 1, figsize=(7.5, 7), layout="constrained")
     for ax, metric in zip(axes, ["accuracy", "balanced_accuracy"]):
         sns.lineplot(curves[curves.metric == metric], x="labels", y="value", hue="strategy", style="cold start",
-                     errorbar=("ci", 95), ax=ax)
+                     errorbar=("ci", 95), seed=seed, ax=ax)
         ax.set(xlabel="labels used (count)", ylabel=f"test {metric.replace('_', ' ')} (fraction)",
                title=f"Test {metric.replace('_', ' ')} ({n_seeds} repeats, 95% CI)")
     axes[0].axhline(refs[refs.reference == "majority class"].accuracy.mean(), c="k", ls=":", lw=1,

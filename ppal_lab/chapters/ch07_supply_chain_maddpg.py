@@ -622,12 +622,12 @@ def plot_learning_curves(table: pd.DataFrame, summary: pd.DataFrame, unit: str, 
     return fig
 
 
-def plot_critic_loss(losses: pd.DataFrame) -> plt.Figure:
+def plot_critic_loss(losses: pd.DataFrame, seed: int = 0) -> plt.Figure:
     """Figure ``07_critic_loss``: each player's critic loss (log axis) against the updates, one line per mode
     (upper case) with its 95% band over seeds, from :func:`critic_loss_curve`'s long table."""
     losses = losses.assign(mode=losses["mode"].str.upper())
     grid = sns.relplot(losses, x="updates", y="loss", hue="mode", col="player", kind="line", errorbar=("ci", 95),
-                       height=3.2, aspect=1.1, facet_kws={"sharey": True, "legend_out": False})
+                       seed=seed, height=3.2, aspect=1.1, facet_kws={"sharey": True, "legend_out": False})
     grid.set(yscale="log", xlabel="updates (environment steps)", ylabel="critic loss (squared TD error, scaled)")
     grid.set_titles("critic of {col_name}")
     return grid.figure

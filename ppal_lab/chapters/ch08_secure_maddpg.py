@@ -528,6 +528,10 @@ def fill_record(record: ResultRecord, averages: pd.DataFrame, wt: pd.DataFrame, 
         record.add_metric(key, overhead[col].tolist(), unit, f"{text}, median over iterations, per seed")
     record.add_metric("retries", overhead["retries"].tolist(), "count",
                       "recomputed stages after a wrap-around, per seed")
+    record.add_metric("relu_headroom", float(overhead["relu_headroom"].min()), "x",
+                      "the bound below which a ReLU's sign read in the ring of 2^relu_bits is exact, "
+                      "2^(relu_bits-1-b), over the largest |hidden pre-activation| of the plaintext twin's run; "
+                      "smallest over seeds")
     record.add_metric("cost_growth_over_phase", list(cost["growth"].values()), "fraction",
                       "change of the online time per iteration over the phase, from a fitted line (0 = constant)")
     record.add_metric("lifetime_cost_linear", float(cost["linear"]), "0/1",
@@ -637,8 +641,10 @@ def glue_values(record: ResultRecord, verdicts: dict) -> tuple[dict, dict]:
     numbers = {key: record.metrics[key]["value"] for key in (
         "max_metric_rel_diff", "max_weight_rmse", "nudge_weight_rmse", "frozen_weight_rmse", "secure_online_ms",
         "secure_dealer_ms", "plain_ms", "online_ratio", "total_ratio", "rounds_per_iteration",
-        "mbytes_per_iteration", "dealer_mbytes_per_iteration")}
+        "mbytes_per_iteration", "dealer_mbytes_per_iteration", "relu_headroom")}
     numbers["cpus"] = os.cpu_count()
+    numbers["relu_bits"] = SecureSettings().relu_bits
+    numbers["relu_bound"] = 2.0 ** (SecureSettings().relu_bits - 1 - record.parameters["precision_bits"])
     numbers["cost_increments"] = ("grows by the same increment with every iteration after the first"
                                   if record.metrics["lifetime_cost_linear"]["value"] == 1
                                   else "does not grow by equal increments")

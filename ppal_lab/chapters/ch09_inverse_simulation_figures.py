@@ -66,7 +66,7 @@ def plot_roc_by_kind(results: Sequence[Any], per_kind: pd.DataFrame, seed: int, 
     axes[0].axvline(fpr_target, c="grey", ls="--", lw=1)
     axes[0].set(title=f"ROC of min(s, κ) per anomaly kind (seed {seed})", xlabel="false-positive rate",
                 ylabel="detection rate (true-positive rate)")
-    sns.barplot(auc_long, y="kind", x="AUC", hue="score", errorbar=("ci", 95), ax=axes[1])
+    sns.barplot(auc_long, y="kind", x="AUC", hue="score", errorbar=("ci", 95), seed=seed, ax=axes[1])
     axes[1].axvline(0.5, c="k", ls=":", lw=1)
     axes[1].set(title=f"AUC per kind and score ({n_seeds} seeds, 95% CI)", xlabel="area under the ROC curve",
                 ylabel="", xlim=(0.3, 1.0))
@@ -74,11 +74,11 @@ def plot_roc_by_kind(results: Sequence[Any], per_kind: pd.DataFrame, seed: int, 
     return fig
 
 
-def plot_detection_by_severity(curves: pd.DataFrame, severity: float, n_seeds: int) -> Figure:
+def plot_detection_by_severity(curves: pd.DataFrame, severity: float, n_seeds: int, seed: int = 0) -> Figure:
     """Detection at the ROC threshold against anomaly size per kind (``curves`` of :func:`severity_curves`),
     with the declared ``severity`` and the seed's 89%."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
-    sns.lineplot(curves, x="severity", y="detection", hue="kind", marker="o", errorbar=("ci", 95), ax=ax)
+    sns.lineplot(curves, x="severity", y="detection", hue="kind", marker="o", errorbar=("ci", 95), seed=seed, ax=ax)
     ax.axvline(severity, c="grey", ls="--", lw=1, label=f"declared severity {severity:g}")
     ax.axhline(0.89, c="C3", ls=":", lw=1, label="the seed's 89%")
     ax.set(title=f"Detection at the ROC threshold against anomaly size ({n_seeds} seeds, 95% CI)",
@@ -103,13 +103,14 @@ def plot_secure_similarity(sec: Any, sec_cost: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_gate_cycle(runs: pd.DataFrame, n_seeds: int) -> Figure:
+def plot_gate_cycle(runs: pd.DataFrame, n_seeds: int, seed: int = 0) -> Figure:
     """Final test accuracy per arm (95% CI over seeds) and the learning curves against labels bought, from the
     runs of :func:`gate_study` with their ``arm`` column."""
     fig, axes = plt.subplots(2, 1, figsize=(7.5, 6.8), layout="constrained")
-    sns.pointplot(runs, y="arm", x="accuracy", errorbar=("ci", 95), linestyle="none", ax=axes[0])
+    sns.pointplot(runs, y="arm", x="accuracy", errorbar=("ci", 95), seed=seed, linestyle="none", ax=axes[0])
     axes[0].set(title=f"Final test accuracy ({n_seeds} seeds, 95% CI)", xlabel="accuracy (fraction)", ylabel="")
-    sns.lineplot(gate_curves(runs), x="labels bought", y="accuracy", hue="arm", errorbar=("ci", 95), ax=axes[1])
+    sns.lineplot(gate_curves(runs), x="labels bought", y="accuracy", hue="arm", errorbar=("ci", 95), seed=seed,
+                 ax=axes[1])
     axes[1].set(title="Learning curves (mean, 95% CI)", xlabel="labels bought (inspections paid)",
                 ylabel="accuracy (fraction)")
     axes[1].legend(fontsize=8)

@@ -592,13 +592,13 @@ def plot_secagg_cost(grid: pd.DataFrame) -> Figure:
     probability that a round completes against the drop-out rate, one line per number of sites (``grid``
     of :func:`bench_secagg_table`)."""
     flat = grid.xs(0.0, level="dropout rate")
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
     flat.filter(like="kB/site").rename(columns=lambda c: c.replace("kB/site ", "")).plot.bar(
         stacked=True, ax=axes[0], rot=0)
-    axes[0].set(title="Traffic per site and round (no drop-out)", xlabel="sites", ylabel="kB per site")
+    axes[0].set(title="Traffic per site and round\n(no drop-out)", xlabel="sites", ylabel="kB per site")
     for n, g in grid.groupby(level="sites"):
         axes[1].plot(g.index.get_level_values("dropout rate"), g["P(complete)"], "o-", label=f"{n} sites")
-    axes[1].set(title="Rounds that complete (binomial, threshold n/2 + 1)", xlabel="drop-out rate per site",
+    axes[1].set(title="Rounds that complete\n(binomial, threshold n/2 + 1)", xlabel="drop-out rate per site",
                 ylabel="P(round completes)")
     axes[1].legend(fontsize=8)
     return fig

@@ -9,12 +9,29 @@ the passes and Adam against PyTorch autograd and ``torch.optim.Adam``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Sequence
 
 import torch
 
-__all__ = ["Adam", "NetStack", "mlp_backward", "mlp_forward"]
+__all__ = ["Adam", "NetStack", "largest_preactivation", "mlp_backward", "mlp_forward"]
+
+_largest: list | None = None
+
+
+@contextlib.contextmanager
+def largest_preactivation() -> Iterator[list]:
+    """Within this block, :func:`mlp_forward` keeps the largest ``|z|`` of any hidden (ReLU) pre-activation
+    it computes in the yielded one-element list: how far from zero the values a secure ReLU compares get
+    (the secure learner reads their signs in a ring of ``2^32``). Not for timed runs."""
+    global _largest
+    outer, _largest = _largest, [0.0]
+    try:
+        yield _largest
+    finally:
+        _largest = outer
 
 class NetStack:
     """``n`` MLPs of the same shape stored in one flat tensor; ``params`` are views
@@ -57,6 +74,8 @@ def mlp_forward(params: Sequence[torch.Tensor], x: torch.Tensor, mask: torch.Ten
     for layer in range(n_layers):
         z = torch.baddbmm(params[2 * layer + 1], h, params[2 * layer])
         if layer < n_layers - 1:
+            if _largest is not None:
+                _largest[0] = max(_largest[0], float(z.abs().max()))
             h = torch.relu(z)
             cache.append(h)
     cache.append(z)

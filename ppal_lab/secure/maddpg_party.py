@@ -174,19 +174,24 @@ def wrap_bound(precision_bits: int) -> float:
     return float(2.0 ** (64 - 2 * int(precision_bits) - 2))
 
 
-def wrap_detected(crypten, sums: list, precision_bits: int, negative=is_negative) -> bool:
+def wrap_detected(crypten, sums: list, precision_bits: int, comparison: str = "carry_tree") -> bool:
     """One bit, opened to both players: did any truncation watched into ``sums`` wrap around? From each
     party's shares of the truncation checksums (:func:`~ppal_lab.secure.mlp_on_shares.watch_truncations`):
     ``|s| > bound`` (:func:`wrap_bound`) is compared on shares, the indicators summed on shares, and only
     ``count > 0`` is opened -- not the checksums, not which truncation, not how many. Call on both parties.
-    ``negative``: the comparison (the carry tree :func:`~ppal_lab.secure.mlp_on_shares.is_negative`, or
-    CrypTen's own for the baseline)."""
+    ``comparison``: our carry tree (:func:`~ppal_lab.secure.mlp_on_shares.is_negative`; the count, at most
+    twice the number of checksums, is compared in the smallest ring that holds it) or CrypTen's own."""
     with counted("wrap_check"):
         s = crypten.mpc.MPCTensor.from_shares(torch.stack(sums))     # scale 2^b, like the values
         tally["range_checked"] += 2 * s.nelement()
         bound = wrap_bound(precision_bits)
-        count = negative(crypten.cat([bound - s, bound + s])).sum()   # [s > bound] + [-s > bound], scale 1
-        flag = negative(-count).get_plain_text()                       # [count > 0]: the one opened bit
+        both = crypten.cat([bound - s, bound + s])                 # negative where |s| > bound
+        if comparison == "carry_tree":
+            bits = next(k for k in (8, 16, 32, 64) if both.nelement() < 2 ** (k - 1))
+            count = is_negative(both).sum()                         # scale 1
+            flag = is_negative(-count, bits=bits).get_plain_text()  # [count > 0]: the one opened bit
+        else:
+            flag = (-both.lt(0).sum()).lt(0).get_plain_text()
     return bool(int(flag.item()) > 0)
 
 
@@ -283,11 +288,9 @@ class _Party:
         self.act_high = game.action_high()[rank]
         self.retries = {"acting": 0, "critic": 0, "actor": 0}
         self.shares_seen, self.view = {}, []
-        # ReLU signs in the ring of 2^relu_bits (pre-activations are small); the wrap check's full-width
-        if settings.comparison == "carry_tree":
-            self.negative, self.full_negative = functools.partial(is_negative, bits=settings.relu_bits), is_negative
-        else:
-            self.negative = self.full_negative = crypten_is_negative
+        # ReLU signs in the ring of 2^relu_bits: pre-activations are small (the chapter measures how small)
+        self.negative = (functools.partial(is_negative, bits=settings.relu_bits)
+                         if settings.comparison == "carry_tree" else crypten_is_negative)
 
     # ---- the wrap-around check on shares, then the opening to the owners -------------------------
     def _reveal_own(self, x) -> np.ndarray:
@@ -323,7 +326,7 @@ class _Party:
             with dealer_batch(stage, enabled=self.s.batch_dealer):
                 with watch_truncations() as sums:
                     value = compute(attempt, self._wrap_at(stage, attempt))
-                bad = wrap_detected(self.crypten, sums, self.s.precision_bits, self.full_negative)
+                bad = wrap_detected(self.crypten, sums, self.s.precision_bits, self.s.comparison)
             if self.s.keep_view:
                 self.view.append({"stage": stage, "iteration": self.iteration, "attempt": attempt, "bit": bad})
             if not bad:

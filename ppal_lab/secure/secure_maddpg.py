@@ -119,6 +119,7 @@ import pandas as pd
 
 from ppal_lab.compendium.errors import ParameterError
 from ppal_lab.marl.maddpg import MADDPG, GameConfig, MADDPGConfig
+from ppal_lab.marl.networks import largest_preactivation
 from ppal_lab.marl.supply_game import normalized_revenue
 from ppal_lab.secure.maddpg_party import (NETWORKS, OWN_INIT, PlayerDraws, SecureSettings, exploration_learner,
                                           own_state, public_batches, secure_party, state_digest)
@@ -246,6 +247,7 @@ class SecurePhase:
     views: list = field(default_factory=list, repr=False)
     profile: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)   # bytes/rounds/s per kind
     dealer_stats: dict | None = None   # the dealer's own count over the whole run (rounds, bytes, seconds)
+    relu_headroom: float = float("nan")  # the ReLU ring's bound / largest |hidden pre-activation| (plain twin)
 
     def summary(self) -> dict:
         """Medians over the iterations after the first: ``online_ms`` (player 0's time less its waits for
@@ -264,7 +266,8 @@ class SecurePhase:
                 "dealer_rounds": float(self.comm["dealer_rounds"].median()),
                 "dealer_mbytes": float(self.comm["dealer_bytes"].median()) / 1e6,
                 "dealer_requests": float(self.comm["dealer_requests"].median()),
-                "retries": int(sum(self.retries.values())), "wall_s": self.wall_s}
+                "retries": int(sum(self.retries.values())), "wall_s": self.wall_s,
+                "relu_headroom": self.relu_headroom}
 
 
 def weight_table(a: dict, b: dict) -> pd.DataFrame:
@@ -320,6 +323,10 @@ def run_secure_phase(learner: MADDPG, iterations: int, settings: SecureSettings 
                                f"(pretrain_episodes={pretrain_episodes}?)")
     twin = with_joint_draws(learner)
     plain, plain_s = plain_phase(twin, int(iterations))
+    with largest_preactivation() as largest:       # replayed untimed: how small the ReLU inputs stay
+        plain_phase(with_joint_draws(learner), int(iterations))
+    ring = settings.relu_bits if settings.comparison == "carry_tree" else 64
+    headroom = 2.0 ** (ring - 1 - settings.precision_bits) / max(largest[0], 2.0 ** -settings.precision_bits)
     secure_w = {(name, p): res[p]["weights"][name] for p in (0, 1) for name in NETWORKS}
     plain_w = {(name, p): [x.numpy() for x in getattr(twin, name).select(p)] for p in (0, 1) for name in NETWORKS}
     c0, c1 = pd.DataFrame(res[0]["comm"]).fillna(0), pd.DataFrame(res[1]["comm"]).fillna(0)
@@ -343,7 +350,7 @@ def run_secure_phase(learner: MADDPG, iterations: int, settings: SecureSettings 
                                  if k != "iteration"},
                        comm=comm, retries=dict(res[0]["retries"]), wall_s=res.wall_s,
                        shares=[r["shares"] for r in res], views=[r["view"] for r in res], profile=prof,
-                       dealer_stats=_as_dict(getattr(res, "dealer_stats", None)))
+                       dealer_stats=_as_dict(getattr(res, "dealer_stats", None)), relu_headroom=headroom)
 
 
 def _as_dict(stats) -> dict | None:

@@ -50,3 +50,16 @@ def test_adam_equals_torch_adam():
         ref.grad = g.clone()
         opt.step()
     torch.testing.assert_close(w, ref.detach(), rtol=0, atol=1e-6)
+
+
+def test_largest_preactivation_sees_only_hidden_layers_and_only_inside_its_block():
+    from ppal_lab.marl.networks import largest_preactivation, mlp_forward
+
+    w1, b1 = torch.tensor([[[2.0, -3.0]]]), torch.zeros(1, 1, 2)      # one input -> 2 hidden
+    w2, b2 = torch.tensor([[[100.0], [100.0]]]), torch.zeros(1, 1, 1)  # output layer: not a ReLU input
+    x = torch.tensor([[[1.5], [-0.5]]])
+    with largest_preactivation() as largest:
+        mlp_forward([w1, b1, w2, b2], x)
+    assert largest == [4.5]                   # |(-3) * 1.5|; the output 300 is not a hidden value
+    mlp_forward([w1, b1, w2, b2], 10 * x)     # outside: not watched
+    assert largest == [4.5]
