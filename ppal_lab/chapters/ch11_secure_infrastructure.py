@@ -593,7 +593,7 @@ def plot_secagg_cost(grid: pd.DataFrame) -> Figure:
     of :func:`bench_secagg_table`)."""
     flat = grid.xs(0.0, level="dropout rate")
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4), layout="constrained")
-    flat.filter(like="kB/site").rename(columns=lambda c: c.replace("kB/site ", "")).plot.bar(
+    flat.filter(like="kB/site").rename(columns=lambda c: c.replace("kB/site ", "").replace("_", " ")).plot.bar(
         stacked=True, ax=axes[0], rot=0)
     axes[0].set(title="Traffic per site and round\n(no drop-out)", xlabel="sites", ylabel="kB per site")
     for n, g in grid.groupby(level="sites"):

@@ -212,11 +212,11 @@ def test_plot_secagg_cost_stacks_phases_and_draws_one_line_per_site_count():
 
     bench = {"secure_aggregation": [
         {"n_sites": n, "dropout_rate": d, "threshold": n // 2 + 1, "completed": 1, "rounds": 1,
-         "p_complete_binomial": 1 - d, "bytes_per_site": {"keys": 1000.0 * n, "masked": 2000.0}}
+         "p_complete_binomial": 1 - d, "bytes_per_site": {"share_keys": 1000.0 * n, "masked": 2000.0}}
         for n in (5, 10) for d in (0.0, 0.3)]}
     fig = ch.plot_secagg_cost(ch.bench_secagg_table(bench))
     left, right = fig.get_axes()
-    assert len(left.patches) == 4 and _legend_texts(left) == ["keys", "masked"]  # 2 site counts x 2 phases
+    assert len(left.patches) == 4 and _legend_texts(left) == ["share keys", "masked"]  # 2 site counts x 2 phases, in words
     assert _legend_texts(right) == ["5 sites", "10 sites"] and list(right.lines[0].get_ydata()) == [1.0, 0.7]
     assert right.get_xlabel() == "drop-out rate per site" and fig.get_figwidth() <= 7.5
     plt.close(fig)
